@@ -1,0 +1,1 @@
+"""Wiring of streamlearn: the Faust worker, the CLI, web views and embedded infrastructure."""

@@ -1,0 +1,165 @@
+"""The ``streamlearn`` command line: worker, demo, train, status.
+
+Every command has ``--help``; a failure prints one line (``streamlearn: error: ...``) and exits
+non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from app.logs import configure_logging
+from config import Settings, SettingsError, load_settings
+
+log = logging.getLogger("streamlearn")
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class CommandError(RuntimeError):
+    """A command cannot do what was asked; the message is shown as one line."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamlearn",
+        description="Streaming online learning for trading signals (Kafka + River + XGBoost).",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="YAML settings file (else $STREAMLEARN_CONFIG)"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level (default from settings: WARNING)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser(
+        "worker",
+        help="run the engine (learner + scorer) against the configured Kafka and Redis",
+        description="Run one worker. Without KAFKA_BOOTSTRAP_SERVERS / REDIS_URL it starts an "
+        "embedded broker and Redis and logs their addresses.",
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        help="embedded broker + Redis, a trained batch model, live market stream, summary",
+        description="End-to-end demo on embedded infrastructure; ends by itself with a summary.",
+    )
+    demo.add_argument("--seconds", type=float, default=60.0, help="live stream length (default 60)")
+    demo.add_argument(
+        "--rate", type=int, default=1500, help="outcomes and requests per second each"
+    )
+    demo.add_argument("--seed", type=int, default=7, help="market simulator seed")
+    demo.add_argument(
+        "--history", type=int, default=20_000, help="outcomes to train the batch model"
+    )
+
+    train = commands.add_parser(
+        "train",
+        help="train an XGBoost batch model, store it, and make it the active version",
+        description="Train on closed trades from a CSV/Parquet file or the trade-outcomes topic.",
+    )
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--from-file", metavar="PATH", help="CSV or Parquet: ts, label, features..."
+    )
+    source.add_argument("--from-topic", action="store_true", help="read the trade-outcomes topic")
+    train.add_argument("--max-rows", type=int, default=None, help="use only the newest N outcomes")
+    train.add_argument(
+        "--no-activate", action="store_true", help="store the version without activating it"
+    )
+
+    status = commands.add_parser(
+        "status",
+        help="active batch version, keys, update counts and consumer lag",
+        description="Inspect a running deployment (needs KAFKA_BOOTSTRAP_SERVERS and REDIS_URL).",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``streamlearn`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        if args.log_level:
+            settings = settings.with_overrides(log={"level": args.log_level})
+        configure_logging(settings.log.level)
+        handler = _COMMANDS[args.command]
+        return handler(settings, args) or 0
+    except KeyboardInterrupt:
+        print("streamlearn: interrupted", file=sys.stderr)
+        return 130
+    except SettingsError as exc:
+        print(f"streamlearn: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # one line for the user; the traceback only at DEBUG
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            log.exception("command failed")
+        print(f"streamlearn: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from app.embedded import infrastructure
+    from app.worker import run_worker
+
+    with infrastructure(settings.kafka.bootstrap_servers, settings.redis.url) as endpoints:
+        if not (settings.kafka.bootstrap_servers and settings.redis.url):
+            log.warning(
+                "using embedded infrastructure",
+                extra={"kafka": endpoints.kafka_bootstrap, "redis": endpoints.redis_url},
+            )
+        run_worker(settings, endpoints)
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from app.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        seconds=args.seconds, rate=args.rate, seed=args.seed, history=args.history
+    )
+    return run_demo(settings, options)
+
+
+def _train(settings: Settings, args: argparse.Namespace) -> int:
+    from app.train import TrainOptions, run_train
+
+    options = TrainOptions(
+        from_file=args.from_file,
+        from_topic=args.from_topic,
+        max_rows=args.max_rows,
+        activate=not args.no_activate,
+    )
+    return run_train(settings, options)
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from app.status import run_status
+
+    return run_status(settings, as_json=args.json)
+
+
+_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "worker": _worker,
+    "demo": _demo,
+    "train": _train,
+    "status": _status,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""``streamlearn demo``: the whole product on embedded infrastructure, ending with a summary.
+
+1. start the embedded broker and Redis (or use the configured ones, with private topic names);
+2. train a batch model on simulated history (momentum regime) and activate it;
+3. start a worker process; stream outcomes and signal requests at a fixed rate, with a regime
+   flip (momentum -> mean reversion) half way, and show live prequential metrics;
+4. stop the worker and print per-regime accuracy / log loss of online vs batch vs blend.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import redis
+
+from app.embedded import Endpoints, free_port, infrastructure
+from app.status import DeploymentStatus, read_status
+from app.train import train_and_store
+from app.worker import worker_environment
+from config import Settings
+from models.market import MarketSimulator
+from streams.engine import contract_spec
+from streams.producer import MessageProducer
+from streams.reader import TopicReader
+from streams.topics import TopicNames, ensure_topics
+
+SOURCES = ("online", "batch", "blend")
+
+
+class DemoError(RuntimeError):
+    """The demo could not run to the end."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """Length, pace and seed of the live stream, and the training history size."""
+
+    seconds: float = 60.0
+    rate: int = 1500
+    seed: int = 7
+    history: int = 20_000
+    progress_every_s: float = 2.0
+
+
+@dataclass
+class Totals:
+    """Cumulative prequential numbers summed over keys: n, correct predictions, log-loss sum."""
+
+    updates: int = 0
+    n: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0.0))
+    correct: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0.0))
+    loss: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0.0))
+    lag: int = 0
+
+    @classmethod
+    def of(cls, status: DeploymentStatus) -> Totals:
+        """Sum the per-key summaries of a status snapshot."""
+        totals = cls(lag=sum(int(row["lag"] or 0) for row in status.partitions.values()))
+        for summary in status.keys.values():
+            totals.updates += summary["updates"]
+            for source in SOURCES:
+                metrics = summary["metrics"][source]
+                if metrics["n"]:
+                    totals.n[source] += metrics["n"]
+                    totals.correct[source] += metrics["accuracy"] * metrics["n"]
+                    totals.loss[source] += metrics["log_loss"] * metrics["n"]
+        return totals
+
+    def minus(self, earlier: Totals) -> Totals:
+        """The numbers of the outcomes between ``earlier`` and this snapshot."""
+        return Totals(
+            updates=self.updates - earlier.updates,
+            n={s: self.n[s] - earlier.n[s] for s in SOURCES},
+            correct={s: self.correct[s] - earlier.correct[s] for s in SOURCES},
+            loss={s: self.loss[s] - earlier.loss[s] for s in SOURCES},
+            lag=self.lag,
+        )
+
+    def accuracy(self, source: str) -> float | None:
+        """Share of correct predictions of a source."""
+        return self.correct[source] / self.n[source] if self.n[source] else None
+
+    def log_loss(self, source: str) -> float | None:
+        """Mean log loss of a source."""
+        return self.loss[source] / self.n[source] if self.n[source] else None
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "  -  " if value is None else f"{value:.{digits}f}"
+
+
+def demo_settings(settings: Settings, store: Path, run_id: str, web_port: int) -> Settings:
+    """Private topics, namespace, group and store for one demo run."""
+    prefix = f"demo-{run_id}-"
+    return settings.with_overrides(
+        topics={
+            "outcomes": prefix + settings.topics.outcomes,
+            "requests": prefix + settings.topics.requests,
+            "signals": prefix + settings.topics.signals,
+        },
+        redis={"namespace": f"{settings.redis.namespace}-demo-{run_id}"},
+        kafka={"consumer_group": f"{settings.kafka.consumer_group}-demo-{run_id}"},
+        batch={"store_path": str(store), "poll_interval_s": 0.5},
+        web={"enabled": True, "port": web_port},
+    )
+
+
+class DemoRun:
+    """One run of the demo against running infrastructure."""
+
+    def __init__(self, settings: Settings, endpoints: Endpoints, options: DemoOptions) -> None:
+        self.settings = settings
+        self.endpoints = endpoints
+        self.options = options
+        self.names = TopicNames.from_settings(settings)
+        live = int(options.seconds * options.rate)
+        self.flip_at = options.history + live // 2
+        self.live_outcomes = live
+        self.sim = MarketSimulator(seed=options.seed, change_points=[self.flip_at])
+        self.signal_statuses: Counter[str] = Counter()
+        self.dead_letters = 0
+
+    def snapshot(self) -> Totals:
+        """Current cumulative metrics of the worker, from Redis."""
+        return Totals.of(
+            read_status(self.settings, self.endpoints.kafka_bootstrap, self.endpoints.redis_url)
+        )
+
+    def train_initial_model(self) -> str:
+        """Train on ``history`` outcomes of the first regime and activate the model."""
+        frame = self.sim.frame(self.options.history)
+        client = redis.Redis.from_url(self.endpoints.redis_url)
+        try:
+            version, metadata = train_and_store(
+                self.settings, frame, "simulator", client, reason="demo initial", verbose=False
+            )
+        finally:
+            client.close()
+        metrics = metadata["validation_metrics"]
+        print(
+            f"batch model {version}: trained on {self.options.history:,} momentum-regime "
+            f"outcomes, validation accuracy {metrics['accuracy']:.3f}, log loss "
+            f"{metrics['log_loss']:.3f}"
+        )
+        return version
+
+    def wait_until_ready(self, worker: subprocess.Popen[bytes], timeout_s: float = 90.0) -> None:
+        """Wait until the worker has claimed every input partition."""
+        client = redis.Redis.from_url(self.endpoints.redis_url)
+        pattern = f"{self.settings.redis.namespace}:online:{self.names.outcomes}:*"
+        deadline = time.monotonic() + timeout_s
+        try:
+            while len(list(client.scan_iter(match=pattern))) < self.settings.topics.partitions:
+                if worker.poll() is not None:
+                    raise DemoError(f"worker exited early with code {worker.returncode}")
+                if time.monotonic() > deadline:
+                    raise DemoError("worker did not join the consumer group in time")
+                time.sleep(0.2)
+        finally:
+            client.close()
+
+    def count_signals(self, reader: TopicReader) -> None:
+        """Consume whatever signals arrived and tally their statuses."""
+        for record in reader.poll(timeout_ms=0):
+            self.signal_statuses[orjson.loads(record.value)["status"]] += 1
+
+    def stream(self, producer: MessageProducer, reader: TopicReader) -> tuple[Totals, Totals]:
+        """Produce the live stream with progress lines; returns snapshots at the flip and end."""
+        per_tick = max(1, self.options.rate // 10)
+        produced = 0
+        started = time.monotonic()
+        last_print, last_totals, last_signals = started, self.snapshot(), 0
+        at_flip: Totals | None = None
+        while produced < self.live_outcomes:
+            to_flip = self.flip_at - (self.options.history + produced)
+            batch = min(
+                per_tick, self.live_outcomes - produced, to_flip if to_flip > 0 else per_tick
+            )
+            producer.send_outcomes(self.sim.outcomes(batch))
+            producer.send_requests(self.sim.requests(batch))
+            produced += batch
+            if at_flip is None and self.options.history + produced == self.flip_at:
+                producer.flush()
+                paused = time.monotonic()
+                at_flip = self.wait_for_updates(produced, reader)
+                started += time.monotonic() - paused  # keep the pace after the pause
+                print("--- regime flip: momentum -> mean reversion (batch model is now stale) ---")
+            self.count_signals(reader)
+            now = time.monotonic()
+            if now - last_print >= self.options.progress_every_s:
+                totals = self.snapshot()
+                signals = sum(self.signal_statuses.values())
+                self.print_progress(
+                    now - started, totals, last_totals, signals - last_signals, now - last_print
+                )
+                last_print, last_totals, last_signals = now, totals, signals
+            target = started + produced / self.options.rate
+            time.sleep(max(0.0, target - time.monotonic()))
+        producer.flush()
+        end = self.wait_for_updates(produced, reader)
+        return at_flip or end, end
+
+    def wait_for_updates(
+        self, expected: int, reader: TopicReader, timeout_s: float = 30.0
+    ) -> Totals:
+        """Wait until the worker has learned (and checkpointed) ``expected`` live outcomes."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.count_signals(reader)
+            totals = self.snapshot()
+            if totals.updates >= expected or time.monotonic() > deadline:
+                return totals
+            time.sleep(0.2)
+
+    def print_progress(
+        self, elapsed: float, totals: Totals, previous: Totals, new_signals: int, dt: float
+    ) -> None:
+        """One progress line: rates and the last interval's prequential metrics."""
+        window = totals.minus(previous)
+        accs = " ".join(_fmt(window.accuracy(s)) for s in SOURCES)
+        losses = " ".join(_fmt(window.log_loss(s)) for s in SOURCES)
+        print(
+            f"[{elapsed:5.1f}s] outcomes {totals.updates:>7,} ({window.updates / dt:>6,.0f}/s)  "
+            f"signals {sum(self.signal_statuses.values()):>7,} ({new_signals / dt:>6,.0f}/s)  "
+            f"lag {totals.lag:>5}  acc online/batch/blend {accs}  logloss {losses}",
+            flush=True,
+        )
+
+    def summary(self, at_flip: Totals, end: Totals, elapsed: float) -> str:
+        """The final table."""
+        phases = [
+            ("momentum (before flip)", at_flip),
+            ("mean reversion (after)", end.minus(at_flip)),
+            ("whole live stream", end),
+        ]
+        lines = [
+            "",
+            f"{'phase':<24} {'outcomes':>9}  {'accuracy online':>15} {'batch':>6} {'blend':>6}"
+            f"  {'log loss online':>15} {'batch':>6} {'blend':>6}",
+        ]
+        for name, totals in phases:
+            lines.append(
+                f"{name:<24} {totals.updates:>9,}  {_fmt(totals.accuracy('online')):>15} "
+                f"{_fmt(totals.accuracy('batch')):>6} {_fmt(totals.accuracy('blend')):>6}  "
+                f"{_fmt(totals.log_loss('online')):>15} {_fmt(totals.log_loss('batch')):>6} "
+                f"{_fmt(totals.log_loss('blend')):>6}"
+            )
+        signals = sum(self.signal_statuses.values())
+        statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(self.signal_statuses.items()))
+        lines += [
+            "",
+            f"signals: {signals:,} of {self.live_outcomes:,} requests ({statuses}); "
+            f"learned {end.updates:,} outcomes; live run {elapsed:.0f}s "
+            f"({end.updates / elapsed:,.0f} outcomes/s, {signals / elapsed:,.0f} signals/s)",
+        ]
+        return "\n".join(lines)
+
+
+def run_demo(settings: Settings, options: DemoOptions) -> int:
+    """The ``demo`` command."""
+    run_id = uuid.uuid4().hex[:6]
+    with tempfile.TemporaryDirectory(prefix="streamlearn-demo-") as workdir:
+        with infrastructure(settings.kafka.bootstrap_servers, settings.redis.url) as endpoints:
+            print(f"broker {endpoints.kafka_bootstrap}, redis {endpoints.redis_url}")
+            web_port = free_port()
+            run_settings = demo_settings(settings, Path(workdir) / "models", run_id, web_port)
+            run = DemoRun(run_settings, endpoints, options)
+            ensure_topics(
+                endpoints.kafka_bootstrap,
+                run.names,
+                run_settings.topics.partitions,
+                run_settings.topics.replication_factor,
+            )
+            run.train_initial_model()
+            log_path = Path(workdir) / "worker.log"
+            with open(log_path, "wb") as worker_log:
+                worker = subprocess.Popen(
+                    [sys.executable, "-m", "app.cli", "worker"],
+                    env=worker_environment(run_settings, endpoints),
+                    stdout=worker_log,
+                    stderr=subprocess.STDOUT,
+                )
+            try:
+                print("starting worker (joins the consumer group)...", flush=True)
+                run.wait_until_ready(worker)
+                print(f"worker ready; live view: http://127.0.0.1:{web_port}/status")
+                producer = MessageProducer(
+                    endpoints.kafka_bootstrap, run.names, contract_spec(run_settings)
+                )
+                with TopicReader(endpoints.kafka_bootstrap, run.names.signals) as reader:
+                    reader.seek()
+                    started = time.monotonic()
+                    at_flip, end = run.stream(producer, reader)
+                    elapsed = time.monotonic() - started
+                    deadline = time.monotonic() + 15
+                    while (
+                        sum(run.signal_statuses.values()) < run.live_outcomes
+                        and time.monotonic() < deadline
+                    ):
+                        run.count_signals(reader)
+                        time.sleep(0.1)
+                producer.close()
+                print(run.summary(at_flip, end, elapsed))
+            except BaseException:
+                tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+                print("worker log tail:\n  " + "\n  ".join(tail), file=sys.stderr)
+                raise
+            finally:
+                worker.terminate()
+                try:
+                    worker.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
+    return 0

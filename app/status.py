@@ -1,0 +1,111 @@
+"""``streamlearn status``: what a running deployment holds, read from Redis and the broker."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+
+from config import Settings
+from models.codec import summary_of
+from models.redis_keys import RedisKeys
+from models.registry import ActiveModelPointer
+from models.state_store import PartitionStateStore
+from streams.reader import TopicReader
+
+
+class StatusError(RuntimeError):
+    """Status cannot be read (nothing configured to inspect)."""
+
+
+@dataclass
+class DeploymentStatus:
+    """A snapshot of one deployment."""
+
+    active_batch_version: str | None
+    partitions: dict[int, dict[str, int | None]] = field(default_factory=dict)
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+async def _learner_state(settings: Settings, redis_url: str) -> dict[int, Any]:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        store = PartitionStateStore(
+            client, RedisKeys(settings.redis.namespace), settings.topics.outcomes
+        )
+        return {p: await store.read(p) for p in await store.partitions()}
+    finally:
+        await client.aclose()
+
+
+def read_status(settings: Settings, bootstrap: str, redis_url: str) -> DeploymentStatus:
+    """Active version, per-partition applied offset / end / lag, and per-key summaries."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        active = ActiveModelPointer(client, RedisKeys(settings.redis.namespace)).get()
+    finally:
+        client.close()
+    snapshots = asyncio.run(_learner_state(settings, redis_url))
+    with TopicReader(bootstrap, settings.topics.outcomes) as reader:
+        ends = reader.high_watermarks()
+    status = DeploymentStatus(active_batch_version=active)
+    for partition, end in sorted(ends.items()):
+        snapshot = snapshots.get(partition)
+        applied = snapshot.applied_offset if snapshot else -1
+        status.partitions[partition] = {
+            "applied_offset": applied,
+            "end_offset": end,
+            "lag": max(0, end - (applied + 1)),
+            "keys": len(snapshot.states) if snapshot else 0,
+        }
+        if snapshot:
+            for key, blob in snapshot.states.items():
+                status.keys[key] = {"partition": partition, **summary_of(blob)}
+    return status
+
+
+def render(status: DeploymentStatus) -> str:
+    """Human-readable tables."""
+    lines = [f"active batch model: {status.active_batch_version or '(none)'}", ""]
+    lines.append(f"{'partition':>9} {'applied':>10} {'end':>10} {'lag':>8} {'keys':>6}")
+    for p, row in status.partitions.items():
+        lines.append(
+            f"{p:>9} {row['applied_offset']:>10} {row['end_offset']:>10} {row['lag']:>8} "
+            f"{row['keys']:>6}"
+        )
+    lines += [
+        "",
+        f"{'key':<20} {'updates':>8} {'acc online':>10} {'acc batch':>10} {'acc blend':>10}",
+    ]
+    for key, summary in sorted(status.keys.items()):
+        metrics = summary["metrics"]
+        accs = [_pct(metrics[s]["accuracy"]) for s in ("online", "batch", "blend")]
+        lines.append(f"{key:<20} {summary['updates']:>8} {accs[0]:>10} {accs[1]:>10} {accs[2]:>10}")
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def run_status(settings: Settings, as_json: bool) -> int:
+    """The ``status`` command."""
+    bootstrap, redis_url = settings.kafka.bootstrap_servers, settings.redis.url
+    if not (bootstrap and redis_url):
+        raise StatusError(
+            "status inspects a running deployment: set KAFKA_BOOTSTRAP_SERVERS and REDIS_URL"
+        )
+    status = read_status(settings, bootstrap, redis_url)
+    if as_json:
+        print(
+            orjson.dumps(
+                status.__dict__, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+            ).decode()
+        )
+    else:
+        print(render(status))
+    return 0

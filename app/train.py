@@ -1,0 +1,98 @@
+"""``streamlearn train``: fit the batch model on closed trades, store it, activate it."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+import redis
+
+from config import Settings
+from models.redis_keys import RedisKeys
+from models.registry import ActiveModelPointer, ModelStore
+from models.training import (
+    TrainConfig,
+    TrainingDataError,
+    load_outcomes_file,
+    outcomes_frame,
+    train_batch_model,
+)
+from streams.contracts import ContractError, decode_outcome
+from streams.engine import contract_spec
+from streams.reader import read_topic
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Where to read trades from and what to do with the model."""
+
+    from_file: str | None = None
+    from_topic: bool = False
+    max_rows: int | None = None
+    activate: bool = True
+
+
+def outcomes_from_topic(settings: Settings) -> pd.DataFrame:
+    """Every valid outcome on the ``trade-outcomes`` topic as a table (invalid ones skipped)."""
+    bootstrap = settings.kafka.bootstrap_servers
+    if not bootstrap:
+        raise TrainingDataError("--from-topic needs KAFKA_BOOTSTRAP_SERVERS")
+    spec = contract_spec(settings)
+    rows: list[dict[str, Any]] = []
+    for record in read_topic(bootstrap, settings.topics.outcomes):
+        try:
+            outcome = decode_outcome(record.value, record.key, spec)
+        except ContractError:
+            continue
+        rows.append(asdict(outcome))
+    if not rows:
+        raise TrainingDataError(f"topic {settings.topics.outcomes!r} holds no valid outcomes")
+    return outcomes_frame(rows)
+
+
+def train_and_store(
+    settings: Settings,
+    frame: pd.DataFrame,
+    source: str,
+    activate_with: redis.Redis | None,
+    reason: str = "manual",
+    verbose: bool = True,
+) -> tuple[str, dict[str, Any]]:
+    """Train, store the version, optionally activate it; returns (version, metadata)."""
+
+    def progress(round_: int, logloss: float) -> None:
+        if verbose:
+            print(f"  round {round_:4d}  validation logloss {logloss:.4f}", file=sys.stderr)
+
+    trained = train_batch_model(
+        frame, settings.model.features, TrainConfig(), source=source, progress=progress
+    )
+    metadata = {**trained.metadata, "reason": reason}
+    version = ModelStore(settings.batch.store_path).save(trained.model_bytes(), metadata)
+    if activate_with is not None:
+        ActiveModelPointer(activate_with, RedisKeys(settings.redis.namespace)).set(version)
+    return version, metadata
+
+
+def run_train(settings: Settings, options: TrainOptions) -> int:
+    """The ``train`` command."""
+    if options.activate and not settings.redis.url:
+        raise TrainingDataError("activating a model needs REDIS_URL (or pass --no-activate)")
+    if options.from_file:
+        frame, source = load_outcomes_file(options.from_file), f"file:{options.from_file}"
+    else:
+        frame, source = outcomes_from_topic(settings), f"topic:{settings.topics.outcomes}"
+    if options.max_rows:
+        frame = frame.sort_values("ts", kind="stable").tail(options.max_rows)
+    client = redis.Redis.from_url(settings.redis.url) if options.activate else None
+    version, metadata = train_and_store(settings, frame, source, client)
+    metrics = metadata["validation_metrics"]
+    state = "active" if options.activate else "stored (not active)"
+    print(
+        f"model {version} {state}: {sum(metadata['rows'].values())} rows, "
+        f"validation log loss {metrics['log_loss']:.4f}, AUC {metrics['roc_auc']:.4f}, "
+        f"accuracy {metrics['accuracy']:.4f}"
+    )
+    return 0

@@ -1,0 +1,145 @@
+"""The composition root of a worker: a Faust app wired to the engine, its agents and timers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from app.embedded import Endpoints
+from app.logs import logging_config
+from app.web import register_views
+from config import Settings, env_name
+from streams.agents import FaustSender, LearnerAgent, ScorerAgent
+from streams.engine import Engine
+from streams.topics import TopicNames, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Engine]:
+    """Build the Faust app and the engine it drives; nothing connects until the worker starts."""
+    names = TopicNames.from_settings(settings)
+    partitions = settings.topics.partitions
+    datadir_root = Path(tempfile.gettempdir()) / "streamlearn-faust"
+    datadir_root.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
+    app = faust.App(
+        settings.kafka.consumer_group,
+        broker=f"kafka://{endpoints.kafka_bootstrap}",
+        autodiscover=False,
+        datadir=str(datadir_root / "{conf.name}"),
+        topic_partitions=partitions,
+        topic_replication_factor=settings.topics.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.kafka.session_timeout_s,
+        broker_heartbeat_interval=settings.kafka.heartbeat_interval_s,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        web_enabled=settings.web.enabled,
+        web_bind=settings.web.host,
+        web_host=settings.web.host,
+        web_port=settings.web.port,
+        logging_config=logging_config(settings.log.level),
+    )
+    outcomes = app.topic(
+        names.outcomes, partitions=partitions, key_serializer="raw", value_serializer="raw"
+    )
+    requests = app.topic(
+        names.requests, partitions=partitions, key_serializer="raw", value_serializer="raw"
+    )
+
+    def is_assigned(partition: int) -> bool:
+        try:
+            assignment = app.consumer.assignment()
+        except Exception:  # consumer not started yet
+            return False
+        return any(tp.topic == names.outcomes and tp.partition == partition for tp in assignment)
+
+    engine = Engine.build(settings, endpoints.redis_url, is_assigned)
+    sender = FaustSender(app)
+    learner_agent = LearnerAgent(
+        engine.learner, sender, settings.checkpoint, settings.processing, engine.metrics
+    )
+    scorer_agent = ScorerAgent(engine.scorer, sender, settings.processing)
+
+    async def learn_outcomes(stream: Any) -> None:
+        await learner_agent.run(stream)
+
+    async def score_requests(stream: Any) -> None:
+        await scorer_agent.run(stream)
+
+    app.agent(outcomes, name="learn-outcomes")(learn_outcomes)
+    app.agent(requests, name="score-requests")(score_requests)
+
+    checkpoint_tick = min(settings.checkpoint.interval_ms / 1000.0, 0.25)
+
+    async def checkpoint_quiet_streams() -> None:
+        await learner_agent.on_timer()
+
+    async def follow_batch_model() -> None:
+        await engine.sync_batch_model()
+
+    app.timer(checkpoint_tick, name="checkpoint-timer")(checkpoint_quiet_streams)
+    app.timer(settings.batch.poll_interval_s, name="batch-model-follower")(follow_batch_model)
+
+    @app.on_partitions_assigned.connect
+    async def restore_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        for tp in assigned:
+            if tp.topic == names.outcomes:
+                await engine.state.ensure(tp.partition)
+
+    @app.on_partitions_revoked.connect
+    async def checkpoint_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        await learner_agent.on_revoked(tp.partition for tp in revoked if tp.topic == names.outcomes)
+
+    @app.on_before_shutdown.connect
+    async def checkpoint_on_shutdown(sender: Any, **_: Any) -> None:
+        await learner_agent.on_shutdown()
+        await engine.close()
+
+    register_views(app, engine)
+    return app, engine
+
+
+def run_worker(settings: Settings, endpoints: Endpoints) -> None:
+    """Create topics if needed, load the active batch model, and run until stopped."""
+    names = TopicNames.from_settings(settings)
+    ensure_topics(
+        endpoints.kafka_bootstrap,
+        names,
+        settings.topics.partitions,
+        settings.topics.replication_factor,
+    )
+    app, engine = create_app(settings, endpoints)
+    problem = engine.load_active_model_now(endpoints.redis_url)
+    if problem:
+        log.error("active batch model not loaded at start", extra={"error": problem})
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log.level,
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=logging_config(settings.log.level),
+    )
+    worker.execute_from_commandline()
+
+
+def worker_environment(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
+    """Environment that makes a ``streamlearn worker`` process use exactly ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    env.pop("REDIS_URL", None)
+    data = settings.model_dump(mode="json")
+    for group, values in data.items():
+        for name, value in values.items():
+            if value is None:
+                continue
+            text = ",".join(value) if isinstance(value, list) else str(value)
+            env[env_name((group, name))] = text
+    env["KAFKA_BOOTSTRAP_SERVERS"] = endpoints.kafka_bootstrap
+    env["REDIS_URL"] = endpoints.redis_url
+    return env

@@ -1,0 +1,306 @@
+"""Typed settings for every streamlearn process.
+
+Layers, lowest first: the defaults declared here < an optional YAML file (``--config`` or
+``STREAMLEARN_CONFIG``) < the environment (``STREAMLEARN_<GROUP>__<FIELD>``, plus the
+conventional ``KAFKA_BOOTSTRAP_SERVERS`` and ``REDIS_URL``). Settings are validated once, at
+start-up; an invalid value raises :class:`SettingsError` whose message is one line naming the
+setting, its environment variable, and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "STREAMLEARN_"
+CONFIG_FILE_ENV = "STREAMLEARN_CONFIG"
+ENV_ALIASES = {
+    "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
+    "REDIS_URL": ("redis", "url"),
+}
+
+#: Features of the synthetic market (see ``models.market``); a deployment lists its own.
+DEFAULT_FEATURES = (
+    "ret_1",
+    "ret_5",
+    "ret_20",
+    "rsi_14",
+    "vol_20",
+    "volume_z",
+    "spread_bps",
+    "hour_sin",
+)
+
+
+class SettingsError(ValueError):
+    """A setting is missing, unknown or invalid; the message is a single line."""
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _none_words(value: Any) -> Any:
+    """Let the environment say "no value" for optional settings."""
+    if isinstance(value, str) and value.strip().lower() in {"", "none", "null", "off"}:
+        return None
+    return value
+
+
+class KafkaSettings(_Group):
+    """Where the broker is and how this process joins its consumer group."""
+
+    bootstrap_servers: str | None = Field(
+        default=None, description="host:port[,host:port]; unset = start the embedded broker"
+    )
+    consumer_group: str = Field(default="streamlearn", min_length=1)
+    session_timeout_s: float = Field(default=10.0, gt=0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+
+    _none = field_validator("bootstrap_servers", mode="before")(_none_words)
+
+
+class RedisSettings(_Group):
+    """Where state lives; every key is prefixed by ``namespace``."""
+
+    url: str | None = Field(default=None, description="redis://...; unset = embedded Redis")
+    namespace: str = Field(default="streamlearn", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+
+    _none = field_validator("url", mode="before")(_none_words)
+
+
+class TopicSettings(_Group):
+    """Topic names and sizes; inputs and signals share one partition count (co-partitioned)."""
+
+    outcomes: str = "trade-outcomes"
+    requests: str = "signal-requests"
+    signals: str = "signals"
+    dead_letter_suffix: str = Field(default=".dlq", min_length=1)
+    partitions: int = Field(default=4, ge=1, le=10_000)
+    replication_factor: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> TopicSettings:
+        names = [self.outcomes, self.requests, self.signals]
+        if len(set(names)) != len(names):
+            raise ValueError(f"topic names must be distinct, got {names}")
+        return self
+
+    def dead_letter(self, topic: str) -> str:
+        """Name of the dead-letter topic of an input topic."""
+        return f"{topic}{self.dead_letter_suffix}"
+
+
+class ModelSettings(_Group):
+    """What a model sees: its key and its features, in this order."""
+
+    key_field: str | None = Field(
+        default=None,
+        description="message field naming the model key; unset = one global model",
+    )
+    features: tuple[str, ...] = Field(default=DEFAULT_FEATURES, min_length=1)
+
+    _none = field_validator("key_field", mode="before")(_none_words)
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("features")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("feature names must be unique")
+        return value
+
+
+class OnlineSettings(_Group):
+    """The River ``StandardScaler | LogisticRegression`` learner and its window decay."""
+
+    learning_rate: float = Field(default=0.01, gt=0)
+    decay_half_life: float | None = Field(
+        default=None, gt=0, description="outcomes after which an old trade weighs half; unset=off"
+    )
+    weight_by_rr: bool = False
+    max_sample_weight: float = Field(default=5.0, gt=0)
+    min_updates: int = Field(default=50, ge=0)
+
+    _none = field_validator("decay_half_life", mode="before")(_none_words)
+
+
+class BlendSettings(_Group):
+    """``score = w_batch * p_batch + w_online * p_online``."""
+
+    w_batch: float = Field(default=0.8, ge=0, le=1)
+    w_online: float = Field(default=0.2, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> BlendSettings:
+        if not math.isclose(self.w_batch + self.w_online, 1.0, abs_tol=1e-9):
+            raise ValueError(f"w_batch + w_online must be 1, got {self.w_batch} + {self.w_online}")
+        return self
+
+
+class CheckpointSettings(_Group):
+    """How often learner state and applied offsets are committed to Redis."""
+
+    every_outcomes: int = Field(default=1000, ge=1)
+    interval_ms: int = Field(default=1000, ge=10)
+
+
+class BatchSettings(_Group):
+    """Where versioned XGBoost models live and how workers follow the active one."""
+
+    store_path: Path = Path("model-store")
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    predict_threads: int = Field(default=1, ge=1)
+
+
+class ProcessingSettings(_Group):
+    """Micro-batch sizes of the agents."""
+
+    learn_batch: int = Field(default=500, ge=1)
+    score_batch: int = Field(default=500, ge=1)
+    max_wait_ms: int = Field(default=5, ge=1)
+
+
+class WebSettings(_Group):
+    """The worker's HTTP views (health, status, Prometheus metrics)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=6066, ge=0, le=65535)
+
+
+class LogSettings(_Group):
+    """Structured (JSON lines) logs on stderr; quiet by default."""
+
+    level: str = Field(default="WARNING", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(_Group):
+    """All settings of one streamlearn deployment."""
+
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    topics: TopicSettings = TopicSettings()
+    model: ModelSettings = ModelSettings()
+    online: OnlineSettings = OnlineSettings()
+    blend: BlendSettings = BlendSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    batch: BatchSettings = BatchSettings()
+    processing: ProcessingSettings = ProcessingSettings()
+    web: WebSettings = WebSettings()
+    log: LogSettings = LogSettings()
+
+    def with_overrides(self, **groups: Mapping[str, Any]) -> Settings:
+        """Copy with some fields of some groups replaced, validated like the original."""
+        data = self.model_dump()
+        for group, values in groups.items():
+            data[group] = {**data[group], **values}
+        return _validate(data)
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as plain data with secrets (passwords in URLs) masked."""
+        data = self.model_dump(mode="json")
+        for group, field in (("redis", "url"), ("kafka", "bootstrap_servers")):
+            data[group][field] = _mask_password(data[group][field])
+        return data
+
+
+def _mask_password(url: str | None) -> str | None:
+    if not url or "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def env_name(location: tuple[str, ...]) -> str:
+    """The environment variable that sets the setting at ``location``."""
+    for alias, target in ENV_ALIASES.items():
+        if target == location:
+            return alias
+    return ENV_PREFIX + "__".join(part.upper() for part in location)
+
+
+def load_settings(
+    config_file: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings from defaults, an optional YAML file and the environment."""
+    env = os.environ if environ is None else environ
+    path = config_file or env.get(CONFIG_FILE_ENV)
+    data: dict[str, Any] = {}
+    if path:
+        data = _read_yaml(Path(path))
+    _deep_merge(data, _from_environment(env))
+    return _validate(data)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0]
+        raise SettingsError(f"config file {path} is not valid YAML: {first}") from None
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"config file {path} must hold a mapping of setting groups")
+    return loaded
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name, value in env.items():
+        if name in ENV_ALIASES:
+            group, field = ENV_ALIASES[name]
+            data.setdefault(group, {})[field] = value
+        elif name.startswith(ENV_PREFIX) and name != CONFIG_FILE_ENV:
+            parts = name[len(ENV_PREFIX) :].lower().split("__")
+            if len(parts) != 2 or not all(parts):
+                raise SettingsError(
+                    f"{name}: environment settings are named {ENV_PREFIX}<GROUP>__<FIELD>"
+                )
+            data.setdefault(parts[0], {})[parts[1]] = value
+    return data
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _validate(data: Mapping[str, Any]) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        location = tuple(str(part) for part in error["loc"])
+        where = ".".join(location) or "settings"
+        shown = error.get("input")
+        got = "" if isinstance(shown, Mapping) else f" (got {shown!r})"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        raise SettingsError(
+            f"invalid setting {where} [{env_name(location)}]: {message}{got}"
+        ) from None

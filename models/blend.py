@@ -1,0 +1,85 @@
+"""Blending the batch and online probabilities into one signal, with explicit cold starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class SignalStatus(StrEnum):
+    """Which parts made a score; anything but ``OK`` is a cold start, said out loud."""
+
+    OK = "ok"
+    BATCH_ONLY = "batch_only"
+    ONLINE_ONLY = "online_only"
+    NO_MODEL = "no_model"
+
+
+@dataclass(frozen=True, slots=True)
+class Blend:
+    """A blended score and its parts.
+
+    ``score == w_batch * p_batch + w_online * p_online`` where a missing part has weight 0;
+    ``score`` is ``None`` (never a made-up number) when no model could score.
+    """
+
+    score: float | None
+    p_batch: float | None
+    p_online: float | None
+    w_batch: float
+    w_online: float
+    status: SignalStatus
+    reason: str | None
+
+
+class Blender:
+    """Applies the configured weights and the cold-start rules.
+
+    * no batch model -> online only (weights 0 / 1);
+    * fewer than ``min_updates`` online updates -> batch only (weights 1 / 0);
+    * neither -> ``no_model`` with no score.
+
+    >>> blender = Blender(w_batch=0.8, w_online=0.2, min_updates=10)
+    >>> blender.blend(p_batch=0.6, p_online=0.4, online_updates=10).score
+    0.56
+    >>> blender.blend(p_batch=None, p_online=0.4, online_updates=3).status
+    <SignalStatus.NO_MODEL: 'no_model'>
+    """
+
+    def __init__(self, w_batch: float, w_online: float, min_updates: int) -> None:
+        self.w_batch = w_batch
+        self.w_online = w_online
+        self.min_updates = min_updates
+
+    def blend(self, p_batch: float | None, p_online: float | None, online_updates: int) -> Blend:
+        """Combine the available parts into a :class:`Blend`."""
+        online_ready = p_online is not None and online_updates >= self.min_updates
+        if p_batch is not None and online_ready:
+            score = self.w_batch * p_batch + self.w_online * p_online
+            return Blend(
+                score, p_batch, p_online, self.w_batch, self.w_online, SignalStatus.OK, None
+            )
+        online_reason = (
+            f"online model has {online_updates} updates < min_updates {self.min_updates}"
+        )
+        if p_batch is not None:
+            return Blend(p_batch, p_batch, None, 1.0, 0.0, SignalStatus.BATCH_ONLY, online_reason)
+        if online_ready:
+            return Blend(
+                p_online,
+                None,
+                p_online,
+                0.0,
+                1.0,
+                SignalStatus.ONLINE_ONLY,
+                "no active batch model",
+            )
+        return Blend(
+            None,
+            None,
+            None,
+            0.0,
+            0.0,
+            SignalStatus.NO_MODEL,
+            f"no active batch model and {online_reason}",
+        )

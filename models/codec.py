@@ -1,0 +1,222 @@
+"""Explicit JSON codec for a model key's learned state (no pickle, ever).
+
+Only learned numbers are stored; hyper-parameters come from settings when the state is decoded.
+Floats survive exactly (orjson writes the shortest repr that round-trips), so a learner restored
+from Redis continues bit-for-bit like one that never stopped. Decoding validates every field
+and raises :class:`StateCodecError` on anything unexpected instead of building a half-valid
+model.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from river import metrics, stats
+
+from models.keyed import KeyModel
+from models.metrics import SOURCES, PrequentialMetrics, SourceMetrics
+from models.online import OnlineConfig, OnlineLearner
+
+STATE_VERSION = 1
+
+
+class StateCodecError(ValueError):
+    """Stored state is not a valid encoding of a model key."""
+
+
+def encode_key_model(key_model: KeyModel) -> bytes:
+    """Serialise a key's learner, metrics and summary to JSON bytes."""
+    return orjson.dumps(
+        {
+            "v": STATE_VERSION,
+            "learner": _encode_learner(key_model.learner),
+            "metrics": {
+                name: _encode_source(source) for name, source in key_model.metrics.sources.items()
+            },
+            "last_ts": key_model.last_ts,
+            "summary": key_model.summary(),
+        }
+    )
+
+
+def decode_key_model(data: bytes | str, config: OnlineConfig) -> KeyModel:
+    """Rebuild a key's state from :func:`encode_key_model` output, validating it."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise StateCodecError(f"state is not JSON: {exc}") from None
+    _expect(isinstance(doc, dict), "state must be a JSON object")
+    _expect(doc.get("v") == STATE_VERSION, f"unsupported state version {doc.get('v')!r}")
+    learner = _decode_learner(_field(doc, "learner", dict), config)
+    encoded_metrics = _field(doc, "metrics", dict)
+    _expect(set(encoded_metrics) == set(SOURCES), f"metrics must cover {SOURCES}")
+    prequential = PrequentialMetrics(
+        sources={name: _decode_source(encoded_metrics[name]) for name in SOURCES}
+    )
+    last_ts = doc.get("last_ts")
+    _expect(last_ts is None or _is_int(last_ts), "last_ts must be an integer or null")
+    return KeyModel(learner=learner, metrics=prequential, last_ts=last_ts)
+
+
+def summary_of(data: bytes | str) -> dict[str, Any]:
+    """The plain-number summary stored with a state, without rebuilding any model."""
+    doc = orjson.loads(data)
+    _expect(isinstance(doc, dict) and isinstance(doc.get("summary"), dict), "no summary")
+    return doc["summary"]
+
+
+# -- learner ---------------------------------------------------------------------------------
+
+
+def _encode_learner(learner: OnlineLearner) -> dict[str, Any]:
+    scaler, model = learner.scaler, learner.model
+    return {
+        "updates": learner.updates,
+        "scaler": {
+            "counts": dict(scaler.counts),
+            "means": dict(scaler.means),
+            "vars": dict(scaler.vars),
+        },
+        "weights": model._weights.to_dict(),
+        "intercept": float(model.intercept),
+        "n_iterations": model.optimizer.n_iterations,
+    }
+
+
+def _decode_learner(doc: dict[str, Any], config: OnlineConfig) -> OnlineLearner:
+    learner = OnlineLearner(config)
+    scaler_doc = _field(doc, "scaler", dict)
+    counts = _number_map(_field(scaler_doc, "counts", dict), "scaler.counts")
+    means = _number_map(_field(scaler_doc, "means", dict), "scaler.means")
+    vars_ = _number_map(_field(scaler_doc, "vars", dict), "scaler.vars")
+    _expect(set(counts) == set(means) == set(vars_), "scaler statistics cover different features")
+    learner.scaler.counts = collections.Counter(counts)
+    learner.scaler.means = collections.defaultdict(float, means)
+    learner.scaler.vars = collections.defaultdict(float, vars_)
+    weights = _number_map(_field(doc, "weights", dict), "weights")
+    model = learner.model
+    model._weights = type(model._weights)(weights)
+    model.intercept = _finite(_field(doc, "intercept", float | int), "intercept")
+    model.optimizer.n_iterations = _count(doc, "n_iterations")
+    learner.updates = _count(doc, "updates")
+    return learner
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+def _encode_source(source: SourceMetrics) -> dict[str, Any]:
+    mean = source.log_loss._mean
+    return {
+        "n": source.n,
+        "log_loss": {"n": mean.n, "mean": mean._mean},
+        "accuracy": _encode_cm(source.accuracy.cm),
+        "roc_auc": {
+            "thresholds": source.roc_auc.thresholds,
+            "cms": [_encode_cm(cm) for cm in source.roc_auc.cms],
+        },
+    }
+
+
+def _decode_source(doc: Any) -> SourceMetrics:
+    _expect(isinstance(doc, dict), "metrics of a source must be an object")
+    source = SourceMetrics(n=_count(doc, "n"))
+    log_loss = _field(doc, "log_loss", dict)
+    mean = stats.Mean()
+    mean.n = _finite(_field(log_loss, "n", float | int), "log_loss.n")
+    mean._mean = _finite(_field(log_loss, "mean", float | int), "log_loss.mean")
+    source.log_loss._mean = mean
+    source.accuracy.cm = _decode_cm(_field(doc, "accuracy", dict))
+    roc_doc = _field(doc, "roc_auc", dict)
+    thresholds = _field(roc_doc, "thresholds", list)
+    cms = _field(roc_doc, "cms", list)
+    _expect(thresholds == source.roc_auc.thresholds, "roc_auc thresholds differ from River's")
+    _expect(len(cms) == len(thresholds), "roc_auc needs one confusion matrix per threshold")
+    source.roc_auc.cms = [_decode_cm(cm) for cm in cms]
+    return source
+
+
+def _encode_cm(cm: metrics.ConfusionMatrix) -> dict[str, Any]:
+    return {
+        "cells": [
+            [y_true, y_pred, weight]
+            for y_true, row in cm.data.items()
+            for y_pred, weight in row.items()
+        ],
+        "rows": list(cm.sum_row.items()),
+        "cols": list(cm.sum_col.items()),
+        "n_samples": cm.n_samples,
+        "total_weight": cm.total_weight,
+        "true_positives": cm._total_true_positives,
+    }
+
+
+def _decode_cm(doc: Any) -> metrics.ConfusionMatrix:
+    _expect(isinstance(doc, dict), "a confusion matrix must be an object")
+    cm = metrics.ConfusionMatrix()
+    for cell in _field(doc, "cells", list):
+        _expect(
+            isinstance(cell, list) and len(cell) == 3 and _is_label(cell[0]) and _is_label(cell[1]),
+            "confusion matrix cells are [bool, bool, weight]",
+        )
+        cm.data[cell[0]][cell[1]] = _finite(cell[2], "cell weight")
+    for name, target in (("rows", cm.sum_row), ("cols", cm.sum_col)):
+        for pair in _field(doc, name, list):
+            _expect(
+                isinstance(pair, list) and len(pair) == 2 and _is_label(pair[0]),
+                f"confusion matrix {name} are [bool, weight]",
+            )
+            target[pair[0]] = _finite(pair[1], name)
+    cm.n_samples = _count(doc, "n_samples")
+    cm.total_weight = _finite(_field(doc, "total_weight", float | int), "total_weight")
+    cm._total_true_positives = _finite(_field(doc, "true_positives", float | int), "true_positives")
+    return cm
+
+
+# -- validation helpers ----------------------------------------------------------------------
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise StateCodecError(message)
+
+
+def _field(doc: dict[str, Any], name: str, kind: Any) -> Any:
+    _expect(name in doc, f"missing field {name!r}")
+    value = doc[name]
+    _expect(isinstance(value, kind) and not isinstance(value, bool), f"{name!r} has wrong type")
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_label(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _count(doc: dict[str, Any], name: str) -> int:
+    value = _field(doc, name, int)
+    _expect(value >= 0, f"{name!r} must be >= 0")
+    return value
+
+
+def _finite(value: Any, name: str) -> float:
+    _expect(
+        isinstance(value, float | int) and not isinstance(value, bool) and math.isfinite(value),
+        f"{name} must be a finite number",
+    )
+    return value
+
+
+def _number_map(doc: dict[str, Any], name: str) -> dict[str, float]:
+    check: Callable[[Any], bool] = lambda v: (  # noqa: E731
+        isinstance(v, float | int) and not isinstance(v, bool) and math.isfinite(v)
+    )
+    _expect(all(check(v) for v in doc.values()), f"{name} must map names to finite numbers")
+    return doc

@@ -1,0 +1,52 @@
+"""Window decay: a half-life in outcomes turned into the per-update fading factor."""
+
+from __future__ import annotations
+
+import collections
+
+from river import preprocessing
+
+
+def fading_factor(half_life: float | None) -> float:
+    """Per-update multiplier so that an update weighs half after ``half_life`` more updates.
+
+    ``None`` means no decay (factor 1.0), under which every learner reduces exactly to plain River.
+
+    >>> fading_factor(None)
+    1.0
+    >>> round(fading_factor(1.0), 3)
+    0.5
+    """
+    if half_life is None:
+        return 1.0
+    if half_life <= 0:
+        raise ValueError(f"half_life must be positive, got {half_life}")
+    return 0.5 ** (1.0 / half_life)
+
+
+class DecayedStandardScaler(preprocessing.StandardScaler):
+    """River's ``StandardScaler`` with exponentially faded statistics.
+
+    River's Welford update divides by the count ``n``. Replacing ``n`` by the decayed weight
+    ``W <- factor * W + 1`` gives the exact exponentially weighted mean and (population) variance
+    with weights ``factor ** age``: the same two formulas, so ``factor == 1`` is River exactly.
+    River's ``AdaptiveStandardScaler`` was not used: its EW mean starts at 0 and is biased over the
+    first outcomes, and it has no setting that reduces to the plain scaler.
+    """
+
+    def __init__(self, factor: float = 1.0) -> None:
+        super().__init__(with_std=True)
+        if not 0.0 < factor <= 1.0:
+            raise ValueError(f"factor must be in (0, 1], got {factor}")
+        self.factor = factor
+        self.counts: collections.Counter = collections.Counter()
+
+    def learn_one(self, x: dict) -> None:
+        """Fold one observation into the faded mean and variance of each feature."""
+        counts, means, vars_, factor = self.counts, self.means, self.vars, self.factor
+        for i, xi in x.items():
+            count = counts[i] * factor + 1.0
+            counts[i] = count
+            old_mean = means[i]
+            means[i] += (xi - old_mean) / count
+            vars_[i] += ((xi - old_mean) * (xi - means[i]) - vars_[i]) / count

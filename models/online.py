@@ -1,0 +1,87 @@
+"""The online learner: one River ``StandardScaler | LogisticRegression`` per model key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from river import compose, linear_model, optim, preprocessing
+
+from models.decay import DecayedStandardScaler, fading_factor
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """Hyper-parameters of the online learner (hyper-parameters live in settings, not in state)."""
+
+    learning_rate: float = 0.01
+    decay_half_life: float | None = None
+    weight_by_rr: bool = False
+    max_sample_weight: float = 5.0
+
+    @property
+    def factor(self) -> float:
+        """Per-update fading factor (1.0 when decay is off)."""
+        return fading_factor(self.decay_half_life)
+
+    def sample_weight(self, realized_rr: float | None) -> float:
+        """Learning weight of one outcome: ``|realized_rr|`` (capped) when enabled, else 1."""
+        if not self.weight_by_rr or realized_rr is None:
+            return 1.0
+        return min(abs(realized_rr), self.max_sample_weight)
+
+
+class OnlineLearner:
+    """A River ``StandardScaler | LogisticRegression`` with optional window decay.
+
+    With decay on, old trades fade in both parts: the scaler's statistics are exponentially
+    weighted (see :class:`DecayedStandardScaler`) and, after each update, the model's weights and
+    intercept are multiplied by the same fading factor, so each past update's contribution to the
+    parameters halves every ``decay_half_life`` outcomes. With decay off this is plain River.
+
+    >>> learner = OnlineLearner(OnlineConfig())
+    >>> learner.predict_proba({"a": 1.0})
+    0.5
+    >>> learner.learn({"a": 1.0}, True)
+    >>> learner.updates
+    1
+    """
+
+    def __init__(self, config: OnlineConfig) -> None:
+        self.config = config
+        self._factor = config.factor
+        scaler = (
+            preprocessing.StandardScaler()
+            if self._factor == 1.0
+            else DecayedStandardScaler(self._factor)
+        )
+        model = linear_model.LogisticRegression(optimizer=optim.SGD(config.learning_rate))
+        self.scaler = scaler
+        self.model = model
+        self.pipeline = compose.Pipeline(scaler, model)
+        self.updates = 0
+
+    def predict_proba(self, x: dict[str, float]) -> float:
+        """Probability that a trade with features ``x`` wins."""
+        return self.pipeline.predict_proba_one(x)[True]
+
+    def learn(self, x: dict[str, float], won: bool, weight: float = 1.0) -> None:
+        """Learn one closed trade, then fade the past if decay is on."""
+        if weight == 1.0:
+            self.pipeline.learn_one(x, won)
+        else:
+            self.pipeline.learn_one(x, won, w=weight)
+        if self._factor != 1.0:
+            model = self.model
+            model._weights = model._weights * self._factor
+            model.intercept *= self._factor
+        self.updates += 1
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The model's feature weights (on standardised features)."""
+        return self.model.weights
+
+    @property
+    def intercept(self) -> float:
+        """The model's intercept."""
+        return float(self.model.intercept)

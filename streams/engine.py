@@ -1,0 +1,153 @@
+"""The engine: every processor and store of one worker, built from settings in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from config import Settings
+from models.batch import BatchModelError, load_batch_model
+from models.blend import Blender
+from models.online import OnlineConfig
+from models.redis_keys import RedisKeys
+from models.registry import ActiveModelPointer, ModelStore
+from models.state_store import PartitionStateStore
+from streams.batch_follower import BatchModelFollower, BatchModelHolder
+from streams.contracts import ContractSpec
+from streams.dead_letters import DeadLetterer
+from streams.learning import OutcomeLearner, now_ms
+from streams.online_state import OnlineState
+from streams.scoring import RequestScorer
+from streams.telemetry import EngineMetrics
+from streams.topics import TopicNames
+
+
+def online_config(settings: Settings) -> OnlineConfig:
+    """The learner's hyper-parameters from the ``online`` settings."""
+    online = settings.online
+    return OnlineConfig(
+        learning_rate=online.learning_rate,
+        decay_half_life=online.decay_half_life,
+        weight_by_rr=online.weight_by_rr,
+        max_sample_weight=online.max_sample_weight,
+    )
+
+
+def contract_spec(settings: Settings) -> ContractSpec:
+    """What the decoders check, from the ``model`` settings."""
+    return ContractSpec(features=settings.model.features, key_field=settings.model.key_field)
+
+
+@dataclass
+class Engine:
+    """Learner, scorer, online state, batch-model follower and metrics of one worker."""
+
+    settings: Settings
+    topics: TopicNames
+    redis: aioredis.Redis
+    keys: RedisKeys
+    metrics: EngineMetrics
+    state: OnlineState
+    batch: BatchModelHolder
+    follower: BatchModelFollower
+    learner: OutcomeLearner
+    scorer: RequestScorer
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        redis_url: str,
+        is_assigned: Callable[[int], bool],
+        clock: Callable[[], int] = now_ms,
+    ) -> Engine:
+        """Compose the engine; no connection is opened until it is used."""
+        topics = TopicNames.from_settings(settings)
+        client = aioredis.Redis.from_url(redis_url)
+        keys = RedisKeys(settings.redis.namespace)
+        metrics = EngineMetrics()
+        store = PartitionStateStore(client, keys, topics.outcomes)
+        state = OnlineState(store, online_config(settings), is_assigned)
+        spec = contract_spec(settings)
+        blender = Blender(
+            settings.blend.w_batch, settings.blend.w_online, settings.online.min_updates
+        )
+        holder = BatchModelHolder()
+        follower = BatchModelFollower(
+            holder,
+            client,
+            keys,
+            ModelStore(settings.batch.store_path),
+            settings.model.features,
+            threads=settings.batch.predict_threads,
+        )
+        learner = OutcomeLearner(
+            state,
+            spec,
+            blender,
+            holder,
+            DeadLetterer(topics.outcomes, topics.outcomes_dead_letter, clock),
+            metrics,
+        )
+        scorer = RequestScorer(
+            state,
+            spec,
+            blender,
+            holder,
+            topics.signals,
+            DeadLetterer(topics.requests, topics.requests_dead_letter, clock),
+            metrics,
+            clock,
+        )
+        return cls(
+            settings, topics, client, keys, metrics, state, holder, follower, learner, scorer
+        )
+
+    def load_active_model_now(self, redis_url: str) -> str | None:
+        """Blocking start-up load of the active batch model, so the first signals can use it.
+
+        Returns the reason when the active version could not be loaded (the worker then starts
+        without a batch model and keeps trying), else None.
+        """
+        client = redis.Redis.from_url(redis_url)
+        try:
+            version = ActiveModelPointer(client, self.keys).get()
+        finally:
+            client.close()
+        if version is None:
+            return None
+        try:
+            self.batch.current = load_batch_model(
+                ModelStore(self.settings.batch.store_path),
+                version,
+                self.settings.model.features,
+                self.settings.batch.predict_threads,
+            )
+        except BatchModelError as exc:
+            return str(exc)
+        return None
+
+    async def sync_batch_model(self) -> None:
+        """Follow the registry pointer (called periodically)."""
+        if await self.follower.sync():
+            self.metrics.batch_model_swaps.inc()
+
+    def status(self) -> dict[str, Any]:
+        """What this worker holds right now (for the ``/status`` view)."""
+        return {
+            "batch_version": self.batch.version,
+            "batch_error": self.follower.last_error,
+            "partitions": {
+                p: {"applied_offset": m.applied_offset, "epoch": m.epoch, "keys": len(m.models)}
+                for p, m in sorted(self.state.partitions.items())
+            },
+            "keys": self.state.key_summaries(),
+        }
+
+    async def close(self) -> None:
+        """Release the Redis connection pool."""
+        await self.redis.aclose()

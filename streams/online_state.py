@@ -1,0 +1,169 @@
+"""The online models of the input partitions this worker owns, restored from Redis on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from models.codec import StateCodecError, decode_key_model, encode_key_model
+from models.keyed import KeyModel
+from models.online import OnlineConfig
+from models.state_store import PartitionStateStore, PartitionWrite
+
+log = logging.getLogger(__name__)
+
+
+class StateRestoreError(RuntimeError):
+    """Stored state of a partition cannot be decoded; learning must not continue silently."""
+
+
+@dataclass
+class PartitionModels:
+    """Models of one input partition, its applied offset and what changed since the checkpoint."""
+
+    partition: int
+    epoch: int
+    applied_offset: int
+    models: dict[str, KeyModel] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    checkpointed_offset: int = -1
+
+    def has_changes(self) -> bool:
+        """Whether a checkpoint would write anything for this partition."""
+        return bool(self.dirty) or self.applied_offset != self.checkpointed_offset
+
+
+class OnlineState:
+    """Per-partition model state: claimed from Redis on first use, checkpointed back atomically.
+
+    ``is_assigned(partition)`` tells whether the consumer group gave this worker the partition;
+    state is only claimed for assigned partitions, so a worker never fences the rightful owner
+    because of events still buffered from before a rebalance.
+    """
+
+    def __init__(
+        self,
+        store: PartitionStateStore,
+        config: OnlineConfig,
+        is_assigned: Callable[[int], bool],
+    ) -> None:
+        self._store = store
+        self.config = config
+        self._is_assigned = is_assigned
+        self._partitions: dict[int, PartitionModels] = {}
+        self._claims: dict[int, asyncio.Task[PartitionModels]] = {}
+        self._by_key: dict[str, KeyModel] = {}
+
+    @property
+    def partitions(self) -> dict[int, PartitionModels]:
+        """Loaded partitions by number."""
+        return self._partitions
+
+    async def ensure(self, partition: int) -> PartitionModels | None:
+        """The partition's models, claiming them from Redis first if needed; None if not ours."""
+        loaded = self._partitions.get(partition)
+        if loaded is not None:
+            return loaded
+        if not self._is_assigned(partition):
+            return None
+        claim = self._claims.get(partition)
+        if claim is None:
+            claim = asyncio.ensure_future(self._claim(partition))
+            self._claims[partition] = claim
+        try:
+            return await asyncio.shield(claim)
+        finally:
+            if claim.done():
+                self._claims.pop(partition, None)
+
+    async def _claim(self, partition: int) -> PartitionModels:
+        snapshot = await self._store.claim(partition)
+        models: dict[str, KeyModel] = {}
+        for model_key, blob in snapshot.states.items():
+            try:
+                models[model_key] = decode_key_model(blob, self.config)
+            except StateCodecError as exc:
+                raise StateRestoreError(
+                    f"stored state of model key {model_key!r} (partition {partition}) is "
+                    f"invalid: {exc}"
+                ) from None
+        loaded = PartitionModels(
+            partition=partition,
+            epoch=snapshot.epoch,
+            applied_offset=snapshot.applied_offset,
+            models=models,
+            checkpointed_offset=snapshot.applied_offset,
+        )
+        self._partitions[partition] = loaded
+        self._by_key.update(models)
+        log.info(
+            "partition claimed",
+            extra={
+                "partition": partition,
+                "epoch": snapshot.epoch,
+                "applied_offset": snapshot.applied_offset,
+                "keys": len(models),
+            },
+        )
+        return loaded
+
+    @property
+    def key_count(self) -> int:
+        """How many model keys this worker holds."""
+        return len(self._by_key)
+
+    def model(self, model_key: str) -> KeyModel | None:
+        """The loaded model of a key, if its partition is on this worker."""
+        return self._by_key.get(model_key)
+
+    def model_or_new(self, loaded: PartitionModels, model_key: str) -> KeyModel:
+        """The key's model in ``loaded``, created fresh on the key's first outcome."""
+        key_model = loaded.models.get(model_key)
+        if key_model is None:
+            key_model = KeyModel.fresh(self.config)
+            loaded.models[model_key] = key_model
+            self._by_key[model_key] = key_model
+        return key_model
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget partitions (revoked or fenced); their state stays in Redis for the next owner."""
+        for partition in partitions:
+            loaded = self._partitions.pop(partition, None)
+            if loaded is None:
+                continue
+            for model_key in loaded.models:
+                self._by_key.pop(model_key, None)
+
+    async def checkpoint(self) -> set[int]:
+        """Write changed keys and applied offsets of all loaded partitions in one transaction.
+
+        Returns the partitions refused because another worker claimed them; those are dropped.
+        """
+        changed = {p: m for p, m in self._partitions.items() if m.has_changes()}
+        if not changed:
+            return set()
+        written = {p: set(m.dirty) for p, m in changed.items()}
+        writes = {
+            p: PartitionWrite(
+                epoch=m.epoch,
+                applied_offset=m.applied_offset,
+                states={k: encode_key_model(m.models[k]) for k in written[p]},
+            )
+            for p, m in changed.items()
+        }
+        fenced = await self._store.checkpoint(writes)
+        for partition, loaded in changed.items():
+            if partition in fenced:
+                continue
+            loaded.dirty -= written[partition]
+            loaded.checkpointed_offset = writes[partition].applied_offset
+        if fenced:
+            log.warning("partitions fenced by another worker", extra={"partitions": sorted(fenced)})
+            self.drop(fenced)
+        return fenced
+
+    def key_summaries(self) -> dict[str, dict]:
+        """Summary numbers of every loaded key (for the status view)."""
+        return {key: model.summary() for key, model in self._by_key.items()}

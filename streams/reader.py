@@ -1,0 +1,108 @@
+"""Reading whole topics with kafka-python manual assignment (no consumer group).
+
+End offsets come from the *fetch* high watermark, not from ListOffsets: some Kafka-compatible
+brokers (the embedded tansu among them) answer ListOffsets wrongly, while fetch is right
+everywhere. Used by ``train --from-topic``, ``status`` (lag), the demo and the tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+
+class TopicReadError(RuntimeError):
+    """A topic could not be read (missing, or the broker did not answer in time)."""
+
+
+class TopicReader:
+    """Reads one topic's partitions from given offsets; tracks fetch high watermarks."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> None:
+        self.topic = topic
+        self._timeout_s = timeout_s
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            group_id=None,
+            max_poll_records=5000,
+            fetch_max_wait_ms=100,
+        )
+        partitions = self._wait_for_partitions()
+        self.partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self._consumer.assign(self.partitions)
+
+    def _wait_for_partitions(self) -> set[int]:
+        deadline = time.monotonic() + self._timeout_s
+        while time.monotonic() < deadline:
+            partitions = self._consumer.partitions_for_topic(self.topic)
+            if partitions:
+                return partitions
+            time.sleep(0.1)
+        raise TopicReadError(f"topic {self.topic!r} does not exist or has no partitions")
+
+    def seek(self, offsets: Mapping[int, int] | None = None) -> None:
+        """Position each partition at ``offsets[p]`` (default: the start, offset 0)."""
+        for tp in self.partitions:
+            self._consumer.seek(tp, (offsets or {}).get(tp.partition, 0))
+
+    def high_watermarks(self) -> dict[int, int]:
+        """Next offset to be written per partition, from fetch responses (positions unchanged)."""
+        positions = {tp: self._consumer.position(tp) for tp in self.partitions}
+        deadline = time.monotonic() + self._timeout_s
+        while True:
+            marks = {tp.partition: self._consumer.highwater(tp) for tp in self.partitions}
+            if all(mark is not None for mark in marks.values()):
+                break
+            if time.monotonic() > deadline:
+                raise TopicReadError(f"no fetch response for {self.topic!r} within the timeout")
+            self._consumer.poll(timeout_ms=200, max_records=1, update_offsets=False)
+        for tp, position in positions.items():
+            self._consumer.seek(tp, position)
+        return marks  # type: ignore[return-value]
+
+    def poll(self, timeout_ms: int = 200) -> list[ConsumerRecord]:
+        """Whatever is available now, in per-partition offset order."""
+        batches = self._consumer.poll(timeout_ms=timeout_ms)
+        return [record for records in batches.values() for record in records]
+
+    def read_to_end(self) -> Iterator[ConsumerRecord]:
+        """From the current positions up to the high watermarks seen when called."""
+        ends = self.high_watermarks()
+        positions = {tp.partition: self._consumer.position(tp) for tp in self.partitions}
+        remaining = {p for p, end in ends.items() if positions[p] < end}
+        deadline = time.monotonic() + self._timeout_s
+        while remaining:
+            records = self.poll()
+            if records:
+                deadline = time.monotonic() + self._timeout_s
+            elif time.monotonic() > deadline:
+                raise TopicReadError(f"reading {self.topic!r} stalled before its end")
+            for record in records:
+                if record.offset < ends[record.partition]:
+                    yield record
+            for partition in list(remaining):
+                tp = TopicPartition(self.topic, partition)
+                if self._consumer.position(tp) >= ends[partition]:
+                    remaining.discard(partition)
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self._consumer.close()
+
+    def __enter__(self) -> TopicReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def read_topic(bootstrap_servers: str, topic: str) -> list[ConsumerRecord]:
+    """Every record of a topic, from offset 0 to the current end."""
+    with TopicReader(bootstrap_servers, topic) as reader:
+        reader.seek()
+        return list(reader.read_to_end())

@@ -1,0 +1,106 @@
+"""Scoring signal requests: one batched XGBoost call, the key's live online model, the blend."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from models.batch import feature_matrix
+from models.blend import Blender
+from streams.batch_follower import BatchModelHolder
+from streams.contracts import (
+    ContractError,
+    ContractSpec,
+    SignalRequest,
+    decode_request,
+    encode_signal,
+)
+from streams.dead_letters import DeadLetterer
+from streams.learning import now_ms
+from streams.online_state import OnlineState
+from streams.records import InputRecord, OutgoingRecord
+from streams.telemetry import EngineMetrics
+
+
+@dataclass
+class ScoreResult:
+    """Signals and dead letters of one micro-batch of requests."""
+
+    outgoing: list[OutgoingRecord] = field(default_factory=list)
+    signals: int = 0
+
+
+class RequestScorer:
+    """Turns a micro-batch of signal requests into signals.
+
+    ``p_batch`` comes from one ``inplace_predict`` over the whole batch with the model that is
+    active when the batch starts (so every signal names the version that scored it); ``p_online``
+    from the key's online model, which lives in this process because ``signal-requests`` is
+    co-partitioned with ``trade-outcomes``.
+    """
+
+    def __init__(
+        self,
+        state: OnlineState,
+        spec: ContractSpec,
+        blender: Blender,
+        batch: BatchModelHolder,
+        signals_topic: str,
+        dead_letter: DeadLetterer,
+        metrics: EngineMetrics,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._state = state
+        self._spec = spec
+        self._blender = blender
+        self._batch = batch
+        self._signals_topic = signals_topic
+        self._dead_letter = dead_letter
+        self._metrics = metrics
+        self._clock = clock
+
+    async def score(self, records: Sequence[InputRecord]) -> ScoreResult:
+        """Score a micro-batch; malformed requests become dead letters."""
+        result = ScoreResult()
+        valid: list[SignalRequest] = []
+        for record in records:
+            try:
+                valid.append(decode_request(record.value, record.key, self._spec))
+            except ContractError as exc:
+                result.outgoing.append(self._dead_letter(record, exc.reason))
+        for partition in {record.partition for record in records}:
+            await self._state.ensure(partition)
+        batch_model = self._batch.current
+        p_batch: Sequence[float | None]
+        if batch_model is None or not valid:
+            p_batch = [None] * len(valid)
+        else:
+            rows = [request.features for request in valid]
+            p_batch = batch_model.predict(feature_matrix(rows, batch_model.features)).tolist()
+        version = None if batch_model is None else batch_model.version
+        scored_at = self._clock()
+        statuses: Counter[str] = Counter()
+        for request, pb in zip(valid, p_batch, strict=True):
+            key_model = self._state.model(request.model_key)
+            if key_model is None:
+                p_online, updates = None, 0
+            else:
+                p_online = key_model.learner.predict_proba(request.features)
+                updates = key_model.updates
+            blend = self._blender.blend(pb, p_online, updates)
+            value = encode_signal(
+                request, blend, version if blend.p_batch is not None else None, updates, scored_at
+            )
+            result.outgoing.append(
+                OutgoingRecord(self._signals_topic, request.model_key.encode(), value)
+            )
+            statuses[blend.status.value] += 1
+        for status, count in statuses.items():
+            self._metrics.signals.labels(status).inc(count)
+        result.signals = len(valid)
+        if len(valid) != len(records):
+            self._metrics.dead_letters.labels(self._dead_letter.source_topic).inc(
+                len(records) - len(valid)
+            )
+        return result

@@ -1,0 +1,52 @@
+"""Prometheus metrics of one engine (its own registry, so several engines never collide)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class EngineMetrics:
+    """Counters and histograms exported on the worker's ``/metrics`` view."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.outcomes_learned = Counter(
+            "streamlearn_outcomes_learned_total", "Outcomes learned", registry=self.registry
+        )
+        self.outcomes_replayed = Counter(
+            "streamlearn_outcomes_replayed_total",
+            "Outcomes skipped because their offset was already applied",
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "streamlearn_dead_letters_total",
+            "Records sent to a dead-letter topic",
+            ["source_topic"],
+            registry=self.registry,
+        )
+        self.signals = Counter(
+            "streamlearn_signals_total", "Signals emitted", ["status"], registry=self.registry
+        )
+        self.checkpoints = Counter(
+            "streamlearn_checkpoints_total",
+            "Checkpoints committed to Redis",
+            registry=self.registry,
+        )
+        self.checkpoint_seconds = Histogram(
+            "streamlearn_checkpoint_seconds", "Checkpoint duration", registry=self.registry
+        )
+        self.fenced_partitions = Counter(
+            "streamlearn_fenced_partitions_total",
+            "Partitions whose checkpoint was refused because another worker owns them",
+            registry=self.registry,
+        )
+        self.batch_model_swaps = Counter(
+            "streamlearn_batch_model_swaps_total",
+            "Batch model versions swapped in",
+            registry=self.registry,
+        )
+        self.loaded_keys = Gauge(
+            "streamlearn_loaded_model_keys",
+            "Model keys held by this worker",
+            registry=self.registry,
+        )

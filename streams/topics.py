@@ -1,0 +1,80 @@
+"""Topic names and layout, and creating/verifying topics on the broker (kafka-python admin)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from config import Settings
+
+
+class TopicLayoutError(RuntimeError):
+    """Topics exist with a layout the engine cannot work with (e.g. partition counts differ)."""
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Every topic the engine reads or writes."""
+
+    outcomes: str
+    requests: str
+    signals: str
+    outcomes_dead_letter: str
+    requests_dead_letter: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TopicNames:
+        """Names from the ``topics`` settings group."""
+        topics = settings.topics
+        return cls(
+            outcomes=topics.outcomes,
+            requests=topics.requests,
+            signals=topics.signals,
+            outcomes_dead_letter=topics.dead_letter(topics.outcomes),
+            requests_dead_letter=topics.dead_letter(topics.requests),
+        )
+
+    def all(self) -> tuple[str, ...]:
+        """All names, inputs first."""
+        return (
+            self.outcomes,
+            self.requests,
+            self.signals,
+            self.outcomes_dead_letter,
+            self.requests_dead_letter,
+        )
+
+
+def ensure_topics(
+    bootstrap_servers: str, names: TopicNames, partitions: int, replication_factor: int
+) -> None:
+    """Create missing topics; refuse inputs whose partition counts break co-partitioning."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="streamlearn-admin")
+    try:
+        existing = set(admin.list_topics())
+        missing = [name for name in names.all() if name not in existing]
+        if missing:
+            # Another process may create them first; that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(
+                    [NewTopic(name, partitions, replication_factor) for name in missing]
+                )
+        counts = partition_counts(admin, [names.outcomes, names.requests, names.signals])
+    finally:
+        admin.close()
+    if len(set(counts.values())) != 1:
+        raise TopicLayoutError(
+            f"{names.outcomes}, {names.requests} and {names.signals} must have the same number "
+            f"of partitions (co-partitioned by model key), found {counts}"
+        )
+
+
+def partition_counts(admin: KafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    """Number of partitions of each topic, from the cluster metadata."""
+    described = admin.describe_topics(topics)
+    # kafka-python 3 names the field "name", 2.x "topic".
+    return {entry.get("name", entry.get("topic")): len(entry["partitions"]) for entry in described}

