@@ -107,9 +107,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message is the whole story (no exception type shown)."""
+    from app.demo import DemoError
+    from app.embedded import EmbeddedStartError
+    from app.status import StatusError
+    from models.batch import BatchModelError
+    from models.registry import ModelStoreError
+    from models.training import TrainingDataError
+    from streams.reader import TopicReadError
+    from streams.topics import TopicLayoutError
+
+    return (
+        CommandError,
+        DemoError,
+        EmbeddedStartError,
+        StatusError,
+        BatchModelError,
+        ModelStoreError,
+        TrainingDataError,
+        TopicReadError,
+        TopicLayoutError,
+    )
+
+
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    if isinstance(exc, _expected_errors()) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:

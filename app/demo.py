@@ -264,60 +264,77 @@ class DemoRun:
         return "\n".join(lines)
 
 
+def _start_worker(settings: Settings, endpoints: Endpoints, log_path: Path) -> subprocess.Popen:
+    with open(log_path, "wb") as worker_log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker"],
+            env=worker_environment(settings, endpoints),
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop_worker(worker: subprocess.Popen) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
+def _live(run: DemoRun, web_port: int) -> None:
+    """Stream, wait for the last signals, print the summary."""
+    print(f"worker ready; live view: http://127.0.0.1:{web_port}/status")
+    producer = MessageProducer(
+        run.endpoints.kafka_bootstrap, run.names, contract_spec(run.settings)
+    )
+    try:
+        with TopicReader(run.endpoints.kafka_bootstrap, run.names.signals) as reader:
+            reader.seek()
+            started = time.monotonic()
+            at_flip, end = run.stream(producer, reader)
+            elapsed = time.monotonic() - started
+            deadline = time.monotonic() + 15
+            while (
+                sum(run.signal_statuses.values()) < run.live_outcomes
+                and time.monotonic() < deadline
+            ):
+                run.count_signals(reader)
+                time.sleep(0.1)
+    finally:
+        producer.close()
+    print(run.summary(at_flip, end, elapsed))
+
+
 def run_demo(settings: Settings, options: DemoOptions) -> int:
     """The ``demo`` command."""
     run_id = uuid.uuid4().hex[:6]
-    with tempfile.TemporaryDirectory(prefix="streamlearn-demo-") as workdir:
-        with infrastructure(settings.kafka.bootstrap_servers, settings.redis.url) as endpoints:
-            print(f"broker {endpoints.kafka_bootstrap}, redis {endpoints.redis_url}")
-            web_port = free_port()
-            run_settings = demo_settings(settings, Path(workdir) / "models", run_id, web_port)
-            run = DemoRun(run_settings, endpoints, options)
-            ensure_topics(
-                endpoints.kafka_bootstrap,
-                run.names,
-                run_settings.topics.partitions,
-                run_settings.topics.replication_factor,
-            )
-            run.train_initial_model()
-            log_path = Path(workdir) / "worker.log"
-            with open(log_path, "wb") as worker_log:
-                worker = subprocess.Popen(
-                    [sys.executable, "-m", "app.cli", "worker"],
-                    env=worker_environment(run_settings, endpoints),
-                    stdout=worker_log,
-                    stderr=subprocess.STDOUT,
-                )
-            try:
-                print("starting worker (joins the consumer group)...", flush=True)
-                run.wait_until_ready(worker)
-                print(f"worker ready; live view: http://127.0.0.1:{web_port}/status")
-                producer = MessageProducer(
-                    endpoints.kafka_bootstrap, run.names, contract_spec(run_settings)
-                )
-                with TopicReader(endpoints.kafka_bootstrap, run.names.signals) as reader:
-                    reader.seek()
-                    started = time.monotonic()
-                    at_flip, end = run.stream(producer, reader)
-                    elapsed = time.monotonic() - started
-                    deadline = time.monotonic() + 15
-                    while (
-                        sum(run.signal_statuses.values()) < run.live_outcomes
-                        and time.monotonic() < deadline
-                    ):
-                        run.count_signals(reader)
-                        time.sleep(0.1)
-                producer.close()
-                print(run.summary(at_flip, end, elapsed))
-            except BaseException:
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-                print("worker log tail:\n  " + "\n  ".join(tail), file=sys.stderr)
-                raise
-            finally:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
+    with (
+        tempfile.TemporaryDirectory(prefix="streamlearn-demo-") as workdir,
+        infrastructure(settings.kafka.bootstrap_servers, settings.redis.url) as endpoints,
+    ):
+        print(f"broker {endpoints.kafka_bootstrap}, redis {endpoints.redis_url}")
+        web_port = free_port()
+        run_settings = demo_settings(settings, Path(workdir) / "models", run_id, web_port)
+        run = DemoRun(run_settings, endpoints, options)
+        ensure_topics(
+            endpoints.kafka_bootstrap,
+            run.names,
+            run_settings.topics.partitions,
+            run_settings.topics.replication_factor,
+        )
+        run.train_initial_model()
+        log_path = Path(workdir) / "worker.log"
+        worker = _start_worker(run_settings, endpoints, log_path)
+        try:
+            print("starting worker (joins the consumer group)...", flush=True)
+            run.wait_until_ready(worker)
+            _live(run, web_port)
+        except BaseException:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+            print("worker log tail:\n  " + "\n  ".join(tail), file=sys.stderr)
+            raise
+        finally:
+            _stop_worker(worker)
     return 0

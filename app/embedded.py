@@ -248,6 +248,11 @@ class EmbeddedInfrastructure:
             return url
         raise AssertionError("unreachable")
 
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running children."""
+        return [child.pid for child in self._children if child.pid is not None]
+
     def stop(self) -> None:
         """Stop every child this object started, newest first, and remove the work directory."""
         while self._children:

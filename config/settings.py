@@ -59,9 +59,13 @@ class KafkaSettings(_Group):
     bootstrap_servers: str | None = Field(
         default=None, description="host:port[,host:port]; unset = start the embedded broker"
     )
-    consumer_group: str = Field(default="streamlearn", min_length=1)
-    session_timeout_s: float = Field(default=10.0, gt=0)
-    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    consumer_group: str = Field(
+        default="streamlearn", min_length=1, description="Kafka consumer group (and Faust app id)"
+    )
+    session_timeout_s: float = Field(
+        default=10.0, gt=0, description="group session timeout; a dead worker is replaced after it"
+    )
+    heartbeat_interval_s: float = Field(default=1.0, gt=0, description="group heartbeat")
 
     _none = field_validator("bootstrap_servers", mode="before")(_none_words)
 
@@ -70,7 +74,12 @@ class RedisSettings(_Group):
     """Where state lives; every key is prefixed by ``namespace``."""
 
     url: str | None = Field(default=None, description="redis://...; unset = embedded Redis")
-    namespace: str = Field(default="streamlearn", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    namespace: str = Field(
+        default="streamlearn",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="prefix of every Redis key (one per deployment)",
+    )
 
     _none = field_validator("url", mode="before")(_none_words)
 
@@ -78,12 +87,16 @@ class RedisSettings(_Group):
 class TopicSettings(_Group):
     """Topic names and sizes; inputs and signals share one partition count (co-partitioned)."""
 
-    outcomes: str = "trade-outcomes"
-    requests: str = "signal-requests"
-    signals: str = "signals"
-    dead_letter_suffix: str = Field(default=".dlq", min_length=1)
-    partitions: int = Field(default=4, ge=1, le=10_000)
-    replication_factor: int = Field(default=1, ge=1)
+    outcomes: str = Field(default="trade-outcomes", description="closed trades (input)")
+    requests: str = Field(default="signal-requests", description="requests to score (input)")
+    signals: str = Field(default="signals", description="scored signals (output)")
+    dead_letter_suffix: str = Field(
+        default=".dlq", min_length=1, description="dead-letter topic = input topic + suffix"
+    )
+    partitions: int = Field(
+        default=4, ge=1, le=10_000, description="partitions of every topic created by streamlearn"
+    )
+    replication_factor: int = Field(default=1, ge=1, description="replicas of created topics")
 
     @model_validator(mode="after")
     def _distinct(self) -> TopicSettings:
@@ -104,7 +117,11 @@ class ModelSettings(_Group):
         default=None,
         description="message field naming the model key; unset = one global model",
     )
-    features: tuple[str, ...] = Field(default=DEFAULT_FEATURES, min_length=1)
+    features: tuple[str, ...] = Field(
+        default=DEFAULT_FEATURES,
+        min_length=1,
+        description="features every message must carry (comma-separated in the environment)",
+    )
 
     _none = field_validator("key_field", mode="before")(_none_words)
 
@@ -126,13 +143,17 @@ class ModelSettings(_Group):
 class OnlineSettings(_Group):
     """The River ``StandardScaler | LogisticRegression`` learner and its window decay."""
 
-    learning_rate: float = Field(default=0.01, gt=0)
+    learning_rate: float = Field(default=0.01, gt=0, description="SGD learning rate")
     decay_half_life: float | None = Field(
         default=None, gt=0, description="outcomes after which an old trade weighs half; unset=off"
     )
-    weight_by_rr: bool = False
-    max_sample_weight: float = Field(default=5.0, gt=0)
-    min_updates: int = Field(default=50, ge=0)
+    weight_by_rr: bool = Field(default=False, description="weight each outcome by |realized_rr|")
+    max_sample_weight: float = Field(
+        default=5.0, gt=0, description="cap of the |realized_rr| weight"
+    )
+    min_updates: int = Field(
+        default=50, ge=0, description="online updates before its score is blended in"
+    )
 
     _none = field_validator("decay_half_life", mode="before")(_none_words)
 
@@ -140,8 +161,10 @@ class OnlineSettings(_Group):
 class BlendSettings(_Group):
     """``score = w_batch * p_batch + w_online * p_online``."""
 
-    w_batch: float = Field(default=0.8, ge=0, le=1)
-    w_online: float = Field(default=0.2, ge=0, le=1)
+    w_batch: float = Field(default=0.8, ge=0, le=1, description="weight of p(batch XGBoost)")
+    w_online: float = Field(
+        default=0.2, ge=0, le=1, description="weight of p(online River); the two sum to 1"
+    )
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> BlendSettings:
@@ -153,38 +176,50 @@ class BlendSettings(_Group):
 class CheckpointSettings(_Group):
     """How often learner state and applied offsets are committed to Redis."""
 
-    every_outcomes: int = Field(default=1000, ge=1)
-    interval_ms: int = Field(default=1000, ge=10)
+    every_outcomes: int = Field(
+        default=1000, ge=1, description="checkpoint after this many outcomes..."
+    )
+    interval_ms: int = Field(default=1000, ge=10, description="...or after this long")
 
 
 class BatchSettings(_Group):
     """Where versioned XGBoost models live and how workers follow the active one."""
 
-    store_path: Path = Path("model-store")
-    poll_interval_s: float = Field(default=1.0, gt=0)
-    predict_threads: int = Field(default=1, ge=1)
+    store_path: Path = Field(
+        default=Path("model-store"), description="directory of versioned batch models"
+    )
+    poll_interval_s: float = Field(
+        default=1.0, gt=0, description="how often workers check the active-version pointer"
+    )
+    predict_threads: int = Field(default=1, ge=1, description="XGBoost threads for scoring")
 
 
 class ProcessingSettings(_Group):
     """Micro-batch sizes of the agents."""
 
-    learn_batch: int = Field(default=500, ge=1)
-    score_batch: int = Field(default=500, ge=1)
-    max_wait_ms: int = Field(default=5, ge=1)
+    learn_batch: int = Field(default=500, ge=1, description="max outcomes per micro-batch")
+    score_batch: int = Field(default=500, ge=1, description="max requests per micro-batch")
+    max_wait_ms: int = Field(
+        default=5, ge=1, description="max wait to fill a micro-batch (latency bound)"
+    )
 
 
 class WebSettings(_Group):
     """The worker's HTTP views (health, status, Prometheus metrics)."""
 
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = Field(default=6066, ge=0, le=65535)
+    enabled: bool = Field(default=True, description="serve /health, /status, /metrics")
+    host: str = Field(default="127.0.0.1", description="bind address")
+    port: int = Field(default=6066, ge=0, le=65535, description="port")
 
 
 class LogSettings(_Group):
     """Structured (JSON lines) logs on stderr; quiet by default."""
 
-    level: str = Field(default="WARNING", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    level: str = Field(
+        default="WARNING",
+        pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
+        description="DEBUG, INFO, WARNING, ERROR or CRITICAL",
+    )
 
     @field_validator("level", mode="before")
     @classmethod

@@ -36,4 +36,4 @@ def deploy(endpoints: Endpoints, tmp_path: Path) -> Iterator[Callable[..., Deplo
 
     yield factory
     for deployment in made:
-        deployment.stop_workers()
+        deployment.close()

@@ -70,6 +70,7 @@ class Deployment:
     settings: Settings
     endpoints: Endpoints
     workers: list[WorkerProcess] = field(default_factory=list)
+    producers: list[MessageProducer] = field(default_factory=list)
 
     @property
     def names(self) -> TopicNames:
@@ -84,9 +85,11 @@ class Deployment:
         )
 
     def producer(self) -> MessageProducer:
-        return MessageProducer(
+        producer = MessageProducer(
             self.endpoints.kafka_bootstrap, self.names, contract_spec(self.settings)
         )
+        self.producers.append(producer)
+        return producer
 
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.endpoints.redis_url)
@@ -140,9 +143,11 @@ class Deployment:
                 raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
             time.sleep(0.1)
 
-    def stop_workers(self) -> None:
+    def close(self) -> None:
         for worker in self.workers:
             worker.stop()
+        for producer in self.producers:
+            producer.close()
 
 
 def make_deployment(endpoints: Endpoints, store: Path, **groups: dict) -> Deployment:

@@ -1,4 +1,4 @@
-"""End to end on the real broker and Redis: outcomes and requests in, exactly one signal out each."""
+"""End to end on the real broker and Redis: requests in, exactly one signal out each."""
 
 from __future__ import annotations
 
@@ -72,7 +72,11 @@ def test_every_request_gets_exactly_one_signal_with_visible_parts(deploy, tmp_pa
     env = _cli_env(deployment)
     shown = subprocess.run(
         [sys.executable, "-m", "app.cli", "status", "--json"],
-        env=env, capture_output=True, text=True, timeout=60, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     status = orjson.loads(shown.stdout)
     assert status["active_batch_version"] == version

@@ -1,0 +1,43 @@
+# Every target creates .venv and installs what it needs; CI runs `make test` (see .ci/run).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP     := $(VENV)/.dev-installed
+
+.PHONY: demo test lint format bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "streamlearn needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@ $(RUNTIME_STAMP)
+
+demo: $(RUNTIME_STAMP)  ## the whole product on the embedded broker and Redis (< 2 minutes)
+	$(BIN)/streamlearn demo
+
+test: $(DEV_STAMP)  ## lint + unit + integration tests (embedded broker and Redis)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(RUNTIME_STAMP)  ## benchmarks: tables on stdout, JSON in bench/results/
+	$(BIN)/python -m bench.decay_recovery
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,61 @@
+"""Workers follow the active batch model within seconds and refuse a broken one."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import redis
+
+from app.train import train_and_store
+from models.market import MarketSimulator
+from models.redis_keys import RedisKeys
+from models.registry import MODEL_FILE, ActiveModelPointer
+
+
+def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path):
+    deployment = deploy(topics={"partitions": 1}, online={"min_updates": 0})
+    names = deployment.names
+    sim = MarketSimulator(seed=4)
+    client = redis.Redis.from_url(deployment.endpoints.redis_url)
+    pointer = ActiveModelPointer(client, RedisKeys(deployment.settings.redis.namespace))
+    v1, _ = train_and_store(deployment.settings, sim.frame(2000), "test", client, verbose=False)
+    producer = deployment.producer()
+    deployment.worker(tmp_path).start()
+
+    def versions_seen() -> list[str | None]:
+        return [s["batch_version"] for s in deployment.read(names.signals)]
+
+    producer.send_requests(sim.requests(20))
+    producer.flush()
+    deployment.wait_for(lambda: len(versions_seen()) == 20, 60, "first signals")
+    assert set(versions_seen()) == {v1}, "the active model is loaded at start"
+
+    v2, _ = train_and_store(deployment.settings, sim.frame(2000), "test", client, verbose=False)
+    activated = time.monotonic()
+    while v2 not in versions_seen():
+        assert time.monotonic() - activated < 5.0, "new version not in effect within 5 s"
+        producer.send_requests(sim.requests(5))
+        producer.flush()
+        time.sleep(0.1)
+    switch_seconds = time.monotonic() - activated
+
+    # A tampered copy of v2 (same metadata, changed bytes) fails its checksum and is refused.
+    store = deployment.settings.batch.store_path
+    tampered = "20990101T000000000000Z-tampered"
+    shutil.copytree(store / v2, store / tampered)
+    data = bytearray((store / tampered / MODEL_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (store / tampered / MODEL_FILE).write_bytes(bytes(data))
+    pointer.set(tampered)
+    seen_before = len(versions_seen())
+    for _ in range(10):
+        producer.send_requests(sim.requests(5))
+        producer.flush()
+        time.sleep(0.1)
+    deployment.wait_for(lambda: len(versions_seen()) == seen_before + 50, 30, "more signals")
+    assert set(versions_seen()[seen_before:]) == {v2}
+    worker = deployment.workers[0]
+    assert worker.alive()
+    assert "fails its checksum" in worker.log_path.read_text()
+    print(f"version switch observed after {switch_seconds:.2f}s")
