@@ -88,9 +88,10 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
 
     @app.on_partitions_assigned.connect
     async def restore_assigned(sender: Any, assigned: Any, **_: Any) -> None:
-        for tp in assigned:
-            if tp.topic == names.outcomes:
-                await engine.state.ensure(tp.partition)
+        mine = [tp.partition for tp in assigned if tp.topic == names.outcomes]
+        engine.state.unblock(mine)
+        for partition in mine:
+            await engine.state.ensure(partition)
 
     @app.on_partitions_revoked.connect
     async def checkpoint_revoked(sender: Any, revoked: Any, **_: Any) -> None:

@@ -40,7 +40,10 @@ class OnlineState:
 
     ``is_assigned(partition)`` tells whether the consumer group gave this worker the partition;
     state is only claimed for assigned partitions, so a worker never fences the rightful owner
-    because of events still buffered from before a rebalance.
+    because of events still buffered from before a rebalance. A partition whose checkpoint was
+    refused (another worker claimed it) stays blocked until the group assigns it to this worker
+    again (:meth:`unblock`): by then the consumer has been repositioned at Kafka's committed
+    offset, which never passes Redis's applied offset, so nothing is skipped.
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class OnlineState:
         self._partitions: dict[int, PartitionModels] = {}
         self._claims: dict[int, asyncio.Task[PartitionModels]] = {}
         self._by_key: dict[str, KeyModel] = {}
+        self._blocked: set[int] = set()
 
     @property
     def partitions(self) -> dict[int, PartitionModels]:
@@ -66,7 +70,7 @@ class OnlineState:
         loaded = self._partitions.get(partition)
         if loaded is not None:
             return loaded
-        if not self._is_assigned(partition):
+        if partition in self._blocked or not self._is_assigned(partition):
             return None
         claim = self._claims.get(partition)
         if claim is None:
@@ -162,7 +166,12 @@ class OnlineState:
         if fenced:
             log.warning("partitions fenced by another worker", extra={"partitions": sorted(fenced)})
             self.drop(fenced)
+            self._blocked |= fenced
         return fenced
+
+    def unblock(self, partitions: Iterable[int]) -> None:
+        """The group (re)assigned these partitions to this worker: they may be claimed again."""
+        self._blocked -= set(partitions)
 
     def key_summaries(self) -> dict[str, dict]:
         """Summary numbers of every loaded key (for the status view)."""

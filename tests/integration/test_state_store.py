@@ -98,3 +98,23 @@ def test_concurrent_ensures_claim_once(endpoints):
             await c.aclose()
 
     _run(scenario())
+
+
+def test_a_fenced_partition_stays_blocked_until_reassigned(endpoints):
+    async def scenario():
+        (store_a, store_b), clients = await _stores(endpoints.redis_url)
+        worker_a = OnlineState(store_a, OnlineConfig(), is_assigned=lambda p: True)
+        worker_b = OnlineState(store_b, OnlineConfig(), is_assigned=lambda p: True)
+        mine = await worker_a.ensure(0)
+        await worker_b.ensure(0)  # the group moved partition 0 to B
+        mine.applied_offset = 10
+        assert await worker_a.checkpoint() == {0}
+        assert await worker_a.ensure(0) is None  # no ping-pong of claims
+        assert (await store_a.read(0)).applied_offset == -1
+        worker_a.unblock([0])  # a later rebalance gives it back
+        again = await worker_a.ensure(0)
+        assert again is not None and again.epoch == 3
+        for c in clients:
+            await c.aclose()
+
+    _run(scenario())
