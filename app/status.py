@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import redis
 import redis.asyncio as aioredis
+from kafka import KafkaAdminClient
 
 from config import Settings
 from models.codec import summary_of
@@ -28,7 +29,18 @@ class DeploymentStatus:
 
     active_batch_version: str | None
     partitions: dict[int, dict[str, int | None]] = field(default_factory=dict)
+    requests: dict[int, dict[str, int | None]] = field(default_factory=dict)
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The consumer group's committed offsets of one topic (OffsetFetch, right on tansu too)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="streamlearn-status")
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
 async def _learner_state(settings: Settings, redis_url: str) -> dict[int, Any]:
@@ -52,7 +64,19 @@ def read_status(settings: Settings, bootstrap: str, redis_url: str) -> Deploymen
     snapshots = asyncio.run(_learner_state(settings, redis_url))
     with TopicReader(bootstrap, settings.topics.outcomes) as reader:
         ends = reader.high_watermarks()
+    with TopicReader(bootstrap, settings.topics.requests) as reader:
+        request_ends = reader.high_watermarks()
+    committed = committed_offsets(
+        bootstrap, settings.kafka.consumer_group, settings.topics.requests
+    )
     status = DeploymentStatus(active_batch_version=active)
+    for partition, end in sorted(request_ends.items()):
+        done = committed.get(partition, 0)
+        status.requests[partition] = {
+            "committed": done,
+            "end_offset": end,
+            "lag": max(0, end - done),
+        }
     for partition, end in sorted(ends.items()):
         snapshot = snapshots.get(partition)
         applied = snapshot.applied_offset if snapshot else -1
@@ -71,12 +95,17 @@ def read_status(settings: Settings, bootstrap: str, redis_url: str) -> Deploymen
 def render(status: DeploymentStatus) -> str:
     """Human-readable tables."""
     lines = [f"active batch model: {status.active_batch_version or '(none)'}", ""]
+    lines.append("trade outcomes (applied = last offset whose effect is in Redis)")
     lines.append(f"{'partition':>9} {'applied':>10} {'end':>10} {'lag':>8} {'keys':>6}")
     for p, row in status.partitions.items():
         lines.append(
             f"{p:>9} {row['applied_offset']:>10} {row['end_offset']:>10} {row['lag']:>8} "
             f"{row['keys']:>6}"
         )
+    lines += ["", "signal requests (committed by the consumer group)"]
+    lines.append(f"{'partition':>9} {'committed':>10} {'end':>10} {'lag':>8}")
+    for p, row in status.requests.items():
+        lines.append(f"{p:>9} {row['committed']:>10} {row['end_offset']:>10} {row['lag']:>8}")
     lines += [
         "",
         f"{'key':<20} {'updates':>8} {'acc online':>10} {'acc batch':>10} {'acc blend':>10}",

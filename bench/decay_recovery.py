@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.evaluation import outcomes_to_recover, prequential_hits
 from models.market import MarketSimulator
 from models.online import OnlineConfig, OnlineLearner
 
@@ -27,18 +28,12 @@ RESULTS = Path(__file__).parent / "results" / "decay_recovery.json"
 
 
 def run(half_life: float | None, outcomes: list[dict]) -> dict[str, float]:
-    learner = OnlineLearner(OnlineConfig(decay_half_life=half_life))
-    correct = np.empty(len(outcomes))
-    for i, outcome in enumerate(outcomes):
-        won = outcome["label"] == 1
-        correct[i] = (learner.predict_proba(outcome["features"]) > 0.5) == won
-        learner.learn(outcome["features"], won)
-    before = float(correct[FLIP - 10_000 : FLIP].mean())
-    rolling = np.convolve(correct[FLIP:], np.ones(WINDOW) / WINDOW, mode="valid")
+    hits = prequential_hits(OnlineLearner(OnlineConfig(decay_half_life=half_life)), outcomes)
+    recovery, before = outcomes_to_recover(hits, FLIP, window=WINDOW)
     return {
         "accuracy_before_flip": before,
-        "accuracy_first_1000_after": float(correct[FLIP : FLIP + 1000].mean()),
-        "recovery_outcomes": int(np.argmax(rolling >= 0.95 * before)) + WINDOW,
+        "accuracy_first_1000_after": float(hits[FLIP : FLIP + 1000].mean()),
+        "recovery_outcomes": recovery,
     }
 
 

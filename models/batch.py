@@ -67,3 +67,12 @@ def feature_matrix(rows: Sequence[dict[str, float]], features: Sequence[str]) ->
     for i, row in enumerate(rows):
         matrix[i] = [row[name] for name in features]
     return matrix
+
+
+def batch_probabilities(
+    model: BatchModel | None, rows: Sequence[dict[str, float]]
+) -> list[float | None]:
+    """One batched prediction per row, or ``None`` per row when there is no batch model."""
+    if model is None or not rows:
+        return [None] * len(rows)
+    return model.predict(feature_matrix(rows, model.features)).tolist()

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from models.batch import feature_matrix
+from models.batch import batch_probabilities
 from models.blend import Blender
 from streams.batch_follower import BatchModelHolder
 from streams.contracts import ContractError, ContractSpec, TradeOutcome, decode_outcome
@@ -98,13 +98,7 @@ class OutcomeLearner:
     ) -> None:
         if not fresh:
             return
-        batch_model = self._batch.current
-        p_batch: Sequence[float | None]
-        if batch_model is None:
-            p_batch = [None] * len(fresh)
-        else:
-            rows = [outcome.features for _, outcome in fresh]
-            p_batch = batch_model.predict(feature_matrix(rows, batch_model.features)).tolist()
+        p_batch = batch_probabilities(self._batch.current, [o.features for _, o in fresh])
         config = self.state.config
         for (record, outcome), pb in zip(fresh, p_batch, strict=True):
             loaded = loaded_by_partition[record.partition]

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from models.batch import feature_matrix
+from models.batch import batch_probabilities
 from models.blend import Blender
 from streams.batch_follower import BatchModelHolder
 from streams.contracts import (
@@ -72,12 +72,7 @@ class RequestScorer:
         for partition in {record.partition for record in records}:
             await self._state.ensure(partition)
         batch_model = self._batch.current
-        p_batch: Sequence[float | None]
-        if batch_model is None or not valid:
-            p_batch = [None] * len(valid)
-        else:
-            rows = [request.features for request in valid]
-            p_batch = batch_model.predict(feature_matrix(rows, batch_model.features)).tolist()
+        p_batch = batch_probabilities(batch_model, [request.features for request in valid])
         version = None if batch_model is None else batch_model.version
         scored_at = self._clock()
         statuses: Counter[str] = Counter()

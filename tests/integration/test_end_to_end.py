@@ -83,6 +83,16 @@ def test_every_request_gets_exactly_one_signal_with_visible_parts(deploy, tmp_pa
     assert set(status["keys"]) == set(KEYS)
     assert sum(k["updates"] for k in status["keys"].values()) == N_OUTCOMES
     assert all(row["lag"] == 0 for row in status["partitions"].values())
+    assert sum(row["end_offset"] for row in status["requests"].values()) == M_REQUESTS
+    human = subprocess.run(
+        [sys.executable, "-m", "app.cli", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert version in human and "SYM0" in human
 
 
 def _cli_env(deployment):

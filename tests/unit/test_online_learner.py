@@ -7,6 +7,7 @@ import pytest
 from river import datasets, linear_model, optim, preprocessing
 
 from models.decay import DecayedStandardScaler, fading_factor
+from models.evaluation import outcomes_to_recover, prequential_hits
 from models.market import MarketSimulator
 from models.online import OnlineConfig, OnlineLearner
 
@@ -62,18 +63,10 @@ def test_sample_weight_by_realized_rr_is_capped_and_off_by_default():
 
 def _outcomes_to_recover(half_life: float | None, seed: int) -> tuple[int, float]:
     """Outcomes after a regime flip until rolling accuracy is back to 95% of the pre-flip level."""
-    flip, window = 30_000, 300
+    flip = 30_000
     outcomes = MarketSimulator(seed=seed, change_points=[flip]).outcomes(flip + 8_000)
-    learner = OnlineLearner(OnlineConfig(decay_half_life=half_life))
-    correct = np.empty(len(outcomes))
-    for i, outcome in enumerate(outcomes):
-        won = outcome["label"] == 1
-        correct[i] = (learner.predict_proba(outcome["features"]) > 0.5) == won
-        learner.learn(outcome["features"], won)
-    before = correct[flip - 10_000 : flip].mean()
-    rolling = np.convolve(correct[flip:], np.ones(window) / window, mode="valid")
-    recovered = int(np.argmax(rolling >= 0.95 * before)) + window
-    return recovered, float(before)
+    hits = prequential_hits(OnlineLearner(OnlineConfig(decay_half_life=half_life)), outcomes)
+    return outcomes_to_recover(hits, flip)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
