@@ -75,6 +75,56 @@ def _parser() -> argparse.ArgumentParser:
         "--no-activate", action="store_true", help="store the version without activating it"
     )
 
+    models = commands.add_parser(
+        "models",
+        help="batch-model registry: list, show, promote, rollback, rebuild",
+        description="Operate the batch-model registry (needs REDIS_URL; announces changes on "
+        "model-updates when KAFKA_BOOTSTRAP_SERVERS is set).",
+    )
+    actions = models.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser(
+        "list",
+        help="stored versions, active (*) and staged (s)",
+        description="List stored versions with their holdout numbers.",
+    )
+    show = actions.add_parser("show", help="a version's metadata", description="Print metadata.")
+    show.add_argument("version")
+    promote = actions.add_parser(
+        "promote",
+        help="activate a version (default: the staged one)",
+        description="Make a version active; every worker scores with it within seconds.",
+    )
+    promote.add_argument("version", nargs="?")
+    promote.add_argument("--reason", default="manual promotion")
+    rollback = actions.add_parser(
+        "rollback",
+        help="re-activate an earlier version (default: the previous one)",
+        description="Roll back to a version that was active before.",
+    )
+    rollback.add_argument("version", nargs="?")
+    rollback.add_argument("--reason", default="manual rollback")
+    actions.add_parser(
+        "rebuild",
+        help="restore the registry in Redis from the model store's journal",
+        description="After Redis lost the registry keys: replay registry.jsonl into Redis.",
+    )
+
+    retrain = commands.add_parser(
+        "retrain",
+        help="enqueue a retrain request for the retrainer",
+        description="Publish a request on retrain-requests; the retrainer acts on it.",
+    )
+    retrain.add_argument("--reason", default="manual request")
+    retrain.add_argument("--window-outcomes", type=int, help="train on the newest N outcomes")
+    retrain.add_argument("--window-days", type=float, help="train on the last D days")
+    retrain.add_argument("--force", action="store_true", help="ignore the retrainer's cooldown")
+
+    commands.add_parser(
+        "retrainer",
+        help="serve retrain requests: train, gate against the active model, promote",
+        description="Run the retrainer process (one active at a time; others wait).",
+    )
+
     status = commands.add_parser(
         "status",
         help="active batch version, keys, update counts and consumer lag",
@@ -111,9 +161,11 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors whose message is the whole story (no exception type shown)."""
     from app.demo import DemoError
     from app.embedded import EmbeddedStartError
+    from app.models_cli import RegistryCommandError
     from app.status import StatusError
     from models.batch import BatchModelError
-    from models.registry import ModelStoreError
+    from models.registry import RegistryError
+    from models.store import ModelStoreError
     from models.training import TrainingDataError
     from streams.reader import TopicReadError
     from streams.topics import TopicLayoutError
@@ -128,6 +180,8 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         TrainingDataError,
         TopicReadError,
         TopicLayoutError,
+        RegistryError,
+        RegistryCommandError,
     )
 
 
@@ -174,6 +228,43 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:
     return run_train(settings, options)
 
 
+def _models(settings: Settings, args: argparse.Namespace) -> int:
+    from app import models_cli
+
+    if args.action == "list":
+        return models_cli.list_versions(settings)
+    if args.action == "show":
+        return models_cli.show_version(settings, args.version)
+    if args.action == "promote":
+        return models_cli.promote(settings, args.version, args.reason)
+    if args.action == "rollback":
+        return models_cli.rollback(settings, args.version, args.reason)
+    return models_cli.rebuild(settings)
+
+
+def _retrain(settings: Settings, args: argparse.Namespace) -> int:
+    from app.models_cli import request_retrain
+
+    return request_retrain(
+        settings, args.reason, args.window_outcomes, args.window_days, args.force
+    )
+
+
+def _retrainer(settings: Settings, args: argparse.Namespace) -> int:
+    from app.embedded import infrastructure
+    from app.retrainer import run_retrainer
+    from streams.topics import TopicNames, ensure_topics
+
+    with infrastructure(settings.kafka.bootstrap_servers, settings.redis.url) as endpoints:
+        ensure_topics(
+            endpoints.kafka_bootstrap,
+            TopicNames.from_settings(settings),
+            settings.topics.partitions,
+            settings.topics.replication_factor,
+        )
+        return run_retrainer(settings, endpoints)
+
+
 def _status(settings: Settings, args: argparse.Namespace) -> int:
     from app.status import run_status
 
@@ -185,6 +276,9 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "demo": _demo,
     "train": _train,
     "status": _status,
+    "models": _models,
+    "retrain": _retrain,
+    "retrainer": _retrainer,
 }
 
 

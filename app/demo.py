@@ -105,6 +105,8 @@ def demo_settings(settings: Settings, store: Path, run_id: str, web_port: int) -
             "outcomes": prefix + settings.topics.outcomes,
             "requests": prefix + settings.topics.requests,
             "signals": prefix + settings.topics.signals,
+            "model_updates": prefix + settings.topics.model_updates,
+            "retrain_requests": prefix + settings.topics.retrain_requests,
         },
         redis={"namespace": f"{settings.redis.namespace}-demo-{run_id}"},
         kafka={"consumer_group": f"{settings.kafka.consumer_group}-demo-{run_id}"},

@@ -14,8 +14,9 @@ from kafka import KafkaAdminClient
 from config import Settings
 from models.codec import summary_of
 from models.redis_keys import RedisKeys
-from models.registry import ActiveModelPointer
+from models.registry import ModelRegistry
 from models.state_store import PartitionStateStore
+from models.store import ModelStore
 from streams.reader import TopicReader
 
 
@@ -58,7 +59,10 @@ def read_status(settings: Settings, bootstrap: str, redis_url: str) -> Deploymen
     """Active version, per-partition applied offset / end / lag, and per-key summaries."""
     client = redis.Redis.from_url(redis_url)
     try:
-        active = ActiveModelPointer(client, RedisKeys(settings.redis.namespace)).get()
+        registry = ModelRegistry(
+            client, RedisKeys(settings.redis.namespace), ModelStore(settings.batch.store_path)
+        )
+        active = registry.active()
     finally:
         client.close()
     snapshots = asyncio.run(_learner_state(settings, redis_url))

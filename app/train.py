@@ -9,11 +9,12 @@ from typing import Any
 import pandas as pd
 import redis
 
+from app.retrainer import train_config
 from config import Settings
 from models.redis_keys import RedisKeys
-from models.registry import ActiveModelPointer, ModelStore
+from models.registry import ModelRegistry
+from models.store import ModelStore
 from models.training import (
-    TrainConfig,
     TrainingDataError,
     load_outcomes_file,
     outcomes_frame,
@@ -21,6 +22,7 @@ from models.training import (
 )
 from streams.contracts import ContractError, decode_outcome
 from streams.engine import contract_spec
+from streams.model_updates import ModelUpdatePublisher, from_registry_event
 from streams.reader import read_topic
 
 
@@ -67,12 +69,24 @@ def train_and_store(
             print(f"  round {round_:4d}  validation logloss {logloss:.4f}", file=sys.stderr)
 
     trained = train_batch_model(
-        frame, settings.model.features, TrainConfig(), source=source, progress=progress
+        frame, settings.model.features, train_config(settings), source=source, progress=progress
     )
-    metadata = {**trained.metadata, "reason": reason}
-    version = ModelStore(settings.batch.store_path).save(trained.model_bytes(), metadata)
+    store = ModelStore(settings.batch.store_path)
+    metadata = {**trained.metadata, "reason": reason, "parent_version": None}
     if activate_with is not None:
-        ActiveModelPointer(activate_with, RedisKeys(settings.redis.namespace)).set(version)
+        registry = ModelRegistry(activate_with, RedisKeys(settings.redis.namespace), store)
+        metadata["parent_version"] = registry.active()
+    version = store.save(trained.model_bytes(), metadata)
+    if activate_with is not None:
+        event = registry.activate(version, "cli:train", reason)
+        if settings.kafka.bootstrap_servers:
+            publisher = ModelUpdatePublisher(
+                settings.kafka.bootstrap_servers, settings.topics.model_updates
+            )
+            try:
+                publisher.publish(from_registry_event(event))
+            finally:
+                publisher.close()
     return version, metadata
 
 

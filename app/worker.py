@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import tempfile
@@ -16,6 +17,7 @@ from app.web import register_views
 from config import Settings, env_name
 from streams.agents import FaustSender, LearnerAgent, ScorerAgent
 from streams.engine import Engine
+from streams.model_updates import follow_model_updates
 from streams.topics import TopicNames, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,21 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
 
     app.timer(checkpoint_tick, name="checkpoint-timer")(checkpoint_quiet_streams)
     app.timer(settings.batch.poll_interval_s, name="batch-model-follower")(follow_batch_model)
+
+    async def listen_for_model_updates() -> None:
+        # The fast path; the timer above is the fallback if this consumer is down.
+        while True:
+            try:
+                await follow_model_updates(
+                    endpoints.kafka_bootstrap, names.model_updates, engine.sync_batch_model
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep following; polling covers the gap
+                log.warning("model-updates listener restarting", extra={"error": repr(exc)})
+                await asyncio.sleep(5)
+
+    app.task(listen_for_model_updates)
 
     @app.on_partitions_assigned.connect
     async def restore_assigned(sender: Any, assigned: Any, **_: Any) -> None:

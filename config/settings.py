@@ -13,7 +13,7 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -90,17 +90,29 @@ class TopicSettings(_Group):
     outcomes: str = Field(default="trade-outcomes", description="closed trades (input)")
     requests: str = Field(default="signal-requests", description="requests to score (input)")
     signals: str = Field(default="signals", description="scored signals (output)")
+    model_updates: str = Field(
+        default="model-updates", description="registry changes (1 partition; workers follow it)"
+    )
+    retrain_requests: str = Field(
+        default="retrain-requests", description="requests to retrain (1 partition)"
+    )
     dead_letter_suffix: str = Field(
         default=".dlq", min_length=1, description="dead-letter topic = input topic + suffix"
     )
     partitions: int = Field(
-        default=4, ge=1, le=10_000, description="partitions of every topic created by streamlearn"
+        default=4, ge=1, le=10_000, description="partitions of the keyed topics (control topics: 1)"
     )
     replication_factor: int = Field(default=1, ge=1, description="replicas of created topics")
 
     @model_validator(mode="after")
     def _distinct(self) -> TopicSettings:
-        names = [self.outcomes, self.requests, self.signals]
+        names = [
+            self.outcomes,
+            self.requests,
+            self.signals,
+            self.model_updates,
+            self.retrain_requests,
+        ]
         if len(set(names)) != len(names):
             raise ValueError(f"topic names must be distinct, got {names}")
         return self
@@ -194,6 +206,57 @@ class BatchSettings(_Group):
     predict_threads: int = Field(default=1, ge=1, description="XGBoost threads for scoring")
 
 
+class RetrainSettings(_Group):
+    """The retrainer: window, split, gate and promotion of challenger batch models."""
+
+    window_outcomes: int | None = Field(
+        default=50_000, ge=100, description="train on the newest N outcomes (unset: all)"
+    )
+    window_days: float | None = Field(
+        default=None, gt=0, description="or on the last D days of outcomes (by message ts)"
+    )
+    source_file: Path | None = Field(
+        default=None, description="read outcomes from this CSV/Parquet instead of the topic"
+    )
+    promotion_mode: Literal["auto", "manual"] = Field(
+        default="auto", description="auto: a passing challenger goes active; manual: staged"
+    )
+    primary_metric: Literal["log_loss", "brier", "roc_auc", "accuracy"] = Field(
+        default="log_loss", description="metric the gate decides on"
+    )
+    margin: float = Field(default=0.0, ge=0, description="required improvement on it")
+    alpha: float = Field(
+        default=0.05, gt=0, lt=0.5, description="one-sided significance of the paired bootstrap"
+    )
+    bootstrap_resamples: int = Field(default=1000, ge=100, description="bootstrap resamples")
+    validation_fraction: float = Field(
+        default=0.15, gt=0, lt=0.5, description="newest-but-one share for early stopping"
+    )
+    holdout_fraction: float = Field(
+        default=0.15, gt=0, lt=0.5, description="newest share, scored by the gate"
+    )
+    purge_rows: int = Field(default=50, ge=0, description="rows dropped between the parts")
+    balance_classes: bool = Field(
+        default=False, description="set scale_pos_weight = negatives/positives"
+    )
+    weight_by_rr: bool = Field(default=False, description="weight rows by |realized_rr|")
+    num_boost_round: int = Field(default=400, ge=1, description="max boosting rounds")
+    max_depth: int = Field(default=4, ge=1, le=16, description="tree depth")
+    eta: float = Field(default=0.08, gt=0, le=1, description="learning rate")
+    threads: int = Field(default=0, ge=0, description="XGBoost threads (0 = all cores)")
+    cooldown_s: float = Field(
+        default=300.0, ge=0, description="requests this soon after a retrain are dropped"
+    )
+    keep_versions: int = Field(
+        default=10, ge=1, description="newest versions kept (plus every version ever active)"
+    )
+    poll_interval_s: float = Field(default=1.0, gt=0, description="request polling interval")
+
+    _none = field_validator("window_outcomes", "window_days", "source_file", mode="before")(
+        _none_words
+    )
+
+
 class ProcessingSettings(_Group):
     """Micro-batch sizes of the agents."""
 
@@ -238,6 +301,7 @@ class Settings(_Group):
     blend: BlendSettings = BlendSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     batch: BatchSettings = BatchSettings()
+    retrain: RetrainSettings = RetrainSettings()
     processing: ProcessingSettings = ProcessingSettings()
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import xgboost as xgb
 
-from models.registry import ModelStore, ModelStoreError
+from models.store import ModelStore, ModelStoreError
 
 
 class BatchModelError(RuntimeError):

@@ -16,6 +16,40 @@ class RedisKeys:
         """String: the version id of the active batch model."""
         return f"{self.namespace}:registry:active"
 
+    @property
+    def staged_model(self) -> str:
+        """String: the version id waiting for a manual promotion."""
+        return f"{self.namespace}:registry:staged"
+
+    @property
+    def registry_history(self) -> str:
+        """List: JSON registry events, oldest first."""
+        return f"{self.namespace}:registry:history"
+
+    @property
+    def registry_lock(self) -> str:
+        """Lock serialising registry changes."""
+        return f"{self.namespace}:registry:lock"
+
+    @property
+    def retrainer_offset(self) -> str:
+        """String: next ``retrain-requests`` offset the retrainer will read."""
+        return f"{self.namespace}:retrainer:offset"
+
+    @property
+    def retrainer_last_finished(self) -> str:
+        """String: epoch seconds when the last retrain finished (for the cooldown)."""
+        return f"{self.namespace}:retrainer:last-finished"
+
+    @property
+    def retrainer_leader(self) -> str:
+        """Lock held by the one retrainer that acts on requests."""
+        return f"{self.namespace}:retrainer:leader"
+
+    def registry_keys(self) -> tuple[str, ...]:
+        """Every key of the registry (what ``models rebuild`` restores)."""
+        return (self.active_model, self.staged_model, self.registry_history)
+
     def partition_state(self, topic: str, partition: int) -> str:
         """Hash: applied offset, fencing epoch and every key's state of one input partition."""
         return f"{self.namespace}:online:{topic}:{partition}"

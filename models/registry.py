@@ -1,20 +1,17 @@
-"""Versioned batch models on disk (XGBoost native format) and the active-version pointer.
+"""The model registry: which batch version is active or staged, and the history of changes.
 
-A version is a directory ``<store>/<version>/`` holding ``model.ubj`` (XGBoost's UBJSON format,
-never pickle) and ``metadata.json`` (features, rows, metrics, creation time, and the model
-file's SHA-256, verified on every load). Directories are written under a temporary name, fsynced
-and renamed into place, so a half-written model is never visible. The active version is a
-pointer in Redis, so every worker agrees on it.
+Every change is first appended (fsynced) to a journal next to the models,
+``<store>/registry.jsonl``, then applied to Redis in one MULTI/EXEC under a short lock. Workers
+read the pointer from Redis; if Redis is wiped, :meth:`ModelRegistry.rebuild` replays the journal
+and restores the same active version, staged version and history.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import tempfile
-import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,116 +20,231 @@ import orjson
 import redis
 
 from models.redis_keys import RedisKeys
+from models.store import ModelStore
 
-MODEL_FILE = "model.ubj"
-METADATA_FILE = "metadata.json"
+JOURNAL_FILE = "registry.jsonl"
+ACTIVATING = ("activate", "rollback")
 
 
-class ModelStoreError(RuntimeError):
-    """A model version is missing, unreadable or fails its checksum."""
+class RegistryError(RuntimeError):
+    """A registry change is not possible (unknown version, nothing to roll back to, ...)."""
 
 
 @dataclass(frozen=True)
-class StoredModel:
-    """The verified bytes and metadata of one model version."""
+class RegistryEvent:
+    """One change of the registry: who did what to which version, and why."""
 
-    version: str
-    model_bytes: bytes
-    metadata: dict[str, Any]
+    action: str  # activate | rollback | stage | unstage
+    version: str | None
+    previous: str | None
+    at: str
+    by: str
+    reason: str
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> RegistryEvent:
+        """Parse a journal line or history entry."""
+        return cls(**orjson.loads(data))
+
+    def to_json(self) -> bytes:
+        """One line of JSON."""
+        return orjson.dumps(asdict(self))
 
 
-class ModelStore:
-    """Directory of immutable model versions."""
+@dataclass
+class RegistryState:
+    """Active and staged versions and the full history, oldest first."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    active: str | None = None
+    staged: str | None = None
+    history: list[RegistryEvent] = field(default_factory=list)
 
-    def save(self, model_bytes: bytes, metadata: dict[str, Any]) -> str:
-        """Write a new version atomically and return its id."""
-        digest = hashlib.sha256(model_bytes).hexdigest()
-        created = datetime.now(UTC)
-        version = f"{created:%Y%m%dT%H%M%S%f}Z-{digest[:8]}"
-        full_metadata = {
-            **metadata,
-            "version": version,
-            "created_at": created.isoformat(),
-            "model_file": MODEL_FILE,
-            "model_format": "xgboost-ubj",
-            "sha256": digest,
-        }
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".staging-{uuid.uuid4().hex[:8]}-", dir=self.root))
+    def apply(self, event: RegistryEvent) -> None:
+        """Advance the state by one event (the journal replays through this)."""
+        if event.action in ACTIVATING:
+            self.active = event.version
+            if self.staged == event.version:
+                self.staged = None
+        elif event.action == "stage":
+            self.staged = event.version
+        elif event.action == "unstage":
+            self.staged = None
+        else:
+            raise RegistryError(f"unknown registry action {event.action!r}")
+        self.history.append(event)
+
+    def ever_active(self) -> list[str]:
+        """Every version that was active at some point, in order of first activation."""
+        seen: dict[str, None] = {}
+        for event in self.history:
+            if event.action in ACTIVATING and event.version:
+                seen.setdefault(event.version, None)
+        return list(seen)
+
+    def previous_active(self) -> str | None:
+        """The version that was active before the current one."""
+        actives = [e.version for e in self.history if e.action in ACTIVATING]
+        for version in reversed(actives[:-1]):
+            if version != self.active:
+                return version
+        return None
+
+
+class Journal:
+    """Append-only, fsynced JSON-lines log of registry events on the model store's disk."""
+
+    def __init__(self, store: ModelStore) -> None:
+        self.path = Path(store.root) / JOURNAL_FILE
+
+    def append(self, event: RegistryEvent) -> None:
+        """Durably add one event."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            _write_synced(staging / MODEL_FILE, model_bytes)
-            _write_synced(
-                staging / METADATA_FILE, orjson.dumps(full_metadata, option=orjson.OPT_INDENT_2)
-            )
-            _fsync_dir(staging)
-            os.rename(staging, self.root / version)
-            _fsync_dir(self.root)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return version
+            os.write(fd, event.to_json() + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
-    def load(self, version: str) -> StoredModel:
-        """Read a version and verify its checksum; :class:`ModelStoreError` if anything is off."""
-        directory = self.root / version
-        if not _is_version_name(version) or not directory.is_dir():
-            raise ModelStoreError(f"model version {version!r} not found in {self.root}")
-        try:
-            metadata = orjson.loads((directory / METADATA_FILE).read_bytes())
-            model_bytes = (directory / MODEL_FILE).read_bytes()
-        except (OSError, orjson.JSONDecodeError) as exc:
-            raise ModelStoreError(f"model version {version} is unreadable: {exc}") from None
-        expected = metadata.get("sha256") if isinstance(metadata, dict) else None
-        actual = hashlib.sha256(model_bytes).hexdigest()
-        if expected != actual:
-            raise ModelStoreError(
-                f"model version {version} fails its checksum (metadata {expected}, file {actual})"
-            )
-        return StoredModel(version=version, model_bytes=model_bytes, metadata=metadata)
-
-    def versions(self) -> list[str]:
-        """All complete versions, oldest first."""
-        if not self.root.is_dir():
+    def events(self) -> list[RegistryEvent]:
+        """All complete events, oldest first (a torn last line from a crash is ignored)."""
+        if not self.path.exists():
             return []
-        return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and _is_version_name(p.name)
+        events = []
+        for line in self.path.read_bytes().splitlines():
+            try:
+                events.append(RegistryEvent.from_json(line))
+            except (orjson.JSONDecodeError, TypeError):
+                continue
+        return events
+
+
+class ModelRegistry:
+    """Active / staged batch model versions, in Redis and journaled on disk."""
+
+    def __init__(self, client: redis.Redis, keys: RedisKeys, store: ModelStore) -> None:
+        self._client = client
+        self._keys = keys
+        self.store = store
+        self.journal = Journal(store)
+
+    def active(self) -> str | None:
+        """The active version (what every worker scores with)."""
+        return _text(self._client.get(self._keys.active_model))
+
+    def state(self) -> RegistryState:
+        """Active, staged and history as Redis holds them."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.get(self._keys.active_model)
+        pipe.get(self._keys.staged_model)
+        pipe.lrange(self._keys.registry_history, 0, -1)
+        active, staged, history = pipe.execute()
+        return RegistryState(
+            active=_text(active),
+            staged=_text(staged),
+            history=[RegistryEvent.from_json(item) for item in history],
         )
 
+    def activate(self, version: str, by: str, reason: str) -> RegistryEvent:
+        """Make ``version`` active (it must exist in the store and pass its checksum)."""
+        self.store.load(version)
+        return self._record("activate", version, by, reason)
 
-class ActiveModelPointer:
-    """The Redis pointer naming the active batch model version (synchronous client)."""
+    def stage(self, version: str, by: str, reason: str) -> RegistryEvent:
+        """Mark ``version`` as waiting for a manual promotion."""
+        self.store.load(version)
+        return self._record("stage", version, by, reason)
 
-    def __init__(self, client: redis.Redis, keys: RedisKeys) -> None:
-        self._client = client
-        self._key = keys.active_model
+    def promote(self, version: str | None, by: str, reason: str) -> RegistryEvent:
+        """Activate ``version``, or the staged version when none is given."""
+        target = version or self.state().staged
+        if target is None:
+            raise RegistryError("nothing is staged; name the version to promote")
+        return self.activate(target, by, reason)
 
-    def get(self) -> str | None:
-        """The active version, or None when no batch model was ever activated."""
-        value = self._client.get(self._key)
-        return value.decode() if isinstance(value, bytes) else value
+    def rollback(self, version: str | None, by: str, reason: str) -> RegistryEvent:
+        """Re-activate ``version`` (default: the one active before the current one)."""
+        state = self.state()
+        target = version or state.previous_active()
+        if target is None:
+            raise RegistryError("no earlier active version to roll back to")
+        if target not in state.ever_active():
+            raise RegistryError(f"version {target} was never active; use promote")
+        if target == state.active:
+            raise RegistryError(f"version {target} is already active")
+        self.store.load(target)
+        return self._record("rollback", target, by, reason)
 
-    def set(self, version: str) -> None:
-        """Make ``version`` the active batch model for every worker."""
-        self._client.set(self._key, version)
+    def rebuild(self) -> RegistryState:
+        """Restore Redis from the journal (after Redis lost the registry keys)."""
+        state = RegistryState()
+        for event in self.journal.events():
+            state.apply(event)
+        with self._locked():
+            pipe = self._client.pipeline(transaction=True)
+            pipe.delete(self._keys.active_model, self._keys.staged_model)
+            pipe.delete(self._keys.registry_history)
+            if state.active:
+                pipe.set(self._keys.active_model, state.active)
+            if state.staged:
+                pipe.set(self._keys.staged_model, state.staged)
+            if state.history:
+                pipe.rpush(self._keys.registry_history, *[e.to_json() for e in state.history])
+            pipe.execute()
+        return state
+
+    def protected_versions(self) -> set[str]:
+        """Versions retention must keep: every version ever active, and the staged one."""
+        state = self.state()
+        journal = RegistryState()
+        for event in self.journal.events():
+            journal.apply(event)
+        keep = set(state.ever_active()) | set(journal.ever_active())
+        return keep | {v for v in (state.staged, journal.staged, state.active) if v}
+
+    def prune(self, keep_last: int) -> list[str]:
+        """Delete versions beyond the newest ``keep_last``, except protected ones."""
+        protected = self.protected_versions()
+        versions = self.store.versions()
+        doomed = [v for v in versions[: max(0, len(versions) - keep_last)] if v not in protected]
+        for version in doomed:
+            self.store.delete(version)
+        return doomed
+
+    def _record(self, action: str, version: str, by: str, reason: str) -> RegistryEvent:
+        with self._locked():
+            state = self.state()
+            previous = state.active if action in ACTIVATING else state.staged
+            event = RegistryEvent(
+                action=action,
+                version=version,
+                previous=previous,
+                at=datetime.now(UTC).isoformat(),
+                by=by,
+                reason=reason,
+            )
+            self.journal.append(event)
+            pipe = self._client.pipeline(transaction=True)
+            if action in ACTIVATING:
+                pipe.set(self._keys.active_model, version)
+                if state.staged == version:
+                    pipe.delete(self._keys.staged_model)
+            elif action == "stage":
+                pipe.set(self._keys.staged_model, version)
+            pipe.rpush(self._keys.registry_history, event.to_json())
+            pipe.execute()
+        return event
+
+    @contextmanager
+    def _locked(self, timeout_s: float = 10.0) -> Iterator[None]:
+        lock = self._client.lock(self._keys.registry_lock, timeout=30, blocking_timeout=timeout_s)
+        if not lock.acquire():
+            raise RegistryError("registry is locked by another process")
+        try:
+            yield
+        finally:
+            lock.release()
 
 
-def _is_version_name(name: str) -> bool:
-    return not name.startswith(".") and "Z-" in name
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,7 +1,14 @@
-"""Training the batch XGBoost model on a window of closed trades, in time order."""
+"""Training the batch XGBoost model on a window of closed trades, in time order.
+
+The window is split by time into train | purge | validation | purge | holdout (never shuffled
+across time; the purge gaps keep trades that overlap in time out of two parts). Early stopping
+watches the validation part; the holdout part is left untouched for the champion/challenger
+gate (:mod:`models.gate`).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -22,26 +29,42 @@ class TrainingDataError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """XGBoost hyper-parameters and the temporal validation split."""
+    """XGBoost hyper-parameters, the temporal split and the sample weighting."""
 
     num_boost_round: int = 400
     early_stopping_rounds: int = 30
     max_depth: int = 4
-    eta: float = 0.05
+    eta: float = 0.08
     subsample: float = 0.8
     colsample_bytree: float = 0.8
     min_child_weight: float = 5.0
-    validation_fraction: float = 0.2
+    max_bin: int = 128
+    validation_fraction: float = 0.15
+    holdout_fraction: float = 0.15
+    purge_rows: int = 50
+    balance_classes: bool = False  # scale_pos_weight; off: it trades calibration for recall
+    weight_by_rr: bool = False
+    max_sample_weight: float = 5.0
     threads: int = 0  # 0 = all cores
     seed: int = 0
     min_rows: int = 100
 
 
 @dataclass(frozen=True)
+class TemporalSplit:
+    """Train, validation and holdout parts of a window, oldest to newest, purged in between."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    holdout: pd.DataFrame
+
+
+@dataclass(frozen=True)
 class TrainedModel:
-    """A trained booster plus the metadata that goes next to it in the model store."""
+    """A trained booster, the split it was trained on, and its store metadata."""
 
     booster: xgb.Booster
+    split: TemporalSplit
     metadata: dict[str, Any]
 
     def model_bytes(self) -> bytes:
@@ -71,6 +94,27 @@ def outcomes_frame(outcomes: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def temporal_split(frame: pd.DataFrame, config: TrainConfig) -> TemporalSplit:
+    """Split a time-sorted window into train | purge | validation | purge | holdout."""
+    n = len(frame)
+    n_holdout = int(n * config.holdout_fraction)
+    n_valid = max(1, int(n * config.validation_fraction))
+    gaps = config.purge_rows * (2 if n_holdout else 1)
+    n_train = n - n_holdout - n_valid - gaps
+    if n_train < max(10, config.min_rows // 2):
+        raise TrainingDataError(
+            f"{n} rows are too few for validation {n_valid}, holdout {n_holdout} "
+            f"and purge gaps of {config.purge_rows}"
+        )
+    valid_start = n_train + config.purge_rows
+    holdout_start = valid_start + n_valid + (config.purge_rows if n_holdout else 0)
+    return TemporalSplit(
+        train=frame.iloc[:n_train],
+        validation=frame.iloc[valid_start : valid_start + n_valid],
+        holdout=frame.iloc[holdout_start:] if n_holdout else frame.iloc[0:0],
+    )
+
+
 def train_batch_model(
     frame: pd.DataFrame,
     features: Sequence[str],
@@ -78,28 +122,74 @@ def train_batch_model(
     source: str = "dataframe",
     progress: Callable[[int, float], None] | None = None,
 ) -> TrainedModel:
-    """Train on the oldest rows, early-stop on the newest ``validation_fraction`` (no shuffling).
+    """Train on the oldest part of the window, early-stop on the next, leave the newest out.
 
     ``progress(round, validation_logloss)`` is called every 25 boosting rounds.
     """
-    data = _validated(frame, features, config)
-    n_valid = max(1, int(len(data) * config.validation_fraction))
-    train, valid = data.iloc[:-n_valid], data.iloc[-n_valid:]
-    dtrain = xgb.DMatrix(train[list(features)].to_numpy(np.float64), label=train["label"])
-    dvalid = xgb.DMatrix(valid[list(features)].to_numpy(np.float64), label=valid["label"])
+    data = validated_window(frame, features, config)
+    split = temporal_split(data, config)
+    booster = fit_booster(split, features, config, progress)
+    columns = list(features)
+    metadata: dict[str, Any] = {
+        "features": columns,
+        "rows": {
+            "train": len(split.train),
+            "validation": len(split.validation),
+            "holdout": len(split.holdout),
+            "purged": len(data) - len(split.train) - len(split.validation) - len(split.holdout),
+        },
+        "window": {
+            "first_ts": _int_or_none(data["ts"].iloc[0]),
+            "last_ts": _int_or_none(data["ts"].iloc[-1]),
+            "rows": len(data),
+        },
+        "source": source,
+        "data_fingerprint": data_fingerprint(data, features),
+        "hyperparameters": {**asdict(config), "best_iteration": int(booster.best_iteration)},
+        "validation_metrics": classification_metrics(
+            split.validation["label"].to_numpy(), predict_frame(booster, split.validation, columns)
+        ),
+        "reference": feature_reference(split.train, features),
+    }
+    return TrainedModel(booster=booster, split=split, metadata=metadata)
+
+
+def fit_booster(
+    split: TemporalSplit,
+    features: Sequence[str],
+    config: TrainConfig,
+    progress: Callable[[int, float], None] | None = None,
+) -> xgb.Booster:
+    """Boost on ``split.train`` with early stopping on ``split.validation``; best iteration only."""
+    columns = list(features)
+    train, valid = split.train, split.validation
+    dtrain = xgb.QuantileDMatrix(
+        train[columns].to_numpy(np.float64),
+        label=train["label"].to_numpy(),
+        weight=sample_weights(train, config),
+        max_bin=config.max_bin,
+    )
+    dvalid = xgb.QuantileDMatrix(
+        valid[columns].to_numpy(np.float64),
+        label=valid["label"].to_numpy(),
+        ref=dtrain,
+        max_bin=config.max_bin,
+    )
+    positives = float(train["label"].sum())
     params = {
         "objective": "binary:logistic",
         "eval_metric": "logloss",
         "tree_method": "hist",
+        "max_bin": config.max_bin,
         "max_depth": config.max_depth,
         "eta": config.eta,
         "subsample": config.subsample,
         "colsample_bytree": config.colsample_bytree,
         "min_child_weight": config.min_child_weight,
+        "scale_pos_weight": (len(train) - positives) / positives if config.balance_classes else 1.0,
         "nthread": config.threads,
         "seed": config.seed,
     }
-    callbacks = [_Progress(progress)] if progress else []
     booster = xgb.train(
         params,
         dtrain,
@@ -107,23 +197,26 @@ def train_batch_model(
         evals=[(dvalid, "validation")],
         early_stopping_rounds=config.early_stopping_rounds,
         verbose_eval=False,
-        callbacks=callbacks,
+        callbacks=[_Progress(progress)] if progress else [],
     )
     best = booster[: booster.best_iteration + 1]
-    p_valid = best.predict(dvalid)
-    metadata = {
-        "features": list(features),
-        "rows": {"train": len(train), "validation": len(valid)},
-        "window": {
-            "first_ts": _int_or_none(data["ts"].iloc[0]),
-            "last_ts": _int_or_none(data["ts"].iloc[-1]),
-        },
-        "source": source,
-        "hyperparameters": {**asdict(config), "best_iteration": int(booster.best_iteration)},
-        "validation_metrics": classification_metrics(valid["label"].to_numpy(), p_valid),
-        "reference": feature_reference(train, features),
-    }
-    return TrainedModel(booster=best, metadata=metadata)
+    best.best_iteration = booster.best_iteration
+    return best
+
+
+def sample_weights(frame: pd.DataFrame, config: TrainConfig) -> np.ndarray | None:
+    """|realized_rr| per row (capped; 1 where missing) when enabled, else no weights."""
+    if not config.weight_by_rr or "realized_rr" not in frame.columns:
+        return None
+    rr = pd.to_numeric(frame["realized_rr"], errors="coerce").abs().fillna(1.0).to_numpy()
+    return np.minimum(rr, config.max_sample_weight)
+
+
+def predict_frame(booster: xgb.Booster, frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
+    """Win probabilities for the rows of a table."""
+    if frame.empty:
+        return np.empty(0)
+    return np.asarray(booster.inplace_predict(frame[list(features)].to_numpy(np.float64)))
 
 
 def classification_metrics(labels: np.ndarray, p_win: np.ndarray) -> dict[str, float | None]:
@@ -151,7 +244,17 @@ def feature_reference(frame: pd.DataFrame, features: Sequence[str]) -> dict[str,
     }
 
 
-def _validated(frame: pd.DataFrame, features: Sequence[str], config: TrainConfig) -> pd.DataFrame:
+def data_fingerprint(frame: pd.DataFrame, features: Sequence[str]) -> str:
+    """SHA-256 of the window's rows (ts, label, realized R/R, features), order included."""
+    columns = [c for c in ("ts", "label", "realized_rr", *features) if c in frame.columns]
+    hashed = pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()
+
+
+def validated_window(
+    frame: pd.DataFrame, features: Sequence[str], config: TrainConfig
+) -> pd.DataFrame:
+    """The window sorted by time, after checking columns, labels and values."""
     missing = [c for c in ("ts", "label", *features) if c not in frame.columns]
     if missing:
         raise TrainingDataError(f"training data lacks columns {missing}")

@@ -1,17 +1,25 @@
-"""Following the active batch model: poll the Redis pointer, load off the event loop, swap."""
+"""Following the active batch model: read the Redis pointer, load off the event loop, swap.
+
+The scorer calls :meth:`BatchModelFollower.model_for_batch` at the start of every micro-batch:
+one Redis GET tells which version is active *now*, so the version a signal names was active
+while its request was being processed. Versions are loaded in a worker thread and kept in a
+small cache, so a rollback to a recent version swaps instantly; a new version is usually
+preloaded already by the ``model-updates`` listener or the polling timer.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
 
 from models.batch import BatchModel, BatchModelError, load_batch_model
 from models.redis_keys import RedisKeys
-from models.registry import ModelStore
+from models.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +39,8 @@ class BatchModelHolder:
 class BatchModelFollower:
     """Keeps a :class:`BatchModelHolder` on the version the registry pointer names.
 
-    Loading (file read, checksum, parse, smoke prediction) runs in a worker thread; the swap is
-    one assignment on the event loop, so a scoring batch sees either the old or the new model.
-    A version that fails validation is not retried for ``retry_after_s`` and the worker keeps
-    serving with the model it had.
+    A version that fails validation (checksum, features, smoke prediction) is not retried for
+    ``retry_after_s``; the worker keeps serving the model it had.
     """
 
     def __init__(
@@ -46,6 +52,8 @@ class BatchModelFollower:
         features: Sequence[str],
         threads: int = 1,
         retry_after_s: float = 30.0,
+        cache_size: int = 4,
+        on_swap: Callable[[], object] | None = None,
     ) -> None:
         self.holder = holder
         self._client = client
@@ -54,33 +62,65 @@ class BatchModelFollower:
         self._features = tuple(features)
         self._threads = threads
         self._retry_after_s = retry_after_s
+        self._cache: OrderedDict[str, BatchModel] = OrderedDict()
+        self._cache_size = cache_size
         self._failed: dict[str, float] = {}
+        self._lock = asyncio.Lock()
         self.last_error: str | None = None
+        self._on_swap = on_swap
+
+    def remember(self, model: BatchModel) -> None:
+        """Put a model loaded elsewhere (e.g. at start-up) into the cache and make it current."""
+        self._cache[model.version] = model
+        self.holder.current = model
+
+    async def model_for_batch(self) -> BatchModel | None:
+        """The model to score the next micro-batch with: the active version, as of now."""
+        await self.sync()
+        return self.holder.current
 
     async def sync(self) -> bool:
-        """Load the active version if it changed; True when a new model was swapped in."""
+        """Make the active version current if it is not; True when the model changed."""
         raw = await self._client.get(self._pointer_key)
         wanted = raw.decode() if raw is not None else None
         if wanted is None or wanted == self.holder.version:
             return False
-        failed_at = self._failed.get(wanted)
+        async with self._lock:
+            if wanted == self.holder.version:
+                return False
+            model = await self._model(wanted)
+            if model is None:
+                return False
+            previous = self.holder.version
+            self.holder.current = model
+        if self._on_swap is not None:
+            self._on_swap()
+        log.info("batch model swapped", extra={"version": wanted, "previous": previous})
+        return True
+
+    async def _model(self, version: str) -> BatchModel | None:
+        cached = self._cache.get(version)
+        if cached is not None:
+            self._cache.move_to_end(version)
+            return cached
+        failed_at = self._failed.get(version)
         if failed_at is not None and time.monotonic() - failed_at < self._retry_after_s:
-            return False
+            return None
         loop = asyncio.get_running_loop()
         try:
             model = await loop.run_in_executor(
-                None, load_batch_model, self._store, wanted, self._features, self._threads
+                None, load_batch_model, self._store, version, self._features, self._threads
             )
         except BatchModelError as exc:
-            self._failed[wanted] = time.monotonic()
+            self._failed[version] = time.monotonic()
             self.last_error = str(exc)
             log.error(
                 "batch model refused; still serving the previous one",
-                extra={"version": wanted, "serving": self.holder.version, "error": str(exc)},
+                extra={"version": version, "serving": self.holder.version, "error": str(exc)},
             )
-            return False
-        previous = self.holder.version
-        self.holder.current = model
+            return None
         self.last_error = None
-        log.info("batch model activated", extra={"version": wanted, "previous": previous})
-        return True
+        self._cache[version] = model
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return model

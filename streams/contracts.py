@@ -53,6 +53,19 @@ class SignalRequest:
     features: dict[str, float]
 
 
+@dataclass(frozen=True, slots=True)
+class RetrainRequest:
+    """A request to retrain the batch model: who asks, why, and on which window."""
+
+    request_id: str
+    requested_by: str
+    reason: str
+    ts: int
+    window_outcomes: int | None
+    window_days: float | None
+    force: bool
+
+
 @dataclass(frozen=True)
 class ContractSpec:
     """What the decoders check: the feature list (in model order) and the model-key field."""
@@ -105,6 +118,29 @@ def decode_request(
         model_key=model_key,
         ts=_timestamp(message),
         features=_features(message, spec.features),
+    )
+
+
+def decode_retrain_request(value: bytes | None) -> RetrainRequest:
+    """Validate and decode a ``retrain-requests`` record."""
+    message = _load_object(value)
+    outcomes = message.get("window_outcomes")
+    if outcomes is not None and (type(outcomes) is not int or outcomes < 100):
+        raise ContractError(f"window_outcomes must be an integer >= 100 or null, got {outcomes!r}")
+    days = message.get("window_days")
+    if days is not None and not (_is_finite_number(days) and days > 0):
+        raise ContractError(f"window_days must be a positive number or null, got {days!r}")
+    force = message.get("force", False)
+    if type(force) is not bool:
+        raise ContractError(f"force must be true or false, got {force!r}")
+    return RetrainRequest(
+        request_id=_string(message, "request_id"),
+        requested_by=_string(message, "requested_by"),
+        reason=_string(message, "reason"),
+        ts=_timestamp(message),
+        window_outcomes=outcomes,
+        window_days=None if days is None else float(days),
+        force=force,
     )
 
 

@@ -14,8 +14,9 @@ from models.batch import BatchModelError, load_batch_model
 from models.blend import Blender
 from models.online import OnlineConfig
 from models.redis_keys import RedisKeys
-from models.registry import ActiveModelPointer, ModelStore
+from models.registry import ModelRegistry
 from models.state_store import PartitionStateStore
+from models.store import ModelStore
 from streams.batch_follower import BatchModelFollower, BatchModelHolder
 from streams.contracts import ContractSpec
 from streams.dead_letters import DeadLetterer
@@ -84,6 +85,7 @@ class Engine:
             ModelStore(settings.batch.store_path),
             settings.model.features,
             threads=settings.batch.predict_threads,
+            on_swap=metrics.batch_model_swaps.inc,
         )
         learner = OutcomeLearner(
             state,
@@ -97,7 +99,7 @@ class Engine:
             state,
             spec,
             blender,
-            holder,
+            follower,
             topics.signals,
             DeadLetterer(topics.requests, topics.requests_dead_letter, clock),
             metrics,
@@ -113,28 +115,29 @@ class Engine:
         Returns the reason when the active version could not be loaded (the worker then starts
         without a batch model and keeps trying), else None.
         """
+        store = ModelStore(self.settings.batch.store_path)
         client = redis.Redis.from_url(redis_url)
         try:
-            version = ActiveModelPointer(client, self.keys).get()
+            version = ModelRegistry(client, self.keys, store).active()
         finally:
             client.close()
         if version is None:
             return None
         try:
-            self.batch.current = load_batch_model(
-                ModelStore(self.settings.batch.store_path),
+            model = load_batch_model(
+                store,
                 version,
                 self.settings.model.features,
                 self.settings.batch.predict_threads,
             )
         except BatchModelError as exc:
             return str(exc)
+        self.follower.remember(model)
         return None
 
     async def sync_batch_model(self) -> None:
-        """Follow the registry pointer (called periodically)."""
-        if await self.follower.sync():
-            self.metrics.batch_model_swaps.inc()
+        """Follow the registry pointer (called periodically and on ``model-updates``)."""
+        await self.follower.sync()
 
     def status(self) -> dict[str, Any]:
         """What this worker holds right now (for the ``/status`` view)."""

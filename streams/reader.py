@@ -24,17 +24,22 @@ class TopicReader:
     def __init__(self, bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> None:
         self.topic = topic
         self._timeout_s = timeout_s
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
+        self._bootstrap_servers = bootstrap_servers
+        self._probes: dict[int, KafkaConsumer] = {}
+        self._consumer = self._new_consumer()
+        partitions = self._wait_for_partitions()
+        self.partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self._consumer.assign(self.partitions)
+
+    def _new_consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            bootstrap_servers=self._bootstrap_servers,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             group_id=None,
             max_poll_records=5000,
             fetch_max_wait_ms=100,
         )
-        partitions = self._wait_for_partitions()
-        self.partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
-        self._consumer.assign(self.partitions)
 
     def _wait_for_partitions(self) -> set[int]:
         deadline = time.monotonic() + self._timeout_s
@@ -65,6 +70,31 @@ class TopicReader:
             self._consumer.seek(tp, position)
         return marks  # type: ignore[return-value]
 
+    def records_at(
+        self, partition: int, offset: int, max_records: int = 20
+    ) -> list[ConsumerRecord]:
+        """Up to ``max_records`` records of one partition from ``offset``.
+
+        Uses a consumer of its own per partition (pausing partitions of a shared consumer
+        upset fetch sessions on the embedded broker), so this reader's positions are untouched.
+        """
+        probe = self._probes.get(partition)
+        if probe is None:
+            probe = self._new_consumer()
+            probe.assign([TopicPartition(self.topic, partition)])
+            self._probes[partition] = probe
+        target = TopicPartition(self.topic, partition)
+        probe.seek(target, offset)
+        deadline = time.monotonic() + self._timeout_s
+        while time.monotonic() < deadline:
+            found = probe.poll(timeout_ms=200, max_records=max_records).get(target, [])
+            if found:
+                return found
+            end = probe.highwater(target)
+            if end is not None and offset >= end:
+                return []
+        raise TopicReadError(f"no fetch response for {self.topic!r}/{partition}")
+
     def poll(self, timeout_ms: int = 200) -> list[ConsumerRecord]:
         """Whatever is available now, in per-partition offset order."""
         batches = self._consumer.poll(timeout_ms=timeout_ms)
@@ -91,7 +121,9 @@ class TopicReader:
                     remaining.discard(partition)
 
     def close(self) -> None:
-        """Close the consumer."""
+        """Close the consumers."""
+        for probe in self._probes.values():
+            probe.close()
         self._consumer.close()
 
     def __enter__(self) -> TopicReader:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from models.batch import batch_probabilities
 from models.blend import Blender
-from streams.batch_follower import BatchModelHolder
+from streams.batch_follower import BatchModelFollower
 from streams.contracts import (
     ContractError,
     ContractSpec,
@@ -34,8 +34,9 @@ class ScoreResult:
 class RequestScorer:
     """Turns a micro-batch of signal requests into signals.
 
-    ``p_batch`` comes from one ``inplace_predict`` over the whole batch with the model that is
-    active when the batch starts (so every signal names the version that scored it); ``p_online``
+    ``p_batch`` comes from one ``inplace_predict`` over the whole batch with the version that the
+    registry names active when the batch starts (so every signal names a version that was active
+    while it was processed); ``p_online``
     from the key's online model, which lives in this process because ``signal-requests`` is
     co-partitioned with ``trade-outcomes``.
     """
@@ -45,7 +46,7 @@ class RequestScorer:
         state: OnlineState,
         spec: ContractSpec,
         blender: Blender,
-        batch: BatchModelHolder,
+        batch: BatchModelFollower,
         signals_topic: str,
         dead_letter: DeadLetterer,
         metrics: EngineMetrics,
@@ -71,7 +72,7 @@ class RequestScorer:
                 result.outgoing.append(self._dead_letter(record, exc.reason))
         for partition in {record.partition for record in records}:
             await self._state.ensure(partition)
-        batch_model = self._batch.current
+        batch_model = await self._batch.model_for_batch()
         p_batch = batch_probabilities(batch_model, [request.features for request in valid])
         version = None if batch_model is None else batch_model.version
         scored_at = self._clock()

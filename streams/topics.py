@@ -25,6 +25,9 @@ class TopicNames:
     signals: str
     outcomes_dead_letter: str
     requests_dead_letter: str
+    model_updates: str
+    retrain_requests: str
+    retrain_requests_dead_letter: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TopicNames:
@@ -36,10 +39,13 @@ class TopicNames:
             signals=topics.signals,
             outcomes_dead_letter=topics.dead_letter(topics.outcomes),
             requests_dead_letter=topics.dead_letter(topics.requests),
+            model_updates=topics.model_updates,
+            retrain_requests=topics.retrain_requests,
+            retrain_requests_dead_letter=topics.dead_letter(topics.retrain_requests),
         )
 
-    def all(self) -> tuple[str, ...]:
-        """All names, inputs first."""
+    def data(self) -> tuple[str, ...]:
+        """Topics keyed by model key, all with the configured partition count."""
         return (
             self.outcomes,
             self.requests,
@@ -47,6 +53,10 @@ class TopicNames:
             self.outcomes_dead_letter,
             self.requests_dead_letter,
         )
+
+    def control(self) -> tuple[str, ...]:
+        """Low-volume, totally ordered topics with a single partition."""
+        return (self.model_updates, self.retrain_requests, self.retrain_requests_dead_letter)
 
 
 def ensure_topics(
@@ -56,13 +66,13 @@ def ensure_topics(
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="streamlearn-admin")
     try:
         existing = set(admin.list_topics())
-        missing = [name for name in names.all() if name not in existing]
+        wanted = [(name, partitions) for name in names.data()]
+        wanted += [(name, 1) for name in names.control()]
+        missing = [NewTopic(n, p, replication_factor) for n, p in wanted if n not in existing]
         if missing:
             # Another process may create them first; that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(
-                    [NewTopic(name, partitions, replication_factor) for name in missing]
-                )
+                admin.create_topics(missing)
         counts = partition_counts(admin, [names.outcomes, names.requests, names.signals])
     finally:
         admin.close()

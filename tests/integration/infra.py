@@ -159,6 +159,8 @@ def make_deployment(endpoints: Endpoints, store: Path, **groups: dict) -> Deploy
             "outcomes": f"t{run}-outcomes",
             "requests": f"t{run}-requests",
             "signals": f"t{run}-signals",
+            "model_updates": f"t{run}-model-updates",
+            "retrain_requests": f"t{run}-retrain-requests",
             "partitions": 2,
         },
         "redis": {"namespace": f"test-{run}"},

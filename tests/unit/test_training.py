@@ -5,18 +5,52 @@ from __future__ import annotations
 import pytest
 
 from models.market import FEATURES, MarketSimulator
-from models.training import TrainConfig, TrainingDataError, load_outcomes_file, train_batch_model
+from models.training import (
+    TrainConfig,
+    TrainingDataError,
+    load_outcomes_file,
+    sample_weights,
+    train_batch_model,
+)
 
 
-def test_validation_is_the_newest_rows_and_metrics_are_recorded():
+def test_split_is_temporal_with_purge_gaps_and_metrics_are_recorded():
     frame = MarketSimulator(seed=6).frame(5000).sample(frac=1.0, random_state=0)  # shuffled
-    trained = train_batch_model(frame, FEATURES, TrainConfig(validation_fraction=0.2))
-    meta = trained.metadata
-    assert meta["rows"] == {"train": 4000, "validation": 1000}
+    config = TrainConfig(validation_fraction=0.2, holdout_fraction=0.1, purge_rows=25)
+    trained = train_batch_model(frame, FEATURES, config)
+    split, meta = trained.split, trained.metadata
+    assert meta["rows"] == {"train": 3450, "validation": 1000, "holdout": 500, "purged": 50}
+    assert split.train["ts"].max() < split.validation["ts"].min()
+    assert split.validation["ts"].max() < split.holdout["ts"].min()
+    ordered = frame.sort_values("ts")["ts"].to_numpy()
+    gap = (ordered > split.train["ts"].max()) & (ordered < split.validation["ts"].min())
+    assert gap.sum() == 25
     assert meta["window"]["last_ts"] == int(frame["ts"].max())
     assert 0.6 < meta["validation_metrics"]["accuracy"] < 0.85
     assert set(meta["reference"]) == set(FEATURES)
     assert len(meta["reference"]["ret_1"]["quantiles"]) == 11
+    assert len(meta["data_fingerprint"]) == 64
+
+
+def test_fingerprint_depends_on_the_data_not_on_row_order_given():
+    frame = MarketSimulator(seed=6).frame(2000)
+    shuffled = frame.sample(frac=1.0, random_state=1)
+    a = train_batch_model(frame, FEATURES).metadata["data_fingerprint"]
+    b = train_batch_model(shuffled, FEATURES).metadata["data_fingerprint"]
+    c = train_batch_model(frame.assign(label=1 - frame["label"]), FEATURES).metadata[
+        "data_fingerprint"
+    ]
+    assert a == b != c
+
+
+def test_class_balance_and_rr_weights_are_options():
+    frame = MarketSimulator(seed=6).frame(3000)
+    config = TrainConfig(balance_classes=True, weight_by_rr=True, max_sample_weight=2.0)
+    weights = sample_weights(frame, config)
+    assert weights is not None and weights.max() <= 2.0 and weights.min() > 0
+    assert sample_weights(frame, TrainConfig()) is None
+    trained = train_batch_model(frame, FEATURES, config)
+    assert trained.metadata["hyperparameters"]["balance_classes"] is True
 
 
 def test_bad_training_data_is_refused_with_a_reason(tmp_path):

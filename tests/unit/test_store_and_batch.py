@@ -7,7 +7,7 @@ import pytest
 
 from models.batch import BatchModelError, feature_matrix, load_batch_model
 from models.market import FEATURES, MarketSimulator
-from models.registry import METADATA_FILE, MODEL_FILE, ModelStore, ModelStoreError
+from models.store import METADATA_FILE, MODEL_FILE, ModelStore, ModelStoreError
 from models.training import TrainConfig, train_batch_model
 
 

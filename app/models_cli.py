@@ -1,0 +1,130 @@
+"""``streamlearn models ...`` and ``streamlearn retrain``: operate the batch-model registry."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import redis
+
+from config import Settings
+from models.redis_keys import RedisKeys
+from models.registry import ModelRegistry, RegistryState
+from models.store import ModelStore
+from streams.model_updates import ModelUpdatePublisher, from_registry_event
+from streams.retrain_requests import enqueue_retrain, retrain_request
+
+
+class RegistryCommandError(RuntimeError):
+    """A registry command cannot run (missing configuration)."""
+
+
+def _operator() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except OSError:
+        return "cli"
+
+
+@contextmanager
+def _registry(settings: Settings) -> Iterator[ModelRegistry]:
+    if not settings.redis.url:
+        raise RegistryCommandError("the registry lives in Redis: set REDIS_URL")
+    client = redis.Redis.from_url(settings.redis.url)
+    try:
+        yield ModelRegistry(
+            client, RedisKeys(settings.redis.namespace), ModelStore(settings.batch.store_path)
+        )
+    finally:
+        client.close()
+
+
+def _announce(settings: Settings, message: dict[str, Any]) -> str:
+    """Publish a registry change on ``model-updates`` when a broker is configured."""
+    if not settings.kafka.bootstrap_servers:
+        return " (no KAFKA_BOOTSTRAP_SERVERS: workers will see it by polling)"
+    publisher = ModelUpdatePublisher(
+        settings.kafka.bootstrap_servers, settings.topics.model_updates
+    )
+    try:
+        publisher.publish(message)
+    finally:
+        publisher.close()
+    return ""
+
+
+def list_versions(settings: Settings) -> int:
+    """``models list``: every stored version with its numbers; active and staged marked."""
+    with _registry(settings) as registry:
+        state = registry.state()
+        print(f"{'':2}{'version':<34} {'rows':>8} {'holdout loss':>12} {'AUC':>6}  gate")
+        for version in registry.store.versions():
+            meta = registry.store.metadata(version)
+            mark = "*" if version == state.active else ("s" if version == state.staged else "")
+            holdout = meta.get("holdout_metrics") or meta.get("validation_metrics") or {}
+            gate = meta.get("gate")
+            verdict = "-" if gate is None else ("passed" if gate["promote"] else "rejected")
+            loss, auc = holdout.get("log_loss"), holdout.get("roc_auc")
+            print(
+                f"{mark:<2}{version:<34} {meta.get('window', {}).get('rows', 0):>8,} "
+                f"{'-' if loss is None else f'{loss:.4f}':>12} "
+                f"{'-' if auc is None else f'{auc:.3f}':>6}  {verdict}"
+            )
+    print("\n* active, s staged")
+    return 0
+
+
+def show_version(settings: Settings, version: str) -> int:
+    """``models show V``: the version's full metadata."""
+    with _registry(settings) as registry:
+        metadata = registry.store.metadata(version)
+    print(orjson.dumps(metadata, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def promote(settings: Settings, version: str | None, reason: str) -> int:
+    """``models promote [V]``: activate V (default: the staged version)."""
+    with _registry(settings) as registry:
+        event = registry.promote(version, _operator(), reason)
+    note = _announce(settings, from_registry_event(event))
+    print(f"version {event.version} active (was {event.previous}){note}")
+    return 0
+
+
+def rollback(settings: Settings, version: str | None, reason: str) -> int:
+    """``models rollback [V]``: re-activate V (default: the previously active version)."""
+    with _registry(settings) as registry:
+        event = registry.rollback(version, _operator(), reason)
+    note = _announce(settings, from_registry_event(event))
+    print(f"rolled back to {event.version} (was {event.previous}){note}")
+    return 0
+
+
+def rebuild(settings: Settings) -> int:
+    """``models rebuild``: restore the registry in Redis from the journal in the model store."""
+    with _registry(settings) as registry:
+        state: RegistryState = registry.rebuild()
+    print(
+        f"registry rebuilt from {len(state.history)} journal events: active {state.active}, "
+        f"staged {state.staged}"
+    )
+    return 0
+
+
+def request_retrain(
+    settings: Settings,
+    reason: str,
+    window_outcomes: int | None,
+    window_days: float | None,
+    force: bool,
+) -> int:
+    """``retrain``: enqueue a retrain request for the retrainer."""
+    if not settings.kafka.bootstrap_servers:
+        raise RegistryCommandError("retrain requests go to Kafka: set KAFKA_BOOTSTRAP_SERVERS")
+    message = retrain_request(_operator(), reason, window_outcomes, window_days, force)
+    enqueue_retrain(settings.kafka.bootstrap_servers, settings.topics.retrain_requests, message)
+    print(f"retrain request {message['request_id']} queued on {settings.topics.retrain_requests}")
+    return 0

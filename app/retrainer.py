@@ -1,0 +1,267 @@
+"""``streamlearn retrainer``: acts on retrain requests in its own process, one retrain at a time.
+
+A burst of requests yields one retrain: everything queued when the retrainer looks is served by
+one run, and requests arriving within ``retrain.cooldown_s`` of a finished retrain are dropped
+(logged) unless they say ``force``. Only one retrainer acts at a time (a Redis lock); a second
+one waits as a standby.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+import pandas as pd
+import redis
+
+from app.embedded import Endpoints
+from config import Settings
+from models.batch import BatchModel, BatchModelError, load_batch_model
+from models.gate import GateConfig, GateDecision
+from models.redis_keys import RedisKeys
+from models.registry import ModelRegistry
+from models.retrain import challenge
+from models.store import ModelStore
+from models.training import TrainConfig, load_outcomes_file
+from streams.contracts import RetrainRequest
+from streams.engine import contract_spec
+from streams.model_updates import ModelUpdatePublisher, from_registry_event, model_update
+from streams.retrain_requests import RequestBatch, RetrainRequestQueue
+from streams.windows import DAY_MS, read_window
+
+log = logging.getLogger(__name__)
+
+
+def train_config(settings: Settings) -> TrainConfig:
+    """Training hyper-parameters and split from the ``retrain`` settings."""
+    retrain = settings.retrain
+    return TrainConfig(
+        num_boost_round=retrain.num_boost_round,
+        max_depth=retrain.max_depth,
+        eta=retrain.eta,
+        validation_fraction=retrain.validation_fraction,
+        holdout_fraction=retrain.holdout_fraction,
+        purge_rows=retrain.purge_rows,
+        balance_classes=retrain.balance_classes,
+        weight_by_rr=retrain.weight_by_rr,
+        threads=retrain.threads,
+    )
+
+
+def gate_config(settings: Settings) -> GateConfig:
+    """The champion/challenger gate from the ``retrain`` settings."""
+    retrain = settings.retrain
+    return GateConfig(
+        primary_metric=retrain.primary_metric,
+        margin=retrain.margin,
+        alpha=retrain.alpha,
+        n_resamples=retrain.bootstrap_resamples,
+    )
+
+
+@dataclass(frozen=True)
+class RetrainReport:
+    """What one retrain did."""
+
+    version: str
+    action: str  # activated | staged | rejected
+    decision: GateDecision
+    rows: int
+    seconds: float
+
+
+class Retrainer:
+    """Reads the training window, trains a challenger, gates it, stores and announces it."""
+
+    def __init__(self, settings: Settings, endpoints: Endpoints, out: TextIO = sys.stderr) -> None:
+        self.settings = settings
+        self.endpoints = endpoints
+        self._out = out
+        self.client = redis.Redis.from_url(endpoints.redis_url)
+        self.keys = RedisKeys(settings.redis.namespace)
+        self.store = ModelStore(settings.batch.store_path)
+        self.registry = ModelRegistry(self.client, self.keys, self.store)
+        self.publisher = ModelUpdatePublisher(
+            endpoints.kafka_bootstrap, settings.topics.model_updates
+        )
+
+    def say(self, text: str) -> None:
+        """A progress line for the operator."""
+        print(f"retrainer: {text}", file=self._out, flush=True)
+
+    def retrain(self, requests: Sequence[RetrainRequest], by: str = "retrainer") -> RetrainReport:
+        """One full retrain for ``requests`` (they share it)."""
+        started = time.monotonic()
+        window_outcomes, window_days = self._window_of(requests)
+        frame = self._read(window_outcomes, window_days)
+        self.say(f"{len(frame):,} outcomes in the window; training")
+        champion = self._champion()
+        reason = "; ".join(sorted({r.reason for r in requests})) or "retrain"
+        result = challenge(
+            frame,
+            self.settings.model.features,
+            champion,
+            train_config(self.settings),
+            gate_config(self.settings),
+            source=self._source_name(),
+            reason=reason,
+            progress=lambda r, loss: self.say(f"round {r:4d} validation log loss {loss:.4f}"),
+        )
+        metadata = {
+            **result.metadata,
+            "requests": [
+                {"request_id": r.request_id, "requested_by": r.requested_by, "reason": r.reason}
+                for r in requests
+            ],
+        }
+        version = self.store.save(result.trained.model_bytes(), metadata)
+        decision = result.decision
+        self.say(decision.reason)
+        details = {"gate": decision.as_dict(), "parent": metadata["parent_version"]}
+        if not decision.promote:
+            action = "rejected"
+            self.publisher.publish(
+                model_update("rejected", version, by, decision.reason, **details)
+            )
+        elif self.settings.retrain.promotion_mode == "auto":
+            action = "activated"
+            event = self.registry.activate(version, by, decision.reason)
+            self.publisher.publish(from_registry_event(event, **details))
+        else:
+            action = "staged"
+            event = self.registry.stage(version, by, decision.reason)
+            self.publisher.publish(from_registry_event(event, **details))
+        pruned = self.registry.prune(self.settings.retrain.keep_versions)
+        if pruned:
+            self.say(f"retention removed {len(pruned)} old versions")
+        self.client.set(self.keys.retrainer_last_finished, time.time())
+        seconds = time.monotonic() - started
+        self.say(f"version {version} {action} ({seconds:.1f}s)")
+        return RetrainReport(version, action, decision, len(frame), seconds)
+
+    def handle(self, batch: RequestBatch, queue: RetrainRequestQueue) -> RetrainReport | None:
+        """Act on what the queue returned: nothing, a cooldown skip, or one retrain."""
+        report = None
+        if batch.requests:
+            cooling = self._cooldown_left()
+            if cooling > 0 and not any(r.force for r in batch.requests):
+                for request in batch.requests:
+                    log.warning(
+                        "retrain request dropped: cooldown",
+                        extra={
+                            "request_id": request.request_id,
+                            "reason": request.reason,
+                            "cooldown_left_s": round(cooling, 1),
+                        },
+                    )
+                self.say(f"{len(batch.requests)} request(s) dropped: cooldown {cooling:.0f}s left")
+            else:
+                self.say(f"{len(batch.requests)} request(s): one retrain")
+                report = self.retrain(batch.requests)
+        queue.commit(batch.next_offset)
+        return report
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve retrain requests until ``stop`` is set."""
+        lock = self.client.lock(self.keys.retrainer_leader, timeout=60)
+        self.say("waiting to be the active retrainer")
+        while not lock.acquire(blocking_timeout=1):
+            if stop.is_set():
+                return
+        keepalive = threading.Thread(target=_keep_lock, args=(lock, stop), daemon=True)
+        keepalive.start()
+        queue = RetrainRequestQueue(
+            self.endpoints.kafka_bootstrap,
+            self.settings.topics.retrain_requests,
+            self.settings.topics.dead_letter(self.settings.topics.retrain_requests),
+            self.client,
+            self.keys,
+        )
+        self.say(f"ready; reading {self.settings.topics.retrain_requests}")
+        try:
+            while not stop.is_set():
+                self.handle(queue.poll(), queue)
+                stop.wait(self.settings.retrain.poll_interval_s)
+        finally:
+            queue.close()
+            self.publisher.close()
+            lock.release()
+
+    def _cooldown_left(self) -> float:
+        finished = self.client.get(self.keys.retrainer_last_finished)
+        if finished is None:
+            return 0.0
+        return float(finished) + self.settings.retrain.cooldown_s - time.time()
+
+    def _window_of(self, requests: Sequence[RetrainRequest]) -> tuple[int | None, float | None]:
+        outcomes = [r.window_outcomes for r in requests if r.window_outcomes]
+        days = [r.window_days for r in requests if r.window_days]
+        if outcomes or days:
+            return (max(outcomes) if outcomes else None, max(days) if days else None)
+        return self.settings.retrain.window_outcomes, self.settings.retrain.window_days
+
+    def _source_name(self) -> str:
+        source = self.settings.retrain.source_file
+        return f"file:{source}" if source else f"topic:{self.settings.topics.outcomes}"
+
+    def _read(self, last_outcomes: int | None, last_days: float | None) -> pd.DataFrame:
+        now_ms = time.time_ns() // 1_000_000
+        source = self.settings.retrain.source_file
+        self.say(
+            f"reading window (last {last_outcomes or 'all'} outcomes"
+            f"{f', last {last_days} days' if last_days else ''}) from {self._source_name()}"
+        )
+        if source is None:
+            return read_window(
+                self.endpoints.kafka_bootstrap,
+                self.settings.topics.outcomes,
+                contract_spec(self.settings),
+                last_outcomes=last_outcomes,
+                last_days=last_days,
+                now_ms=now_ms,
+                progress=lambda n: self.say(f"{n:,} records read"),
+            )
+        frame = load_outcomes_file(source).sort_values("ts", kind="stable")
+        if last_days is not None:
+            frame = frame[frame["ts"] >= now_ms - int(last_days * DAY_MS)]
+        if last_outcomes is not None:
+            frame = frame.tail(last_outcomes)
+        return frame.reset_index(drop=True)
+
+    def _champion(self) -> BatchModel | None:
+        active = self.registry.active()
+        if active is None:
+            return None
+        try:
+            return load_batch_model(self.store, active, self.settings.model.features)
+        except BatchModelError as exc:
+            self.say(f"active version {active} cannot be loaded ({exc}); gating against base rate")
+            return None
+
+
+def _keep_lock(lock: redis.lock.Lock, stop: threading.Event) -> None:
+    while not stop.wait(15):
+        try:
+            lock.reacquire()
+        except redis.exceptions.LockError:
+            log.error("lost the retrainer lock")
+            return
+
+
+def run_retrainer(settings: Settings, endpoints: Endpoints) -> int:
+    """The ``retrainer`` command: serve requests until SIGTERM or Ctrl-C."""
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    retrainer = Retrainer(settings, endpoints)
+    try:
+        retrainer.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0

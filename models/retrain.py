@@ -1,0 +1,81 @@
+"""One retrain: train a challenger on a window and put it through the gate against the champion."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.batch import BatchModel, feature_matrix
+from models.gate import GateConfig, GateDecision, decide
+from models.training import (
+    TrainConfig,
+    TrainedModel,
+    TrainingDataError,
+    predict_frame,
+    train_batch_model,
+)
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A trained challenger, the gate's verdict, and the metadata to store with it."""
+
+    trained: TrainedModel
+    decision: GateDecision
+    metadata: dict[str, Any]
+
+
+def realized_rr_of(frame: pd.DataFrame) -> np.ndarray | None:
+    """The realised R/R column as floats, or None when it is absent or incomplete."""
+    if "realized_rr" not in frame.columns:
+        return None
+    values = pd.to_numeric(frame["realized_rr"], errors="coerce").to_numpy(np.float64)
+    return values if np.isfinite(values).all() else None
+
+
+def challenge(
+    frame: pd.DataFrame,
+    features: Sequence[str],
+    champion: BatchModel | None,
+    train_config: TrainConfig,
+    gate_config: GateConfig,
+    source: str,
+    reason: str,
+    progress: Callable[[int, float], None] | None = None,
+) -> Challenge:
+    """Train on the window, then score challenger and champion on the same newest holdout rows.
+
+    Without a champion the challenger is compared with the base-rate predictor (the training
+    win rate for every row), so even the first model must show it learned something.
+    """
+    trained = train_batch_model(frame, features, train_config, source, progress)
+    holdout = trained.split.holdout
+    if holdout.empty:
+        raise TrainingDataError("the gate needs holdout rows (holdout_fraction > 0)")
+    labels = holdout["label"].to_numpy(np.float64)
+    p_challenger = predict_frame(trained.booster, holdout, features)
+    if champion is not None:
+        rows = holdout[list(features)].to_dict("records")
+        p_champion = champion.predict(feature_matrix(rows, champion.features))
+    else:
+        p_champion = np.full(len(holdout), float(trained.split.train["label"].mean()))
+    decision = decide(
+        labels,
+        p_challenger,
+        p_champion,
+        realized_rr_of(holdout),
+        gate_config,
+        None if champion is None else champion.version,
+    )
+    metadata = {
+        **trained.metadata,
+        "parent_version": None if champion is None else champion.version,
+        "reason": reason,
+        "holdout_metrics": decision.challenger,
+        "gate": decision.as_dict(),
+    }
+    return Challenge(trained=trained, decision=decision, metadata=metadata)

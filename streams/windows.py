@@ -1,0 +1,95 @@
+"""Reading a training window of trade outcomes from the topic: the newest N, or the last D days.
+
+Both work on any Kafka-compatible broker without ListOffsets or ``offsets_for_times`` (which the
+embedded broker answers wrongly): partition ends come from the fetch high watermark, and the
+first offset of a time window is found by binary search over fetched records' ``ts``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+
+import pandas as pd
+
+from models.training import TrainingDataError, outcomes_frame
+from streams.contracts import ContractError, ContractSpec, TradeOutcome, decode_outcome
+from streams.reader import TopicReader
+
+log = logging.getLogger(__name__)
+
+#: Records read before a binary-search result, to tolerate slightly out-of-order ``ts``.
+DISORDER_MARGIN = 1000
+DAY_MS = 86_400_000
+
+
+def read_window(
+    bootstrap_servers: str,
+    topic: str,
+    spec: ContractSpec,
+    last_outcomes: int | None = None,
+    last_days: float | None = None,
+    now_ms: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Valid outcomes of the window as a table, oldest first (invalid records are skipped)."""
+    cutoff = None
+    if last_days is not None:
+        if now_ms is None:
+            raise ValueError("now_ms is needed for a window in days")
+        cutoff = now_ms - int(last_days * DAY_MS)
+    with TopicReader(bootstrap_servers, topic) as reader:
+        ends = reader.high_watermarks()
+        starts = {p: 0 for p in ends}
+        if last_outcomes is not None:
+            starts = {p: max(0, end - last_outcomes) for p, end in ends.items()}
+        if cutoff is not None:
+            starts = {
+                p: max(starts[p], _first_offset_at(reader, spec, p, cutoff, ends[p])) for p in ends
+            }
+        reader.seek(starts)
+        outcomes: list[TradeOutcome] = []
+        for i, record in enumerate(reader.read_to_end(), start=1):
+            try:
+                outcome = decode_outcome(record.value, record.key, spec)
+            except ContractError:
+                continue
+            if cutoff is None or outcome.ts >= cutoff:
+                outcomes.append(outcome)
+            if progress and i % 100_000 == 0:
+                progress(i)
+    if not outcomes:
+        raise TrainingDataError(f"topic {topic!r} holds no valid outcomes in the window")
+    outcomes.sort(key=lambda o: o.ts)
+    if last_outcomes is not None:
+        outcomes = outcomes[-last_outcomes:]
+    return outcomes_frame([asdict(o) for o in outcomes])
+
+
+def _first_offset_at(
+    reader: TopicReader, spec: ContractSpec, partition: int, cutoff_ms: int, end: int
+) -> int:
+    """First offset with outcome ``ts`` >= cutoff (``ts`` mostly rising), minus a margin.
+
+    When a probe finds no decodable outcome, the search goes left: reading too much is safe
+    (rows are filtered by ``ts``), reading too little would lose trades.
+    """
+    low, high = 0, end
+    while low < high:
+        middle = (low + high) // 2
+        ts = _first_ts(reader, spec, partition, middle)
+        if ts is None or ts >= cutoff_ms:
+            high = middle
+        else:
+            low = middle + 1
+    return max(0, low - DISORDER_MARGIN)
+
+
+def _first_ts(reader: TopicReader, spec: ContractSpec, partition: int, offset: int) -> int | None:
+    for record in reader.records_at(partition, offset):
+        try:
+            return decode_outcome(record.value, record.key, spec).ts
+        except ContractError:
+            continue
+    return None

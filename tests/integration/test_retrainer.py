@@ -1,0 +1,156 @@
+"""The retrainer on the real broker and Redis: burst -> one retrain -> gate -> promote or reject."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import redis
+
+from app.embedded import Endpoints
+from app.retrainer import Retrainer
+from app.train import train_and_store
+from app.worker import worker_environment
+from models.market import MarketSimulator
+from models.redis_keys import RedisKeys
+from models.registry import ModelRegistry
+from models.store import ModelStore
+from streams.contracts import RetrainRequest
+from streams.retrain_requests import enqueue_retrain, retrain_request
+
+WINDOW = 20_000
+RETRAIN = {"window_outcomes": WINDOW, "bootstrap_resamples": 500, "cooldown_s": 60.0}
+
+
+def _registry(deployment) -> ModelRegistry:
+    client = redis.Redis.from_url(deployment.endpoints.redis_url)
+    return ModelRegistry(
+        client,
+        RedisKeys(deployment.settings.redis.namespace),
+        ModelStore(deployment.settings.batch.store_path),
+    )
+
+
+def _start(deployment, tmp_path, command: str, name: str) -> subprocess.Popen:
+    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed by the OS at exit
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", command],
+        env=worker_environment(deployment.settings, deployment.endpoints),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_a_burst_of_requests_after_a_regime_flip_yields_one_promoted_model(deploy, tmp_path):
+    deployment = deploy(retrain=RETRAIN, online={"min_updates": 0})
+    names = deployment.names
+    sim = MarketSimulator(seed=13, change_points=[WINDOW])
+    client = redis.Redis.from_url(deployment.endpoints.redis_url)
+    champion, _ = train_and_store(
+        deployment.settings, sim.frame(WINDOW), "momentum", client, verbose=False
+    )
+    producer = deployment.producer()
+    producer.send_outcomes(sim.outcomes(WINDOW))  # the market has flipped: mean reversion
+    producer.flush()
+    deployment.worker(tmp_path).start()
+    retrainer = _start(deployment, tmp_path, "retrainer", "retrainer")
+    try:
+        for i in range(5):  # an alert storm: five requests at once
+            enqueue_retrain(
+                deployment.endpoints.kafka_bootstrap,
+                names.retrain_requests,
+                retrain_request("test", f"alert {i}"),
+            )
+        registry = _registry(deployment)
+        deployment.wait_for(lambda: registry.active() != champion, 120, "a promotion")
+        time.sleep(3)  # give any (wrong) second retrain the time to show up
+        challenger = registry.active()
+        updates = deployment.read(names.model_updates)
+        assert [u["event"] for u in updates] == ["activated"]
+        assert updates[0]["version"] == challenger and updates[0]["previous"] == champion
+        assert updates[0]["gate"]["promote"] is True
+        store = registry.store
+        assert set(store.versions()) == {champion, challenger}
+        meta = store.metadata(challenger)
+        assert meta["parent_version"] == champion
+        assert meta["gate"]["challenger"]["log_loss"] < meta["gate"]["champion"]["log_loss"]
+        assert meta["window"]["rows"] == WINDOW
+        assert 1 <= len(meta["requests"]) <= 5
+
+        # Workers score with the promoted model within seconds.
+        producer.send_requests(sim.requests(50))
+        producer.flush()
+        deployment.wait_for(
+            lambda: {s["batch_version"] for s in deployment.read(names.signals)} == {challenger},
+            30,
+            "signals from the promoted model",
+        )
+    finally:
+        retrainer.terminate()
+        assert retrainer.wait(timeout=30) == 0
+
+
+def test_an_equal_challenger_is_rejected_and_recorded(deploy, tmp_path):
+    deployment = deploy(retrain={**RETRAIN, "cooldown_s": 0.0})
+    sim = MarketSimulator(seed=17)  # stationary
+    producer = deployment.producer()
+    producer.send_outcomes(sim.outcomes(WINDOW))
+    producer.flush()
+    retrainer = Retrainer(
+        deployment.settings,
+        Endpoints(deployment.endpoints.kafka_bootstrap, deployment.endpoints.redis_url),
+        out=open(tmp_path / "retrainer.log", "w"),  # noqa: SIM115
+    )
+    request = RetrainRequest("r1", "test", "first", 0, WINDOW, None, False)
+    first = retrainer.retrain([request])
+    assert first.action == "activated" and "base-rate predictor" in first.decision.reason
+    producer.send_outcomes(sim.outcomes(WINDOW))  # fresh data, same market
+    producer.flush()
+    second = retrainer.retrain([request])
+    assert second.action == "rejected"
+    assert retrainer.registry.active() == first.version
+    meta = retrainer.store.metadata(second.version)
+    assert meta["gate"]["promote"] is False
+    assert meta["gate"]["reason"].startswith("rejected:")
+    updates = deployment.read(deployment.names.model_updates)
+    assert [u["event"] for u in updates] == ["activated", "rejected"]
+    assert updates[1]["reason"] == meta["gate"]["reason"]
+
+
+def test_manual_mode_stages_and_the_cli_promotes(deploy, tmp_path):
+    deployment = deploy(retrain={**RETRAIN, "promotion_mode": "manual", "cooldown_s": 0.0})
+    producer = deployment.producer()
+    producer.send_outcomes(MarketSimulator(seed=19).outcomes(WINDOW))
+    producer.flush()
+    retrainer = Retrainer(
+        deployment.settings,
+        Endpoints(deployment.endpoints.kafka_bootstrap, deployment.endpoints.redis_url),
+        out=open(tmp_path / "retrainer.log", "w"),  # noqa: SIM115
+    )
+    report = retrainer.retrain([RetrainRequest("r", "test", "manual", 0, None, None, False)])
+    assert report.action == "staged"
+    state = retrainer.registry.state()
+    assert (state.active, state.staged) == (None, report.version)
+    env = worker_environment(deployment.settings, deployment.endpoints)
+    promoted = subprocess.run(
+        [sys.executable, "-m", "app.cli", "models", "promote"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert promoted.returncode == 0, promoted.stderr
+    assert retrainer.registry.active() == report.version
+    listing = subprocess.run(
+        [sys.executable, "-m", "app.cli", "models", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert f"* {report.version}" in listing
+    events = [u["event"] for u in deployment.read(deployment.names.model_updates)]
+    assert events == ["staged", "activated"]
