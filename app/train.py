@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -17,13 +17,11 @@ from models.store import ModelStore
 from models.training import (
     TrainingDataError,
     load_outcomes_file,
-    outcomes_frame,
     train_batch_model,
 )
-from streams.contracts import ContractError, decode_outcome
 from streams.engine import contract_spec
 from streams.model_updates import ModelUpdatePublisher, from_registry_event
-from streams.reader import read_topic
+from streams.windows import read_window
 
 
 @dataclass(frozen=True)
@@ -36,22 +34,14 @@ class TrainOptions:
     activate: bool = True
 
 
-def outcomes_from_topic(settings: Settings) -> pd.DataFrame:
-    """Every valid outcome on the ``trade-outcomes`` topic as a table (invalid ones skipped)."""
+def outcomes_from_topic(settings: Settings, max_rows: int | None = None) -> pd.DataFrame:
+    """Valid outcomes on the ``trade-outcomes`` topic (the newest ``max_rows``) as a table."""
     bootstrap = settings.kafka.bootstrap_servers
     if not bootstrap:
         raise TrainingDataError("--from-topic needs KAFKA_BOOTSTRAP_SERVERS")
-    spec = contract_spec(settings)
-    rows: list[dict[str, Any]] = []
-    for record in read_topic(bootstrap, settings.topics.outcomes):
-        try:
-            outcome = decode_outcome(record.value, record.key, spec)
-        except ContractError:
-            continue
-        rows.append(asdict(outcome))
-    if not rows:
-        raise TrainingDataError(f"topic {settings.topics.outcomes!r} holds no valid outcomes")
-    return outcomes_frame(rows)
+    return read_window(
+        bootstrap, settings.topics.outcomes, contract_spec(settings), last_outcomes=max_rows
+    )
 
 
 def train_and_store(
@@ -97,7 +87,8 @@ def run_train(settings: Settings, options: TrainOptions) -> int:
     if options.from_file:
         frame, source = load_outcomes_file(options.from_file), f"file:{options.from_file}"
     else:
-        frame, source = outcomes_from_topic(settings), f"topic:{settings.topics.outcomes}"
+        frame = outcomes_from_topic(settings, options.max_rows)
+        source = f"topic:{settings.topics.outcomes}"
     if options.max_rows:
         frame = frame.sort_values("ts", kind="stable").tail(options.max_rows)
     client = redis.Redis.from_url(settings.redis.url) if options.activate else None

@@ -100,9 +100,9 @@ class TopicReader:
         batches = self._consumer.poll(timeout_ms=timeout_ms)
         return [record for records in batches.values() for record in records]
 
-    def read_to_end(self) -> Iterator[ConsumerRecord]:
-        """From the current positions up to the high watermarks seen when called."""
-        ends = self.high_watermarks()
+    def read_to_end(self, ends: Mapping[int, int] | None = None) -> Iterator[ConsumerRecord]:
+        """From the current positions up to ``ends`` (default: the high watermarks now)."""
+        ends = dict(ends) if ends is not None else self.high_watermarks()
         positions = {tp.partition: self._consumer.position(tp) for tp in self.partitions}
         remaining = {p for p, end in ends.items() if positions[p] < end}
         deadline = time.monotonic() + self._timeout_s

@@ -8,12 +8,12 @@ first offset of a time window is found by binary search over fetched records' ``
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
-from models.training import TrainingDataError, outcomes_frame
+from models.training import TrainingDataError
 from streams.contracts import ContractError, ContractSpec, TradeOutcome, decode_outcome
 from streams.reader import TopicReader
 
@@ -41,30 +41,57 @@ def read_window(
         cutoff = now_ms - int(last_days * DAY_MS)
     with TopicReader(bootstrap_servers, topic) as reader:
         ends = reader.high_watermarks()
-        starts = {p: 0 for p in ends}
-        if last_outcomes is not None:
-            starts = {p: max(0, end - last_outcomes) for p, end in ends.items()}
+        floor = {p: 0 for p in ends}
         if cutoff is not None:
-            starts = {
-                p: max(starts[p], _first_offset_at(reader, spec, p, cutoff, ends[p])) for p in ends
-            }
-        reader.seek(starts)
-        outcomes: list[TradeOutcome] = []
-        for i, record in enumerate(reader.read_to_end(), start=1):
-            try:
-                outcome = decode_outcome(record.value, record.key, spec)
-            except ContractError:
-                continue
-            if cutoff is None or outcome.ts >= cutoff:
-                outcomes.append(outcome)
-            if progress and i % 100_000 == 0:
-                progress(i)
+            floor = {p: _first_offset_at(reader, spec, p, cutoff, end) for p, end in ends.items()}
+        extra = 0  # records read beyond N per partition, to make up for invalid ones
+        while True:
+            starts = dict(floor)
+            if last_outcomes is not None:
+                starts = {p: max(floor[p], end - last_outcomes - extra) for p, end in ends.items()}
+            reader.seek(starts)
+            outcomes = _decode(reader, spec, cutoff, ends, progress)
+            short = last_outcomes is not None and len(outcomes) < last_outcomes
+            if not short or all(starts[p] <= floor[p] for p in ends):
+                break
+            extra = max(2 * extra, last_outcomes - len(outcomes) + 100)
     if not outcomes:
         raise TrainingDataError(f"topic {topic!r} holds no valid outcomes in the window")
     outcomes.sort(key=lambda o: o.ts)
     if last_outcomes is not None:
         outcomes = outcomes[-last_outcomes:]
-    return outcomes_frame([asdict(o) for o in outcomes])
+    return outcomes_table(outcomes, spec.features)
+
+
+def _decode(
+    reader: TopicReader,
+    spec: ContractSpec,
+    cutoff: int | None,
+    ends: dict[int, int],
+    progress: Callable[[int], None] | None,
+) -> list[TradeOutcome]:
+    outcomes: list[TradeOutcome] = []
+    for i, record in enumerate(reader.read_to_end(ends), start=1):
+        try:
+            outcome = decode_outcome(record.value, record.key, spec)
+        except ContractError:
+            continue
+        if cutoff is None or outcome.ts >= cutoff:
+            outcomes.append(outcome)
+        if progress and i % 100_000 == 0:
+            progress(i)
+    return outcomes
+
+
+def outcomes_table(outcomes: Sequence[TradeOutcome], features: Sequence[str]) -> pd.DataFrame:
+    """Decoded outcomes as a table: ts, key, label, realized_rr, one column per feature."""
+    matrix = np.array([list(o.features.values()) for o in outcomes], dtype=np.float64)
+    frame = pd.DataFrame(matrix.reshape(len(outcomes), len(features)), columns=list(features))
+    frame.insert(0, "realized_rr", [o.realized_rr for o in outcomes])
+    frame.insert(0, "label", np.array([o.label for o in outcomes], dtype=np.int64))
+    frame.insert(0, "key", [o.key for o in outcomes])
+    frame.insert(0, "ts", np.array([o.ts for o in outcomes], dtype=np.int64))
+    return frame
 
 
 def _first_offset_at(

@@ -12,9 +12,10 @@ import redis
 from app.worker import worker_environment
 from models.market import MarketSimulator
 from models.redis_keys import RedisKeys
-from models.registry import ActiveModelPointer, ModelStore
+from models.registry import ModelRegistry
+from models.store import ModelStore
 
-COMMANDS = ["worker", "demo", "train", "status"]
+COMMANDS = ["worker", "demo", "train", "status", "models", "retrain", "retrainer"]
 
 
 def _cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -33,9 +34,21 @@ def _cli(*args: str, env: dict | None = None, timeout: float = 120) -> subproces
     )
 
 
-@pytest.mark.parametrize("command", [None, *COMMANDS])
+@pytest.mark.parametrize(
+    "command",
+    [
+        None,
+        *COMMANDS,
+        "models list",
+        "models show",
+        "models promote",
+        "models rollback",
+        "models rebuild",
+    ],
+)
 def test_every_command_has_help(command):
-    result = _cli(*([command] if command else []), "--help")
+    words = command.split() if command else []
+    result = _cli(*words, "--help")
     assert result.returncode == 0
     assert result.stdout.startswith(f"usage: streamlearn{' ' + command if command else ''}")
 
@@ -59,6 +72,11 @@ def test_failures_are_one_line_and_non_zero(tmp_path):
     )
     usage = _cli("train")
     assert usage.returncode == 2 and "one of the arguments" in usage.stderr
+    no_redis = _cli("models", "list")
+    assert no_redis.returncode == 1
+    assert (
+        no_redis.stderr.strip() == "streamlearn: error: the registry lives in Redis: set REDIS_URL"
+    )
 
 
 def test_train_from_file_and_from_topic_activate_a_version(deploy):
@@ -71,8 +89,12 @@ def test_train_from_file_and_from_topic_activate_a_version(deploy):
     from_file = _cli("train", "--from-file", str(path), env=env)
     assert from_file.returncode == 0, from_file.stderr
     client = redis.Redis.from_url(deployment.endpoints.redis_url)
-    pointer = ActiveModelPointer(client, RedisKeys(deployment.settings.redis.namespace))
-    first = pointer.get()
+    registry = ModelRegistry(
+        client,
+        RedisKeys(deployment.settings.redis.namespace),
+        ModelStore(deployment.settings.batch.store_path),
+    )
+    first = registry.active()
     assert first and first in from_file.stdout and "active" in from_file.stdout
 
     producer = deployment.producer()
@@ -81,7 +103,7 @@ def test_train_from_file_and_from_topic_activate_a_version(deploy):
     producer.flush()
     from_topic = _cli("train", "--from-topic", "--max-rows", "1200", env=env)
     assert from_topic.returncode == 0, from_topic.stderr
-    second = pointer.get()
+    second = registry.active()
     assert second != first
     metadata = ModelStore(deployment.settings.batch.store_path).load(second).metadata
     assert sum(metadata["rows"].values()) == 1200
