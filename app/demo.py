@@ -2,9 +2,11 @@
 
 1. start the embedded broker and Redis (or use the configured ones, with private topic names);
 2. train a batch model on simulated history (momentum regime) and activate it;
-3. start a worker process; stream outcomes and signal requests at a fixed rate, with a regime
-   flip (momentum -> mean reversion) half way, and show live prequential metrics;
-4. stop the worker and print per-regime accuracy / log loss of online vs batch vs blend.
+3. start a worker and a retrainer; stream outcomes and signal requests at a fixed rate, with a
+   regime flip (momentum -> mean reversion) half way, and show live prequential metrics;
+4. a while after the flip, request a retrain (what drift detection will do): the retrainer trains
+   on the newest outcomes, the gate compares it with the stale model, and it is promoted;
+5. stop and print per-phase accuracy / log loss of online vs batch vs blend.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from app.train import train_and_store
 from app.worker import worker_environment
 from config import Settings
 from models.market import MarketSimulator
+from models.redis_keys import RedisKeys
 from streams.engine import contract_spec
 from streams.producer import MessageProducer
 from streams.reader import TopicReader
+from streams.retrain_requests import enqueue_retrain, retrain_request
 from streams.topics import TopicNames, ensure_topics
 
 SOURCES = ("online", "batch", "blend")
@@ -111,6 +115,7 @@ def demo_settings(settings: Settings, store: Path, run_id: str, web_port: int) -
         redis={"namespace": f"{settings.redis.namespace}-demo-{run_id}"},
         kafka={"consumer_group": f"{settings.kafka.consumer_group}-demo-{run_id}"},
         batch={"store_path": str(store), "poll_interval_s": 0.5},
+        retrain={"window_outcomes": 8_000, "cooldown_s": 0.0, "bootstrap_resamples": 500},
         web={"enabled": True, "port": web_port},
     )
 
@@ -128,7 +133,8 @@ class DemoRun:
         self.live_outcomes = live
         self.sim = MarketSimulator(seed=options.seed, change_points=[self.flip_at])
         self.signal_statuses: Counter[str] = Counter()
-        self.dead_letters = 0
+        self.retrain_at = self.flip_at + live // 6
+        self.retrain_requested = False
 
     def snapshot(self) -> Totals:
         """Current cumulative metrics of the worker, from Redis."""
@@ -174,13 +180,18 @@ class DemoRun:
         for record in reader.poll(timeout_ms=0):
             self.signal_statuses[orjson.loads(record.value)["status"]] += 1
 
-    def stream(self, producer: MessageProducer, reader: TopicReader) -> tuple[Totals, Totals]:
-        """Produce the live stream with progress lines; returns snapshots at the flip and end."""
+    def stream(self, producer: MessageProducer, reader: TopicReader) -> dict[str, Totals]:
+        """Produce the live stream with progress lines; returns snapshots at the milestones.
+
+        Milestones: ``flip`` (exact: production pauses until the worker caught up), ``promoted``
+        (when the retrained model became active, to within a checkpoint interval) and ``end``.
+        """
         per_tick = max(1, self.options.rate // 10)
         produced = 0
         started = time.monotonic()
         last_print, last_totals, last_signals = started, self.snapshot(), 0
-        at_flip: Totals | None = None
+        milestones: dict[str, Totals] = {}
+        initial_model = self.active_version()
         while produced < self.live_outcomes:
             to_flip = self.flip_at - (self.options.history + produced)
             batch = min(
@@ -189,12 +200,15 @@ class DemoRun:
             producer.send_outcomes(self.sim.outcomes(batch))
             producer.send_requests(self.sim.requests(batch))
             produced += batch
-            if at_flip is None and self.options.history + produced == self.flip_at:
+            index = self.options.history + produced
+            if "flip" not in milestones and index == self.flip_at:
                 producer.flush()
                 paused = time.monotonic()
-                at_flip = self.wait_for_updates(produced, reader)
+                milestones["flip"] = self.wait_for_updates(produced, reader)
                 started += time.monotonic() - paused  # keep the pace after the pause
                 print("--- regime flip: momentum -> mean reversion (batch model is now stale) ---")
+            if not self.retrain_requested and index >= self.retrain_at:
+                self.request_retrain()
             self.count_signals(reader)
             now = time.monotonic()
             if now - last_print >= self.options.progress_every_s:
@@ -204,11 +218,35 @@ class DemoRun:
                     now - started, totals, last_totals, signals - last_signals, now - last_print
                 )
                 last_print, last_totals, last_signals = now, totals, signals
+                active = self.active_version()
+                if "promoted" not in milestones and active != initial_model:
+                    milestones["promoted"] = totals
+                    print(f"--- retrainer promoted {active}: the blend uses it from now on ---")
             target = started + produced / self.options.rate
             time.sleep(max(0.0, target - time.monotonic()))
         producer.flush()
-        end = self.wait_for_updates(produced, reader)
-        return at_flip or end, end
+        milestones["end"] = self.wait_for_updates(produced, reader)
+        milestones.setdefault("flip", milestones["end"])
+        return milestones
+
+    def active_version(self) -> str | None:
+        """The registry's active batch version."""
+        client = redis.Redis.from_url(self.endpoints.redis_url)
+        try:
+            value = client.get(RedisKeys(self.settings.redis.namespace).active_model)
+        finally:
+            client.close()
+        return value.decode() if value is not None else None
+
+    def request_retrain(self) -> None:
+        """What drift detection will do: ask the retrainer for a new batch model."""
+        self.retrain_requested = True
+        enqueue_retrain(
+            self.endpoints.kafka_bootstrap,
+            self.names.retrain_requests,
+            retrain_request("demo", "accuracy of the batch model collapsed after the flip"),
+        )
+        print("--- retrain requested (the retrainer trains on the newest outcomes) ---")
 
     def wait_for_updates(
         self, expected: int, reader: TopicReader, timeout_s: float = 30.0
@@ -236,13 +274,19 @@ class DemoRun:
             flush=True,
         )
 
-    def summary(self, at_flip: Totals, end: Totals, elapsed: float) -> str:
+    def summary(self, milestones: dict[str, Totals], elapsed: float) -> str:
         """The final table."""
-        phases = [
-            ("momentum (before flip)", at_flip),
-            ("mean reversion (after)", end.minus(at_flip)),
-            ("whole live stream", end),
-        ]
+        flip, end = milestones["flip"], milestones["end"]
+        promoted = milestones.get("promoted")
+        phases = [("momentum (before flip)", flip)]
+        if promoted is not None:
+            phases += [
+                ("flip, stale batch model", promoted.minus(flip)),
+                ("after the retrain", end.minus(promoted)),
+            ]
+        else:
+            phases.append(("mean reversion (after)", end.minus(flip)))
+        phases.append(("whole live stream", end))
         lines = [
             "",
             f"{'phase':<24} {'outcomes':>9}  {'accuracy online':>15} {'batch':>6} {'blend':>6}"
@@ -266,17 +310,19 @@ class DemoRun:
         return "\n".join(lines)
 
 
-def _start_worker(settings: Settings, endpoints: Endpoints, log_path: Path) -> subprocess.Popen:
+def _start(
+    command: str, settings: Settings, endpoints: Endpoints, log_path: Path
+) -> subprocess.Popen:
     with open(log_path, "wb") as worker_log:
         return subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker"],
+            [sys.executable, "-m", "app.cli", command],
             env=worker_environment(settings, endpoints),
             stdout=worker_log,
             stderr=subprocess.STDOUT,
         )
 
 
-def _stop_worker(worker: subprocess.Popen) -> None:
+def _stop(worker: subprocess.Popen) -> None:
     worker.terminate()
     try:
         worker.wait(timeout=20)
@@ -295,7 +341,7 @@ def _live(run: DemoRun, web_port: int) -> None:
         with TopicReader(run.endpoints.kafka_bootstrap, run.names.signals) as reader:
             reader.seek()
             started = time.monotonic()
-            at_flip, end = run.stream(producer, reader)
+            milestones = run.stream(producer, reader)
             elapsed = time.monotonic() - started
             deadline = time.monotonic() + 15
             while (
@@ -306,7 +352,7 @@ def _live(run: DemoRun, web_port: int) -> None:
                 time.sleep(0.1)
     finally:
         producer.close()
-    print(run.summary(at_flip, end, elapsed))
+    print(run.summary(milestones, elapsed))
 
 
 def run_demo(settings: Settings, options: DemoOptions) -> int:
@@ -328,9 +374,10 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         )
         run.train_initial_model()
         log_path = Path(workdir) / "worker.log"
-        worker = _start_worker(run_settings, endpoints, log_path)
+        worker = _start("worker", run_settings, endpoints, log_path)
+        retrainer = _start("retrainer", run_settings, endpoints, Path(workdir) / "retrainer.log")
         try:
-            print("starting worker (joins the consumer group)...", flush=True)
+            print("starting a worker (joins the consumer group) and the retrainer...", flush=True)
             run.wait_until_ready(worker)
             _live(run, web_port)
         except BaseException:
@@ -338,5 +385,6 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
             print("worker log tail:\n  " + "\n  ".join(tail), file=sys.stderr)
             raise
         finally:
-            _stop_worker(worker)
+            _stop(retrainer)
+            _stop(worker)
     return 0

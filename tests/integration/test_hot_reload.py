@@ -10,7 +10,7 @@ import redis
 from app.train import train_and_store
 from models.market import MarketSimulator
 from models.redis_keys import RedisKeys
-from models.store import MODEL_FILE
+from models.store import MODEL_FILE, ModelStore
 
 
 def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path):
@@ -58,4 +58,20 @@ def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path
     worker = deployment.workers[0]
     assert worker.alive()
     assert "fails its checksum" in worker.log_path.read_text()
+
+    # A truncated file stored with a matching checksum fails to parse and is refused too.
+    truncated = ModelStore(store).save(
+        (store / v2 / MODEL_FILE).read_bytes()[:300],
+        {**ModelStore(store).metadata(v2), "reason": "truncated on purpose"},
+    )
+    client.set(keys.active_model, truncated)
+    seen_before = len(versions_seen())
+    for _ in range(10):
+        producer.send_requests(sim.requests(5))
+        producer.flush()
+        time.sleep(0.1)
+    deployment.wait_for(lambda: len(versions_seen()) == seen_before + 50, 30, "more signals")
+    assert set(versions_seen()[seen_before:]) == {v2}
+    assert "not a valid XGBoost model" in worker.log_path.read_text()
+    assert worker.alive()
     print(f"version switch observed after {switch_seconds:.2f}s")
