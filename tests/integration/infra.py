@@ -143,6 +143,17 @@ class Deployment:
                 raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
             time.sleep(0.1)
 
+    def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        """Run ``streamlearn ARGS`` against this deployment."""
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", *args],
+            env=worker_environment(self.settings, self.endpoints),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=check,
+        )
+
     def close(self) -> None:
         for worker in self.workers:
             worker.stop()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import orjson
 import redis
@@ -69,33 +67,12 @@ def test_every_request_gets_exactly_one_signal_with_visible_parts(deploy, tmp_pa
     assert deployment.read(names.requests_dead_letter) == []
 
     # `streamlearn status` sees the same deployment: active version, every key, no lag.
-    env = _cli_env(deployment)
-    shown = subprocess.run(
-        [sys.executable, "-m", "app.cli", "status", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    shown = deployment.cli("status", "--json", check=True)
     status = orjson.loads(shown.stdout)
     assert status["active_batch_version"] == version
     assert set(status["keys"]) == set(KEYS)
     assert sum(k["updates"] for k in status["keys"].values()) == N_OUTCOMES
     assert all(row["lag"] == 0 for row in status["partitions"].values())
     assert sum(row["end_offset"] for row in status["requests"].values()) == M_REQUESTS
-    human = subprocess.run(
-        [sys.executable, "-m", "app.cli", "status"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    human = deployment.cli("status", check=True).stdout
     assert version in human and "SYM0" in human
-
-
-def _cli_env(deployment):
-    from app.worker import worker_environment
-
-    return worker_environment(deployment.settings, deployment.endpoints)

@@ -26,6 +26,15 @@ def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path
     def versions_seen() -> list[str | None]:
         return [s["batch_version"] for s in deployment.read(names.signals)]
 
+    def versions_of_next_50_signals() -> set[str | None]:
+        seen_before = len(versions_seen())
+        for _ in range(10):
+            producer.send_requests(sim.requests(5))
+            producer.flush()
+            time.sleep(0.1)
+        deployment.wait_for(lambda: len(versions_seen()) == seen_before + 50, 30, "signals")
+        return set(versions_seen()[seen_before:])
+
     producer.send_requests(sim.requests(20))
     producer.flush()
     deployment.wait_for(lambda: len(versions_seen()) == 20, 60, "first signals")
@@ -48,13 +57,7 @@ def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path
     data[len(data) // 2] ^= 0xFF
     (store / tampered / MODEL_FILE).write_bytes(bytes(data))
     client.set(keys.active_model, tampered)  # bypass the registry's own checksum check
-    seen_before = len(versions_seen())
-    for _ in range(10):
-        producer.send_requests(sim.requests(5))
-        producer.flush()
-        time.sleep(0.1)
-    deployment.wait_for(lambda: len(versions_seen()) == seen_before + 50, 30, "more signals")
-    assert set(versions_seen()[seen_before:]) == {v2}
+    assert versions_of_next_50_signals() == {v2}
     worker = deployment.workers[0]
     assert worker.alive()
     assert "fails its checksum" in worker.log_path.read_text()
@@ -65,13 +68,7 @@ def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path
         {**ModelStore(store).metadata(v2), "reason": "truncated on purpose"},
     )
     client.set(keys.active_model, truncated)
-    seen_before = len(versions_seen())
-    for _ in range(10):
-        producer.send_requests(sim.requests(5))
-        producer.flush()
-        time.sleep(0.1)
-    deployment.wait_for(lambda: len(versions_seen()) == seen_before + 50, 30, "more signals")
-    assert set(versions_seen()[seen_before:]) == {v2}
+    assert versions_of_next_50_signals() == {v2}
     assert "not a valid XGBoost model" in worker.log_path.read_text()
     assert worker.alive()
     print(f"version switch observed after {switch_seconds:.2f}s")

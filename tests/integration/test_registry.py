@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import redis
 
-from app.worker import worker_environment
 from models.market import FEATURES, MarketSimulator
 from models.redis_keys import RedisKeys
 from models.registry import ModelRegistry, RegistryError
@@ -80,14 +76,7 @@ def test_wiped_registry_is_rebuilt_from_the_journal(registry):
     client = redis.Redis.from_url(deployment.endpoints.redis_url)
     client.delete(*RedisKeys(deployment.settings.redis.namespace).registry_keys())
     assert reg.active() is None
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "models", "rebuild"],
-        env=worker_environment(deployment.settings, deployment.endpoints),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = deployment.cli("models", "rebuild")
     assert result.returncode == 0, result.stderr
     after = reg.state()
     assert (after.active, after.staged) == (before.active, before.staged) == (v3, v2)

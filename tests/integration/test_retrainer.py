@@ -132,25 +132,10 @@ def test_manual_mode_stages_and_the_cli_promotes(deploy, tmp_path):
     assert report.action == "staged"
     state = retrainer.registry.state()
     assert (state.active, state.staged) == (None, report.version)
-    env = worker_environment(deployment.settings, deployment.endpoints)
-    promoted = subprocess.run(
-        [sys.executable, "-m", "app.cli", "models", "promote"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    promoted = deployment.cli("models", "promote")
     assert promoted.returncode == 0, promoted.stderr
     assert retrainer.registry.active() == report.version
-    listing = subprocess.run(
-        [sys.executable, "-m", "app.cli", "models", "list"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    listing = deployment.cli("models", "list", check=True).stdout
     assert f"* {report.version}" in listing
     events = [u["event"] for u in deployment.read(deployment.names.model_updates)]
     assert events == ["staged", "activated"]
