@@ -111,6 +111,7 @@ def demo_settings(settings: Settings, store: Path, run_id: str, web_port: int) -
             "signals": prefix + settings.topics.signals,
             "model_updates": prefix + settings.topics.model_updates,
             "retrain_requests": prefix + settings.topics.retrain_requests,
+            "drift_alerts": prefix + settings.topics.drift_alerts,
         },
         redis={"namespace": f"{settings.redis.namespace}-demo-{run_id}"},
         kafka={"consumer_group": f"{settings.kafka.consumer_group}-demo-{run_id}"},

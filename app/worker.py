@@ -16,8 +16,10 @@ from app.logs import logging_config
 from app.web import register_views
 from config import Settings, env_name
 from streams.agents import FaustSender, LearnerAgent, ScorerAgent
+from streams.alerts import ALERTS, RETRAIN
 from streams.engine import Engine
 from streams.model_updates import follow_model_updates
+from streams.outbox import OutboxFlusher
 from streams.topics import TopicNames, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -63,8 +65,16 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
 
     engine = Engine.build(settings, endpoints.redis_url, is_assigned)
     sender = FaustSender(app)
+    outbox = OutboxFlusher(
+        sender,
+        {ALERTS: names.drift_alerts, RETRAIN: names.retrain_requests},
+        endpoints.kafka_bootstrap,
+        engine.redis,
+        engine.keys,
+        settings.drift.retrain_dedupe_s,
+    )
     learner_agent = LearnerAgent(
-        engine.learner, sender, settings.checkpoint, settings.processing, engine.metrics
+        engine.learner, sender, settings.checkpoint, settings.processing, engine.metrics, outbox
     )
     scorer_agent = ScorerAgent(engine.scorer, sender, settings.processing)
 

@@ -96,6 +96,9 @@ class TopicSettings(_Group):
     retrain_requests: str = Field(
         default="retrain-requests", description="requests to retrain (1 partition)"
     )
+    drift_alerts: str = Field(
+        default="drift-alerts", description="drift alerts and recoveries for ops (1 partition)"
+    )
     dead_letter_suffix: str = Field(
         default=".dlq", min_length=1, description="dead-letter topic = input topic + suffix"
     )
@@ -257,6 +260,73 @@ class RetrainSettings(_Group):
     )
 
 
+def _split_words(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class DriftSettings(_Group):
+    """Drift detection per model key: what is watched, thresholds, and what an alert does."""
+
+    enabled: bool = Field(default=True, description="watch drift and publish alerts")
+    kinds: tuple[Literal["concept", "data", "label", "prediction"], ...] = Field(
+        default=("concept", "data", "label", "prediction"), description="what is watched"
+    )
+    concept_sources: tuple[Literal["batch", "online", "blend"], ...] = Field(
+        default=("batch", "online", "blend"), description="error streams watched"
+    )
+    alert_sources: tuple[Literal["batch", "online", "blend"], ...] = Field(
+        default=("batch",), description="error streams that raise concept alerts"
+    )
+    detector: Literal["adwin", "page_hinkley", "kswin"] = Field(
+        default="adwin", description="River detector on the error streams"
+    )
+    adwin_delta: float = Field(default=0.002, gt=0, lt=1, description="ADWIN confidence")
+    min_degradation: float = Field(
+        default=0.05, gt=0, lt=1, description="error-rate rise over baseline that is an alert"
+    )
+    recovery_tolerance: float = Field(
+        default=0.02, ge=0, lt=1, description="back within this of the baseline = recovered"
+    )
+    cooldown_outcomes: int = Field(
+        default=5000, ge=0, description="no new alert of a kind this soon after a recovery"
+    )
+    replay_window: int = Field(
+        default=5000, ge=100, description="recent errors kept to restore a detector"
+    )
+    check_every: int = Field(default=500, ge=10, description="outcomes between PSI/label checks")
+    psi_alert: float = Field(default=0.25, gt=0, description="PSI that is data drift")
+    psi_borderline: float = Field(default=0.1, gt=0, description="PSI from which a KS test decides")
+    ks_alpha: float = Field(default=0.01, gt=0, lt=1, description="KS significance")
+    label_alpha: float = Field(default=0.001, gt=0, lt=1, description="binomial test level")
+    label_min_shift: float = Field(default=0.05, gt=0, lt=1, description="win-rate shift")
+    retrain_on: tuple[Literal["concept", "data", "label", "prediction"], ...] = Field(
+        default=("concept",), description="alert kinds that request a retrain"
+    )
+    retrain_delay_outcomes: int = Field(
+        default=2000, ge=0, description="outcomes after an alert before the request"
+    )
+    retrain_min_window: int = Field(
+        default=2000, ge=100, description="smallest training window a drift retrain asks for"
+    )
+    retrain_dedupe_s: float = Field(
+        default=900.0, gt=0, description="one drift retrain per this many seconds, all keys"
+    )
+
+    _words = field_validator(
+        "kinds", "concept_sources", "alert_sources", "retrain_on", mode="before"
+    )(_split_words)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DriftSettings:
+        if not set(self.alert_sources) <= set(self.concept_sources):
+            raise ValueError("alert_sources must be among concept_sources")
+        if self.psi_borderline >= self.psi_alert:
+            raise ValueError("psi_borderline must be below psi_alert")
+        return self
+
+
 class ProcessingSettings(_Group):
     """Micro-batch sizes of the agents."""
 
@@ -302,6 +372,7 @@ class Settings(_Group):
     checkpoint: CheckpointSettings = CheckpointSettings()
     batch: BatchSettings = BatchSettings()
     retrain: RetrainSettings = RetrainSettings()
+    drift: DriftSettings = DriftSettings()
     processing: ProcessingSettings = ProcessingSettings()
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import xgboost as xgb
 
+from models.drift.monitor import ModelReference
 from models.store import ModelStore, ModelStoreError
 
 
@@ -23,6 +24,7 @@ class BatchModel:
     version: str
     features: tuple[str, ...]
     booster: xgb.Booster
+    reference: ModelReference | None = None
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Win probabilities for rows of ``matrix`` (columns in ``features`` order)."""
@@ -54,7 +56,12 @@ def load_batch_model(
             f"model {version} is not a valid XGBoost model: {first_line}"
         ) from None
     booster.set_param({"nthread": threads})
-    model = BatchModel(version=version, features=model_features, booster=booster)
+    model = BatchModel(
+        version=version,
+        features=model_features,
+        booster=booster,
+        reference=ModelReference.from_metadata(version, stored.metadata),
+    )
     smoke = model.predict(np.zeros((1, len(model_features))))
     if smoke.shape != (1,) or not (math.isfinite(smoke[0]) and 0.0 <= smoke[0] <= 1.0):
         raise BatchModelError(f"model {version} does not output probabilities (got {smoke!r})")

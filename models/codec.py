@@ -17,11 +17,15 @@ from typing import Any
 import orjson
 from river import metrics, stats
 
+from models.drift.codec import DriftStateError, decode_drift, encode_drift
+from models.drift.config import DriftConfig
+from models.drift.monitor import DriftMonitor
 from models.keyed import KeyModel
 from models.metrics import SOURCES, PrequentialMetrics, SourceMetrics
 from models.online import OnlineConfig, OnlineLearner
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before drift monitors and the outbox
 
 
 class StateCodecError(ValueError):
@@ -38,19 +42,23 @@ def encode_key_model(key_model: KeyModel) -> bytes:
                 name: _encode_source(source) for name, source in key_model.metrics.sources.items()
             },
             "last_ts": key_model.last_ts,
+            "drift": None if key_model.drift is None else encode_drift(key_model.drift),
+            "outbox": key_model.outbox,
             "summary": key_model.summary(),
         }
     )
 
 
-def decode_key_model(data: bytes | str, config: OnlineConfig) -> KeyModel:
+def decode_key_model(
+    data: bytes | str, config: OnlineConfig, drift: DriftConfig | None = None
+) -> KeyModel:
     """Rebuild a key's state from :func:`encode_key_model` output, validating it."""
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise StateCodecError(f"state is not JSON: {exc}") from None
     _expect(isinstance(doc, dict), "state must be a JSON object")
-    _expect(doc.get("v") == STATE_VERSION, f"unsupported state version {doc.get('v')!r}")
+    _expect(doc.get("v") in READABLE_VERSIONS, f"unsupported state version {doc.get('v')!r}")
     learner = _decode_learner(_field(doc, "learner", dict), config)
     encoded_metrics = _field(doc, "metrics", dict)
     _expect(set(encoded_metrics) == set(SOURCES), f"metrics must cover {SOURCES}")
@@ -59,7 +67,21 @@ def decode_key_model(data: bytes | str, config: OnlineConfig) -> KeyModel:
     )
     last_ts = doc.get("last_ts")
     _expect(last_ts is None or _is_int(last_ts), "last_ts must be an integer or null")
-    return KeyModel(learner=learner, metrics=prequential, last_ts=last_ts)
+    outbox = doc.get("outbox") or []
+    _expect(
+        isinstance(outbox, list) and all(isinstance(m, dict) for m in outbox),
+        "outbox must be a list of messages",
+    )
+    monitor = None
+    if drift is not None:
+        saved = doc.get("drift")
+        try:
+            monitor = DriftMonitor(drift) if saved is None else decode_drift(saved, drift)
+        except DriftStateError as exc:
+            raise StateCodecError(str(exc)) from None
+    return KeyModel(
+        learner=learner, metrics=prequential, last_ts=last_ts, drift=monitor, outbox=outbox
+    )
 
 
 def summary_of(data: bytes | str) -> dict[str, Any]:

@@ -50,3 +50,27 @@ class DecayedStandardScaler(preprocessing.StandardScaler):
             old_mean = means[i]
             means[i] += (xi - old_mean) / count
             vars_[i] += ((xi - old_mean) * (xi - means[i]) - vars_[i]) / count
+
+
+class FadingMean:
+    """Exponentially weighted mean with no start-up bias (weights ``factor ** age``, normalised).
+
+    >>> mean = FadingMean(fading_factor(10))
+    >>> for x in [0.0, 1.0, 1.0]:
+    ...     mean.update(x)
+    >>> round(mean.value, 4)
+    0.6895
+    """
+
+    def __init__(self, factor: float, value: float | None = None, weight: float = 0.0) -> None:
+        self.factor = factor
+        self.value = value
+        self.weight = weight
+
+    def update(self, x: float) -> None:
+        """Fold one observation in."""
+        self.weight = self.weight * self.factor + 1.0
+        if self.value is None:
+            self.value = x
+        else:
+            self.value += (x - self.value) / self.weight

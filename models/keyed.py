@@ -1,9 +1,12 @@
-"""The learned state of one model key: its online learner and its prequential metrics."""
+"""The state of one model key: online learner, prequential metrics, drift monitor, outbox."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from models.drift.config import DriftConfig
+from models.drift.monitor import DriftMonitor
 from models.metrics import PrequentialMetrics
 from models.online import OnlineConfig, OnlineLearner
 
@@ -15,11 +18,18 @@ class KeyModel:
     learner: OnlineLearner
     metrics: PrequentialMetrics = field(default_factory=PrequentialMetrics)
     last_ts: int | None = None
+    drift: DriftMonitor | None = None
+    #: Messages (alerts, retrain requests) decided on but not yet known to be published; they
+    #: are checkpointed with the state that produced them, then published (see streams.outbox).
+    outbox: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def fresh(cls, config: OnlineConfig) -> KeyModel:
+    def fresh(cls, config: OnlineConfig, drift: DriftConfig | None = None) -> KeyModel:
         """A key that has learned nothing yet."""
-        return cls(learner=OnlineLearner(config))
+        return cls(
+            learner=OnlineLearner(config),
+            drift=None if drift is None else DriftMonitor(drift),
+        )
 
     @property
     def updates(self) -> int:

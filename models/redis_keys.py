@@ -46,6 +46,11 @@ class RedisKeys:
         """Lock held by the one retrainer that acts on requests."""
         return f"{self.namespace}:retrainer:leader"
 
+    @property
+    def drift_retrain_guard(self) -> str:
+        """String with a TTL: the drift retrain request that won; others are dropped."""
+        return f"{self.namespace}:drift:retrain-guard"
+
     def registry_keys(self) -> tuple[str, ...]:
         """Every key of the registry (what ``models rebuild`` restores)."""
         return (self.active_model, self.staged_model, self.registry_history)

@@ -150,6 +150,10 @@ def train_batch_model(
             split.validation["label"].to_numpy(), predict_frame(booster, split.validation, columns)
         ),
         "reference": feature_reference(split.train, features),
+        "label_rate": float(split.train["label"].mean()),
+        "prediction_reference": prediction_reference(
+            predict_frame(booster, split.validation, columns)
+        ),
     }
     return TrainedModel(booster=booster, split=split, metadata=metadata)
 
@@ -242,6 +246,11 @@ def feature_reference(frame: pd.DataFrame, features: Sequence[str]) -> dict[str,
         }
         for name in features
     }
+
+
+def prediction_reference(p_win: np.ndarray) -> dict[str, Any]:
+    """Deciles of a model's own predictions on validation rows (for prediction drift)."""
+    return {"quantiles": [float(q) for q in np.quantile(p_win, np.linspace(0.0, 1.0, 11))]}
 
 
 def data_fingerprint(frame: pd.DataFrame, features: Sequence[str]) -> str:

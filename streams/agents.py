@@ -13,13 +13,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from config.settings import CheckpointSettings, ProcessingSettings
 from streams.learning import OutcomeLearner
 from streams.records import InputRecord, OutgoingRecord
 from streams.scoring import RequestScorer
 from streams.telemetry import EngineMetrics
+
+if TYPE_CHECKING:
+    from streams.outbox import OutboxFlusher
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +69,10 @@ class LearnerAgent:
         checkpoint: CheckpointSettings,
         processing: ProcessingSettings,
         metrics: EngineMetrics,
+        outbox: OutboxFlusher | None = None,
     ) -> None:
         self._learner = learner
+        self._outbox = outbox
         self._sender = sender
         self._every = checkpoint.every_outcomes
         self._interval_s = checkpoint.interval_ms / 1000.0
@@ -103,7 +108,8 @@ class LearnerAgent:
     async def on_timer(self) -> None:
         """Checkpoint quiet streams: pending state is written once the interval passes."""
         async with self._lock:
-            if self._pending and self._interval_elapsed():
+            waiting = self._pending or self._learner.state.has_outbox
+            if waiting and self._interval_elapsed():
                 await self._checkpoint()
 
     async def on_revoked(self, partitions: Iterable[int]) -> None:
@@ -130,6 +136,8 @@ class LearnerAgent:
             if event.message.partition not in fenced:
                 await stream.ack(event)
         self._pending.clear()
+        if self._outbox is not None:
+            await self._outbox.flush(self._learner.state)
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         self._metrics.checkpoints.inc()

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from config import Settings
 from models.batch import BatchModelError, load_batch_model
 from models.blend import Blender
+from models.drift.config import DriftConfig
 from models.online import OnlineConfig
 from models.redis_keys import RedisKeys
 from models.registry import ModelRegistry
@@ -35,6 +36,33 @@ def online_config(settings: Settings) -> OnlineConfig:
         decay_half_life=online.decay_half_life,
         weight_by_rr=online.weight_by_rr,
         max_sample_weight=online.max_sample_weight,
+    )
+
+
+def drift_config(settings: Settings) -> DriftConfig | None:
+    """The drift monitors' settings, or None when drift detection is off."""
+    drift = settings.drift
+    if not drift.enabled:
+        return None
+    return DriftConfig(
+        kinds=drift.kinds,
+        concept_sources=drift.concept_sources,
+        alert_sources=drift.alert_sources,
+        detector=drift.detector,
+        adwin_delta=drift.adwin_delta,
+        replay_window=drift.replay_window,
+        min_degradation=drift.min_degradation,
+        recovery_tolerance=drift.recovery_tolerance,
+        cooldown_outcomes=drift.cooldown_outcomes,
+        check_every=drift.check_every,
+        psi_alert=drift.psi_alert,
+        psi_borderline=drift.psi_borderline,
+        ks_alpha=drift.ks_alpha,
+        label_alpha=drift.label_alpha,
+        label_min_shift=drift.label_min_shift,
+        retrain_on=drift.retrain_on,
+        retrain_delay_outcomes=drift.retrain_delay_outcomes,
+        retrain_min_window=drift.retrain_min_window,
     )
 
 
@@ -72,7 +100,7 @@ class Engine:
         keys = RedisKeys(settings.redis.namespace)
         metrics = EngineMetrics()
         store = PartitionStateStore(client, keys, topics.outcomes)
-        state = OnlineState(store, online_config(settings), is_assigned)
+        state = OnlineState(store, online_config(settings), is_assigned, drift_config(settings))
         spec = contract_spec(settings)
         blender = Blender(
             settings.blend.w_batch, settings.blend.w_online, settings.online.min_updates

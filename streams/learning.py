@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 
 from models.batch import batch_probabilities
 from models.blend import Blender
+from models.drift.alerts import AlertEvent
+from models.drift.monitor import RetrainNeed
+from models.keyed import KeyModel
+from streams.alerts import ALERTS, RETRAIN, alert_message, drift_retrain_message, outbox_entry
 from streams.batch_follower import BatchModelHolder
 from streams.contracts import ContractError, ContractSpec, TradeOutcome, decode_outcome
 from streams.dead_letters import DeadLetterer
@@ -98,7 +102,10 @@ class OutcomeLearner:
     ) -> None:
         if not fresh:
             return
-        p_batch = batch_probabilities(self._batch.current, [o.features for _, o in fresh])
+        batch_model = self._batch.current
+        p_batch = batch_probabilities(batch_model, [o.features for _, o in fresh])
+        reference = None if batch_model is None else batch_model.reference
+        version = None if batch_model is None else batch_model.version
         config = self.state.config
         for (record, outcome), pb in zip(fresh, p_batch, strict=True):
             loaded = loaded_by_partition[record.partition]
@@ -110,6 +117,32 @@ class OutcomeLearner:
             metrics.update("online", won, p_online)
             metrics.update("batch", won, pb)
             metrics.update("blend", won, blend.score)
+            if key_model.drift is not None:
+                events, needs = key_model.drift.update(
+                    outcome.model_key, outcome.features, won, pb, p_online, blend.score, reference
+                )
+                if events or needs:
+                    self._queue(record.partition, outcome, key_model, events, needs, version)
             learner.learn(outcome.features, won, config.sample_weight(outcome.realized_rr))
             key_model.last_ts = outcome.ts
             loaded.dirty.add(outcome.model_key)
+
+    def _queue(
+        self,
+        partition: int,
+        outcome: TradeOutcome,
+        key_model: KeyModel,
+        events: Sequence[AlertEvent],
+        needs: Sequence[RetrainNeed],
+        version: str | None,
+    ) -> None:
+        """Put alerts and retrain requests in the key's outbox (published after checkpoint)."""
+        key = outcome.model_key
+        for event in events:
+            message = alert_message(event, key, version, outcome.ts)
+            key_model.outbox.append(outbox_entry(ALERTS, message["alert_id"], key, message))
+            self._metrics.drift_alerts.labels(event.kind, event.event).inc()
+        for need in needs:
+            message = drift_retrain_message(need, key, outcome.ts)
+            key_model.outbox.append(outbox_entry(RETRAIN, message["request_id"], key, message))
+        self.state.note_outbox(partition, key)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from models.codec import StateCodecError, decode_key_model, encode_key_model
+from models.drift.config import DriftConfig
 from models.keyed import KeyModel
 from models.online import OnlineConfig
 from models.state_store import PartitionStateStore, PartitionWrite
@@ -51,14 +52,17 @@ class OnlineState:
         store: PartitionStateStore,
         config: OnlineConfig,
         is_assigned: Callable[[int], bool],
+        drift: DriftConfig | None = None,
     ) -> None:
         self._store = store
         self.config = config
+        self.drift = drift
         self._is_assigned = is_assigned
         self._partitions: dict[int, PartitionModels] = {}
         self._claims: dict[int, asyncio.Task[PartitionModels]] = {}
         self._by_key: dict[str, KeyModel] = {}
         self._blocked: set[int] = set()
+        self._outbox: set[tuple[int, str]] = set()
 
     @property
     def partitions(self) -> dict[int, PartitionModels]:
@@ -87,7 +91,7 @@ class OnlineState:
         models: dict[str, KeyModel] = {}
         for model_key, blob in snapshot.states.items():
             try:
-                models[model_key] = decode_key_model(blob, self.config)
+                models[model_key] = decode_key_model(blob, self.config, self.drift)
             except StateCodecError as exc:
                 raise StateRestoreError(
                     f"stored state of model key {model_key!r} (partition {partition}) is "
@@ -102,6 +106,11 @@ class OnlineState:
         )
         self._partitions[partition] = loaded
         self._by_key.update(models)
+        for model_key, model in models.items():
+            if model.outbox:
+                for entry in model.outbox:
+                    entry["verify"] = True  # it may have been published before the restart
+                self._outbox.add((partition, model_key))
         log.info(
             "partition claimed",
             extra={
@@ -126,10 +135,30 @@ class OnlineState:
         """The key's model in ``loaded``, created fresh on the key's first outcome."""
         key_model = loaded.models.get(model_key)
         if key_model is None:
-            key_model = KeyModel.fresh(self.config)
+            key_model = KeyModel.fresh(self.config, self.drift)
             loaded.models[model_key] = key_model
             self._by_key[model_key] = key_model
         return key_model
+
+    def note_outbox(self, partition: int, model_key: str) -> None:
+        """The key has outbox entries to publish after the next checkpoint."""
+        self._outbox.add((partition, model_key))
+
+    def take_outbox(self) -> list[tuple[PartitionModels, str, KeyModel]]:
+        """Keys with outbox entries, in loaded partitions (their entries are checkpointed)."""
+        found = []
+        for partition, model_key in sorted(self._outbox):
+            loaded = self._partitions.get(partition)
+            model = None if loaded is None else loaded.models.get(model_key)
+            if loaded is not None and model is not None and model.outbox:
+                found.append((loaded, model_key, model))
+        self._outbox.clear()
+        return found
+
+    @property
+    def has_outbox(self) -> bool:
+        """Whether anything waits to be published."""
+        return bool(self._outbox)
 
     def drop(self, partitions: Iterable[int]) -> None:
         """Forget partitions (revoked or fenced); their state stays in Redis for the next owner."""
@@ -139,6 +168,7 @@ class OnlineState:
                 continue
             for model_key in loaded.models:
                 self._by_key.pop(model_key, None)
+                self._outbox.discard((partition, model_key))
 
     async def checkpoint(self) -> set[int]:
         """Write changed keys and applied offsets of all loaded partitions in one transaction.

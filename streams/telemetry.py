@@ -45,6 +45,12 @@ class EngineMetrics:
             "Batch model versions swapped in",
             registry=self.registry,
         )
+        self.drift_alerts = Counter(
+            "streamlearn_drift_alerts_total",
+            "Drift alerts and recoveries raised",
+            ["kind", "event"],
+            registry=self.registry,
+        )
         self.loaded_keys = Gauge(
             "streamlearn_loaded_model_keys",
             "Model keys held by this worker",

@@ -28,6 +28,7 @@ class TopicNames:
     model_updates: str
     retrain_requests: str
     retrain_requests_dead_letter: str
+    drift_alerts: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TopicNames:
@@ -42,6 +43,7 @@ class TopicNames:
             model_updates=topics.model_updates,
             retrain_requests=topics.retrain_requests,
             retrain_requests_dead_letter=topics.dead_letter(topics.retrain_requests),
+            drift_alerts=topics.drift_alerts,
         )
 
     def data(self) -> tuple[str, ...]:
@@ -56,7 +58,12 @@ class TopicNames:
 
     def control(self) -> tuple[str, ...]:
         """Low-volume, totally ordered topics with a single partition."""
-        return (self.model_updates, self.retrain_requests, self.retrain_requests_dead_letter)
+        return (
+            self.model_updates,
+            self.retrain_requests,
+            self.retrain_requests_dead_letter,
+            self.drift_alerts,
+        )
 
 
 def ensure_topics(

@@ -172,6 +172,7 @@ def make_deployment(endpoints: Endpoints, store: Path, **groups: dict) -> Deploy
             "signals": f"t{run}-signals",
             "model_updates": f"t{run}-model-updates",
             "retrain_requests": f"t{run}-retrain-requests",
+            "drift_alerts": f"t{run}-drift-alerts",
             "partitions": 2,
         },
         "redis": {"namespace": f"test-{run}"},

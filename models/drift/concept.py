@@ -1,0 +1,179 @@
+"""Concept drift: River detectors on each prediction source's 0/1 error stream.
+
+Each source (batch, online, blend) keeps a detector, a slow EWMA of its error (the baseline,
+frozen while an alert is open) and a fast one (the recent level). An alert needs both: the
+detector fired within the last ``confirm_within`` outcomes *and* the recent error is at least
+``min_degradation`` above the baseline. It recovers when the recent error is back within
+``recovery_tolerance`` of the baseline it had when the alert opened. Only ``alert_sources``
+raise alerts (default: batch, the model a retrain fixes); the others are watched for reports.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from river import drift
+
+from models.decay import FadingMean, fading_factor
+from models.drift.alerts import AlertEvent, Episode, episode_id
+from models.drift.config import DriftConfig
+
+
+def make_detector(config: DriftConfig) -> drift.base.DriftDetector:
+    """A fresh River detector of the configured kind."""
+    if config.detector == "adwin":
+        return drift.ADWIN(delta=config.adwin_delta)
+    if config.detector == "page_hinkley":
+        return drift.PageHinkley(mode="up")
+    return drift.KSWIN(seed=0)
+
+
+def detector_name(config: DriftConfig) -> str:
+    """How alerts name the detector."""
+    if config.detector == "adwin":
+        return f"ADWIN(delta={config.adwin_delta})"
+    return {"page_hinkley": "PageHinkley(mode=up)", "kswin": "KSWIN(seed=0)"}[config.detector]
+
+
+class ErrorStream:
+    """One source's error stream: detector, baseline and recent EWMAs, replay window."""
+
+    def __init__(self, config: DriftConfig) -> None:
+        self._config = config
+        self.detector = make_detector(config)
+        self.replay: deque[float] = deque(maxlen=config.replay_window)
+        self.baseline_mean = FadingMean(fading_factor(config.baseline_half_life))
+        self.recent_mean = FadingMean(fading_factor(config.recent_half_life))
+        self.seen = 0
+        self.suspect_until = -1
+
+    def update(self, error: float, n: int, freeze_baseline: bool) -> None:
+        """Feed one error (0 or 1)."""
+        self.replay.append(error)
+        self.detector.update(error)
+        self.seen += 1
+        self.recent_mean.update(error)
+        if not freeze_baseline:
+            self.baseline_mean.update(error)
+        if self.detector.drift_detected:
+            self.suspect_until = n + self._config.confirm_within
+
+    @property
+    def baseline(self) -> float | None:
+        """Long-run error level (frozen while an alert is open)."""
+        return self.baseline_mean.value
+
+    @property
+    def recent(self) -> float | None:
+        """Recent error level."""
+        return self.recent_mean.value
+
+    @property
+    def degradation(self) -> float:
+        """How far the recent error is above the baseline."""
+        if self.recent is None or self.baseline is None:
+            return 0.0
+        return self.recent - self.baseline
+
+    @property
+    def window(self) -> float:
+        """The detector's current window length (ADWIN) or the replay length."""
+        width = getattr(self.detector, "width", None)
+        return float(width) if width is not None else float(len(self.replay))
+
+    def reset_detector(self) -> None:
+        """A new model produces a new error stream: forget the old one's detector state."""
+        self.detector = make_detector(self._config)
+        self.replay.clear()
+        self.seen = 0
+        self.suspect_until = -1
+
+    def replay_into_detector(self, values: Iterable[float]) -> None:
+        """Restore after a restart: a fresh detector sees the saved recent errors again."""
+        for value in values:
+            self.replay.append(value)
+            self.detector.update(value)
+
+
+class ConceptMonitor:
+    """Concept drift of one model key across its prediction sources."""
+
+    def __init__(self, config: DriftConfig) -> None:
+        self.config = config
+        self.streams = {source: ErrorStream(config) for source in config.concept_sources}
+        self.episodes = {source: Episode() for source in config.alert_sources}
+
+    def update(self, key: str, errors: dict[str, float | None], n: int) -> list[AlertEvent]:
+        """Feed one outcome's errors (None where a source made no prediction)."""
+        events: list[AlertEvent] = []
+        config = self.config
+        for source, error in errors.items():
+            stream = self.streams.get(source)
+            if stream is None or error is None:
+                continue
+            episode = self.episodes.get(source)
+            stream.update(error, n, freeze_baseline=episode is not None and episode.open)
+            if episode is None:
+                continue
+            if (
+                episode.can_open(n)
+                and stream.seen >= config.warmup
+                and n <= stream.suspect_until
+                and stream.degradation >= config.min_degradation
+            ):
+                episode.start(n, {"baseline": stream.baseline, "recent_at_alert": stream.recent})
+                if "concept" in config.retrain_on and source == "batch":
+                    episode.retrain_due_at = n + config.retrain_delay_outcomes
+                events.append(self._event("alert", key, source, stream, episode, n))
+            elif (
+                episode.open
+                and n - episode.started_at >= config.recent_half_life
+                and stream.recent is not None
+                and stream.recent <= episode.details["baseline"] + config.recovery_tolerance
+            ):
+                events.append(self._event("recovery", key, source, stream, episode, n))
+                episode.close(n, config.cooldown_outcomes)
+        return events
+
+    def on_model_change(self) -> None:
+        """The batch model was replaced: its error stream starts over (detector, warm-up)."""
+        stream = self.streams.get("batch")
+        if stream is not None:
+            stream.reset_detector()
+
+    def _event(
+        self, event: str, key: str, source: str, stream: ErrorStream, episode: Episode, n: int
+    ) -> AlertEvent:
+        config = self.config
+        baseline = float(episode.details["baseline"])
+        recent = float(stream.recent or 0.0)
+        if event == "alert":
+            severity = "critical" if recent - baseline >= 2 * config.min_degradation else "warning"
+            action = "retrain_scheduled" if episode.retrain_due_at is not None else "none"
+            threshold = baseline + config.min_degradation
+        else:
+            severity, action, threshold = "info", "none", baseline + config.recovery_tolerance
+        return AlertEvent(
+            event=event,
+            kind="concept",
+            source=source,
+            detector=detector_name(config),
+            statistic=recent,
+            threshold=threshold,
+            window=stream.window,
+            severity=severity,
+            action=action,
+            at_outcome=n,
+            episode=episode_id(key, "concept", source, episode.started_at),
+            details={
+                "metric": "error rate (0/1) of the " + source + " prediction",
+                "baseline_error": baseline,
+                "recent_error": recent,
+                "recent_half_life": config.recent_half_life,
+                "errors_by_source": {
+                    s: (None if st.recent is None else round(st.recent, 5))
+                    for s, st in self.streams.items()
+                },
+            },
+        )

@@ -1,0 +1,172 @@
+"""Data and prediction drift: PSI of recent values against a model's reference distribution.
+
+The reference is the deciles a batch model's metadata holds (features of its training rows, or
+its own predictions on validation rows). Recent values are counted in the reference's bins with
+exponential fading (half-life ``psi_half_life`` outcomes). Every ``check_every`` outcomes the
+PSI is computed; PSI >= ``psi_alert`` is drift; a borderline PSI (>= ``psi_borderline``) is
+settled by a Kolmogorov-Smirnov test (scipy) of the last ``ks_samples`` values against the
+reference CDF. One alert per shift (all drifted columns listed); recovery when every column is
+back below the borderline.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from models.decay import fading_factor
+from models.drift.alerts import AlertEvent, Episode, episode_id
+from models.drift.config import DriftConfig
+
+EPSILON = 1e-4
+
+
+class ReferenceBins:
+    """Bins cut at a reference's inner deciles, and the reference share of each bin."""
+
+    def __init__(self, quantiles: Sequence[float]) -> None:
+        q = np.asarray(quantiles, dtype=np.float64)
+        if q.ndim != 1 or len(q) < 3 or not np.all(np.diff(q) >= 0):
+            raise ValueError("reference quantiles must be a non-decreasing list of 3+ values")
+        self.quantiles = q
+        self.edges = sorted(set(q[1:-1].tolist()))
+        share = 1.0 / (len(q) - 1)
+        expected = np.zeros(len(self.edges) + 1)
+        for upper in q[1:]:
+            expected[bisect.bisect_left(self.edges, upper)] += share
+        self.expected = expected
+
+    def bin_of(self, value: float) -> int:
+        """Index of the bin holding ``value``."""
+        return bisect.bisect_left(self.edges, value)
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        """Reference CDF, piecewise linear through the quantiles."""
+        return np.interp(x, self.quantiles, np.linspace(0.0, 1.0, len(self.quantiles)))
+
+
+def psi(counts: np.ndarray, expected: np.ndarray) -> float:
+    """Population stability index of observed bin counts against expected shares.
+
+    >>> round(psi(np.array([10.0, 10.0]), np.array([0.5, 0.5])), 6)
+    0.0
+    """
+    total = counts.sum()
+    if total <= 0:
+        return 0.0
+    actual = np.clip(counts / total, EPSILON, None)
+    reference = np.clip(expected, EPSILON, None)
+    return float(np.sum((actual - reference) * np.log(actual / reference)))
+
+
+class DistributionMonitor:
+    """PSI (+ KS when borderline) of some columns against a reference; one episode for all."""
+
+    def __init__(self, kind: str, config: DriftConfig) -> None:
+        self.kind = kind
+        self.config = config
+        self.reference_version: str | None = None
+        self.bins: dict[str, ReferenceBins] = {}
+        self.counts: dict[str, np.ndarray] = {}
+        self.samples: dict[str, deque[float]] = {}
+        self.seen = 0
+        self.episode = Episode()
+        self._block_decay = fading_factor(config.psi_half_life) ** config.check_every
+
+    def set_reference(self, version: str, quantiles: Mapping[str, Sequence[float]]) -> None:
+        """Compare against a new model's reference from now on (counts start over)."""
+        self.reference_version = version
+        self.bins = {name: ReferenceBins(q) for name, q in quantiles.items()}
+        self.counts = {name: np.zeros(len(b.expected)) for name, b in self.bins.items()}
+        self.samples = {name: deque(maxlen=self.config.ks_samples) for name in self.bins}
+        self.seen = 0
+
+    def add(self, values: Mapping[str, float]) -> None:
+        """Count one outcome's values."""
+        if not self.bins:
+            return
+        for name, bins in self.bins.items():
+            value = values.get(name)
+            if value is None:
+                continue
+            self.counts[name][bins.bin_of(value)] += 1.0
+            self.samples[name].append(value)
+        self.seen += 1
+
+    def statistics(self) -> dict[str, float]:
+        """Current PSI of every column."""
+        return {name: psi(self.counts[name], bins.expected) for name, bins in self.bins.items()}
+
+    def check(self, key: str, n: int) -> list[AlertEvent]:
+        """Judge drift now (called every ``check_every`` outcomes), then fade the counts."""
+        if not self.bins or self.seen < self.config.warmup:
+            self._fade()
+            return []
+        config = self.config
+        values = self.statistics()
+        drifted: dict[str, dict[str, float]] = {}
+        for name, value in values.items():
+            if value >= config.psi_alert:
+                drifted[name] = {"psi": value}
+            elif value >= config.psi_borderline and len(self.samples[name]) >= 30:
+                p_value = float(
+                    stats.kstest(np.asarray(self.samples[name]), self.bins[name].cdf).pvalue
+                )
+                if p_value < config.ks_alpha:
+                    drifted[name] = {"psi": value, "ks_p_value": p_value}
+        events: list[AlertEvent] = []
+        worst = max(values.values()) if values else 0.0
+        if drifted and self.episode.can_open(n):
+            self.episode.start(n, {"columns": sorted(drifted)})
+            if self.kind in config.retrain_on:
+                self.episode.retrain_due_at = n + config.retrain_delay_outcomes
+            events.append(self._event("alert", key, n, worst, drifted, values))
+        elif self.episode.open and worst < config.psi_borderline:
+            events.append(self._event("recovery", key, n, worst, {}, values))
+            self.episode.close(n, config.cooldown_outcomes)
+        self._fade()
+        return events
+
+    def _fade(self) -> None:
+        for counts in self.counts.values():
+            np.multiply(counts, self._block_decay, out=counts)
+
+    def _event(
+        self,
+        event: str,
+        key: str,
+        n: int,
+        worst: float,
+        drifted: Mapping[str, Any],
+        values: Mapping[str, float],
+    ) -> AlertEvent:
+        config = self.config
+        if event == "alert":
+            severity = "critical" if worst >= 2 * config.psi_alert else "warning"
+            action = "retrain_scheduled" if self.episode.retrain_due_at is not None else "none"
+            threshold = config.psi_alert
+        else:
+            severity, action, threshold = "info", "none", config.psi_borderline
+        return AlertEvent(
+            event=event,
+            kind=self.kind,
+            source=None,
+            detector=f"PSI over reference deciles (KS alpha {config.ks_alpha} when borderline)",
+            statistic=worst,
+            threshold=threshold,
+            window=config.psi_half_life,
+            severity=severity,
+            action=action,
+            at_outcome=n,
+            episode=episode_id(key, self.kind, None, self.episode.started_at),
+            details={
+                "drifted": dict(drifted),
+                "psi": {name: round(value, 5) for name, value in values.items()},
+                "reference_version": self.reference_version,
+            },
+        )

@@ -1,0 +1,143 @@
+"""All drift monitors of one model key, fed once per outcome by the learner."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from models.drift.alerts import AlertEvent, Episode, episode_id
+from models.drift.concept import ConceptMonitor
+from models.drift.config import DriftConfig
+from models.drift.distribution import DistributionMonitor
+from models.drift.label import LabelMonitor
+
+PREDICTION = "p_batch"
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """What a batch model's metadata says "normal" looks like."""
+
+    version: str
+    features: dict[str, list[float]]
+    predictions: list[float] | None
+    label_rate: float | None
+
+    @classmethod
+    def from_metadata(cls, version: str, metadata: Mapping[str, Any]) -> ModelReference:
+        """Read the reference parts of a version's metadata (missing parts are None/empty)."""
+        reference = metadata.get("reference") or {}
+        predictions = (metadata.get("prediction_reference") or {}).get("quantiles")
+        return cls(
+            version=version,
+            features={name: list(v["quantiles"]) for name, v in reference.items()},
+            predictions=list(predictions) if predictions else None,
+            label_rate=metadata.get("label_rate"),
+        )
+
+
+@dataclass(frozen=True)
+class RetrainNeed:
+    """An open drift episode whose policy asks for a retrain now."""
+
+    episode: str
+    kind: str
+    window_outcomes: int
+    reason: str
+
+
+class DriftMonitor:
+    """Concept, data, label and prediction drift of one model key."""
+
+    def __init__(self, config: DriftConfig) -> None:
+        self.config = config
+        self.n = 0
+        self.concept = ConceptMonitor(config)
+        self.data = DistributionMonitor("data", config)
+        self.prediction = DistributionMonitor("prediction", config)
+        self.label = LabelMonitor(config)
+        self.model_version: str | None = None
+
+    def update(
+        self,
+        key: str,
+        features: Mapping[str, float],
+        won: bool,
+        p_batch: float | None,
+        p_online: float | None,
+        p_blend: float | None,
+        reference: ModelReference | None,
+    ) -> tuple[list[AlertEvent], list[RetrainNeed]]:
+        """Feed one outcome; returns alerts/recoveries and retrains now due."""
+        self.n += 1
+        n, kinds = self.n, self.config.kinds
+        if reference is not None and reference.version != self.model_version:
+            self._switch_model(reference)
+        events: list[AlertEvent] = []
+        if "concept" in kinds:
+            errors = {
+                "batch": _error(p_batch, won),
+                "online": _error(p_online, won),
+                "blend": _error(p_blend, won),
+            }
+            events += self.concept.update(key, errors, n)
+        if "data" in kinds:
+            self.data.add(features)
+        if "prediction" in kinds and p_batch is not None:
+            self.prediction.add({PREDICTION: p_batch})
+        if "label" in kinds:
+            self.label.add(won)
+        if n % self.config.check_every == 0:
+            if "data" in kinds:
+                events += self.data.check(key, n)
+            if "prediction" in kinds:
+                events += self.prediction.check(key, n)
+            if "label" in kinds:
+                events += self.label.check(key, n)
+        return events, self._retrain_needs(key, n)
+
+    def episodes(self) -> dict[str, Episode]:
+        """Every episode by a readable name (for reports and the codec)."""
+        named = {f"concept:{s}": e for s, e in self.concept.episodes.items()}
+        named.update(
+            {
+                "data": self.data.episode,
+                "prediction": self.prediction.episode,
+                "label": self.label.episode,
+            }
+        )
+        return named
+
+    def _switch_model(self, reference: ModelReference) -> None:
+        if self.model_version is not None:
+            self.concept.on_model_change()
+        self.model_version = reference.version
+        self.data.set_reference(reference.version, reference.features)
+        predictions = {PREDICTION: reference.predictions} if reference.predictions else {}
+        self.prediction.set_reference(reference.version, predictions)
+        self.label.set_reference(reference.version, reference.label_rate)
+
+    def _retrain_needs(self, key: str, n: int) -> list[RetrainNeed]:
+        needs = []
+        for name, episode in self.episodes().items():
+            due = episode.retrain_due_at
+            if episode.open and due is not None and n >= due and not episode.retrain_requested:
+                episode.retrain_requested = True
+                kind, _, source = name.partition(":")
+                window = max(self.config.retrain_min_window, n - episode.started_at)
+                needs.append(
+                    RetrainNeed(
+                        episode=episode_id(key, kind, source or None, episode.started_at),
+                        kind=name,
+                        window_outcomes=window,
+                        reason=f"{name} drift on key {key!r} since outcome {episode.started_at}",
+                    )
+                )
+        return needs
+
+
+def _error(p_win: float | None, won: bool) -> float | None:
+    if p_win is None:
+        return None
+    return 0.0 if (p_win > 0.5) == won else 1.0

@@ -1,0 +1,122 @@
+"""Publishing what drift monitors decided, exactly once, after the state that decided it is safe.
+
+The transactional-outbox pattern: alerts and retrain requests are appended to the key's state,
+checkpointed to Redis with it, and only then published; once published they are removed (and
+that removal is checkpointed). Entries restored after a crash may or may not have reached the
+broker, so they are checked against the tail of their topic first and only sent if absent.
+Drift retrain requests are also deduplicated across keys and workers: the first one to win a
+Redis ``SET NX`` guard (with a TTL) is sent, the others are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+import orjson
+import redis.asyncio as aioredis
+
+from models.redis_keys import RedisKeys
+from streams.agents import Sender
+from streams.alerts import RETRAIN
+from streams.failpoints import failpoint
+from streams.online_state import OnlineState
+from streams.reader import TopicReader
+from streams.records import OutgoingRecord
+
+log = logging.getLogger(__name__)
+
+#: How far back the published check looks on a topic (alerts are rare).
+TAIL_RECORDS = 5000
+
+
+def published_ids(bootstrap_servers: str, topic: str, wanted: Iterable[str]) -> set[str]:
+    """Which of ``wanted`` ids appear in the last records of ``topic`` (blocking)."""
+    wanted = set(wanted)
+    with TopicReader(bootstrap_servers, topic) as reader:
+        ends = reader.high_watermarks()
+        reader.seek({p: max(0, end - TAIL_RECORDS) for p, end in ends.items()})
+        found = set()
+        for record in reader.read_to_end(ends):
+            try:
+                message = orjson.loads(record.value)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(message, dict):
+                found |= {message.get("alert_id"), message.get("request_id")} & wanted
+    return found
+
+
+class OutboxFlusher:
+    """Publishes the outbox entries of all loaded keys (call right after a checkpoint)."""
+
+    def __init__(
+        self,
+        sender: Sender,
+        topics: Mapping[str, str],
+        bootstrap_servers: str,
+        client: aioredis.Redis,
+        keys: RedisKeys,
+        retrain_dedupe_s: float,
+    ) -> None:
+        self._sender = sender
+        self._topics = dict(topics)
+        self._bootstrap = bootstrap_servers
+        self._client = client
+        self._guard = keys.drift_retrain_guard
+        self._dedupe_s = retrain_dedupe_s
+        self.published = 0
+
+    async def flush(self, state: OnlineState) -> int:
+        """Publish every pending entry; returns how many messages were sent."""
+        pending = state.take_outbox()
+        if not pending:
+            return 0
+        entries = [entry for _, _, model in pending for entry in model.outbox]
+        already = await self._already_published([e for e in entries if e.get("verify")])
+        records = []
+        for entry in entries:
+            if entry["id"] in already:
+                continue
+            if entry["topic"] == RETRAIN and not await self._claim_retrain(entry["id"]):
+                log.info("drift retrain request deduplicated", extra={"request_id": entry["id"]})
+                continue
+            records.append(
+                OutgoingRecord(
+                    self._topics[entry["topic"]],
+                    entry["key"].encode(),
+                    orjson.dumps(entry["value"]),
+                )
+            )
+        failpoint("before-outbox-publish")
+        await self._sender.send_all(records)
+        failpoint("after-outbox-publish")
+        for loaded, model_key, model in pending:
+            model.outbox.clear()
+            loaded.dirty.add(model_key)
+        self.published += len(records)
+        return len(records)
+
+    async def _already_published(self, entries: list[dict]) -> set[str]:
+        if not entries:
+            return set()
+        by_topic: dict[str, set[str]] = defaultdict(set)
+        for entry in entries:
+            by_topic[self._topics[entry["topic"]]].add(entry["id"])
+        loop = asyncio.get_running_loop()
+        found: set[str] = set()
+        for topic, ids in by_topic.items():
+            found |= await loop.run_in_executor(None, published_ids, self._bootstrap, topic, ids)
+        log.info(
+            "restored outbox checked against the topics",
+            extra={"entries": len(entries), "already_published": len(found)},
+        )
+        return found
+
+    async def _claim_retrain(self, request_id: str) -> bool:
+        if await self._client.set(self._guard, request_id, nx=True, ex=int(self._dedupe_s)):
+            return True
+        holder = await self._client.get(self._guard)
+        return holder is not None and holder.decode() == request_id
