@@ -125,6 +125,35 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the retrainer process (one active at a time; others wait).",
     )
 
+    alerts = commands.add_parser(
+        "alerts",
+        help="drift alerts: tail the drift-alerts topic",
+        description="Read the drift-alerts topic (needs KAFKA_BOOTSTRAP_SERVERS).",
+    )
+    alert_actions = alerts.add_subparsers(dest="action", metavar="ACTION", required=True)
+    tail = alert_actions.add_parser(
+        "tail",
+        help="the last alerts, then new ones as they come (Ctrl-C ends)",
+        description="Print recent drift alerts and recoveries in a readable form.",
+    )
+    tail.add_argument("-n", "--last", type=int, default=20, help="how many recent ones first")
+    tail.add_argument("--no-follow", action="store_true", help="print and exit")
+    tail.add_argument("--json", action="store_true", help="raw JSON lines")
+
+    drift = commands.add_parser(
+        "drift",
+        help="drift state per key: detectors, PSI per feature, last alerts",
+        description="Report what the drift monitors see (needs REDIS_URL).",
+    )
+    drift_actions = drift.add_subparsers(dest="action", metavar="ACTION", required=True)
+    drift_report = drift_actions.add_parser(
+        "report",
+        help="per key and feature: PSI, detector state, last alerts",
+        description="Per model key: concept error levels, PSI per feature, label and "
+        "prediction drift, and the last alerts.",
+    )
+    drift_report.add_argument("--json", action="store_true", help="print JSON")
+
     status = commands.add_parser(
         "status",
         help="active batch version, keys, update counts and consumer lag",
@@ -160,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors whose message is the whole story (no exception type shown)."""
     from app.demo import DemoError
+    from app.drift_cli import DriftCommandError
     from app.embedded import EmbeddedStartError
     from app.models_cli import RegistryCommandError
     from app.status import StatusError
@@ -182,6 +212,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         TopicLayoutError,
         RegistryError,
         RegistryCommandError,
+        DriftCommandError,
     )
 
 
@@ -265,6 +296,18 @@ def _retrainer(settings: Settings, args: argparse.Namespace) -> int:
         return run_retrainer(settings, endpoints)
 
 
+def _alerts(settings: Settings, args: argparse.Namespace) -> int:
+    from app.drift_cli import tail_alerts
+
+    return tail_alerts(settings, args.last, follow=not args.no_follow, as_json=args.json)
+
+
+def _drift(settings: Settings, args: argparse.Namespace) -> int:
+    from app.drift_cli import report
+
+    return report(settings, as_json=args.json)
+
+
 def _status(settings: Settings, args: argparse.Namespace) -> int:
     from app.status import run_status
 
@@ -279,6 +322,8 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "models": _models,
     "retrain": _retrain,
     "retrainer": _retrainer,
+    "alerts": _alerts,
+    "drift": _drift,
 }
 
 

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ENV_PREFIX = "STREAMLEARN_"
 CONFIG_FILE_ENV = "STREAMLEARN_CONFIG"
+#: Variables with the prefix that are not settings (test-only switches, the config file).
+NOT_SETTINGS = {CONFIG_FILE_ENV, "STREAMLEARN_FAILPOINTS", "STREAMLEARN_TEST_INFRA"}
 ENV_ALIASES = {
     "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
     "REDIS_URL": ("redis", "url"),
@@ -441,7 +443,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         if name in ENV_ALIASES:
             group, field = ENV_ALIASES[name]
             data.setdefault(group, {})[field] = value
-        elif name.startswith(ENV_PREFIX) and name != CONFIG_FILE_ENV:
+        elif name.startswith(ENV_PREFIX) and name not in NOT_SETTINGS:
             parts = name[len(ENV_PREFIX) :].lower().split("__")
             if len(parts) != 2 or not all(parts):
                 raise SettingsError(

@@ -235,22 +235,34 @@ def classification_metrics(labels: np.ndarray, p_win: np.ndarray) -> dict[str, f
     }
 
 
-def feature_reference(frame: pd.DataFrame, features: Sequence[str]) -> dict[str, Any]:
-    """Deciles, mean and sd of each feature in the training rows (for later drift checks)."""
-    quantiles = np.linspace(0.0, 1.0, 11)
+#: A column with at most this many distinct values is treated as discrete (no KS test).
+DISCRETE_MAX_VALUES = 20
+
+
+def distribution_reference(values: np.ndarray) -> dict[str, Any]:
+    """Deciles, bins cut at the distinct inner deciles with the exact share of rows in each
+    (so PSI is right for discrete columns too), mean and sd of one column."""
+    values = np.asarray(values, dtype=np.float64)
+    quantiles = np.quantile(values, np.linspace(0.0, 1.0, 11))
+    edges = sorted(set(quantiles[1:-1].tolist()))
+    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
     return {
-        name: {
-            "quantiles": [float(q) for q in np.quantile(frame[name], quantiles)],
-            "mean": float(frame[name].mean()),
-            "std": float(frame[name].std(ddof=0)),
-        }
-        for name in features
+        "quantiles": [float(q) for q in quantiles],
+        "bins": {"edges": edges, "shares": (counts / counts.sum()).tolist()},
+        "discrete": bool(len(np.unique(values)) <= DISCRETE_MAX_VALUES),
+        "mean": float(values.mean()),
+        "std": float(values.std()),
     }
 
 
+def feature_reference(frame: pd.DataFrame, features: Sequence[str]) -> dict[str, Any]:
+    """The reference distribution of each feature in the training rows (for drift checks)."""
+    return {name: distribution_reference(frame[name].to_numpy()) for name in features}
+
+
 def prediction_reference(p_win: np.ndarray) -> dict[str, Any]:
-    """Deciles of a model's own predictions on validation rows (for prediction drift)."""
-    return {"quantiles": [float(q) for q in np.quantile(p_win, np.linspace(0.0, 1.0, 11))]}
+    """The reference distribution of a model's own predictions on validation rows."""
+    return distribution_reference(p_win)
 
 
 def data_fingerprint(frame: pd.DataFrame, features: Sequence[str]) -> str:

@@ -95,7 +95,7 @@ def _decode_stream(stream: ErrorStream, data: dict[str, Any]) -> None:
 def _encode_distribution(monitor: DistributionMonitor) -> dict[str, Any]:
     return {
         "reference_version": monitor.reference_version,
-        "quantiles": {name: bins.quantiles.tolist() for name, bins in monitor.bins.items()},
+        "references": {name: bins.reference for name, bins in monitor.bins.items()},
         "counts": {name: counts.tolist() for name, counts in monitor.counts.items()},
         "samples": {
             name: base64.b64encode(np.asarray(values, dtype=np.float32).tobytes()).decode()
@@ -108,7 +108,7 @@ def _encode_distribution(monitor: DistributionMonitor) -> dict[str, Any]:
 
 def _decode_distribution(monitor: DistributionMonitor, data: dict[str, Any]) -> None:
     monitor.reference_version = data["reference_version"]
-    monitor.bins = {name: ReferenceBins(q) for name, q in data["quantiles"].items()}
+    monitor.bins = {name: ReferenceBins(entry) for name, entry in data["references"].items()}
     monitor.counts = {}
     for name, counts in data["counts"].items():
         array = np.asarray(counts, dtype=np.float64)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -27,13 +27,26 @@ EPSILON = 1e-4
 
 
 class ReferenceBins:
-    """Bins cut at a reference's inner deciles, and the reference share of each bin."""
+    """Bins of a reference distribution, the reference share of each, and its CDF.
 
-    def __init__(self, quantiles: Sequence[float]) -> None:
-        q = np.asarray(quantiles, dtype=np.float64)
+    Built from a reference entry of a model's metadata (see ``models.training``): exact bin
+    shares when present; from deciles alone (each decile 10%) for older metadata.
+    """
+
+    def __init__(self, reference: Mapping[str, Any]) -> None:
+        q = np.asarray(reference["quantiles"], dtype=np.float64)
         if q.ndim != 1 or len(q) < 3 or not np.all(np.diff(q) >= 0):
             raise ValueError("reference quantiles must be a non-decreasing list of 3+ values")
+        self.reference = dict(reference)
         self.quantiles = q
+        self.discrete = bool(reference.get("discrete", False))
+        bins = reference.get("bins")
+        if bins:
+            self.edges = [float(e) for e in bins["edges"]]
+            self.expected = np.asarray(bins["shares"], dtype=np.float64)
+            if len(self.expected) != len(self.edges) + 1:
+                raise ValueError("reference bins need one more share than edges")
+            return
         self.edges = sorted(set(q[1:-1].tolist()))
         share = 1.0 / (len(q) - 1)
         expected = np.zeros(len(self.edges) + 1)
@@ -78,10 +91,10 @@ class DistributionMonitor:
         self.episode = Episode()
         self._block_decay = fading_factor(config.psi_half_life) ** config.check_every
 
-    def set_reference(self, version: str, quantiles: Mapping[str, Sequence[float]]) -> None:
+    def set_reference(self, version: str, references: Mapping[str, Mapping[str, Any]]) -> None:
         """Compare against a new model's reference from now on (counts start over)."""
         self.reference_version = version
-        self.bins = {name: ReferenceBins(q) for name, q in quantiles.items()}
+        self.bins = {name: ReferenceBins(entry) for name, entry in references.items()}
         self.counts = {name: np.zeros(len(b.expected)) for name, b in self.bins.items()}
         self.samples = {name: deque(maxlen=self.config.ks_samples) for name in self.bins}
         self.seen = 0
@@ -113,7 +126,11 @@ class DistributionMonitor:
         for name, value in values.items():
             if value >= config.psi_alert:
                 drifted[name] = {"psi": value}
-            elif value >= config.psi_borderline and len(self.samples[name]) >= 30:
+            elif (
+                value >= config.psi_borderline
+                and not self.bins[name].discrete  # KS assumes a continuous distribution
+                and len(self.samples[name]) >= 30
+            ):
                 p_value = float(
                     stats.kstest(np.asarray(self.samples[name]), self.bins[name].cdf).pvalue
                 )

@@ -20,19 +20,19 @@ class ModelReference:
     """What a batch model's metadata says "normal" looks like."""
 
     version: str
-    features: dict[str, list[float]]
-    predictions: list[float] | None
+    features: dict[str, dict[str, Any]]
+    predictions: dict[str, Any] | None
     label_rate: float | None
 
     @classmethod
     def from_metadata(cls, version: str, metadata: Mapping[str, Any]) -> ModelReference:
         """Read the reference parts of a version's metadata (missing parts are None/empty)."""
         reference = metadata.get("reference") or {}
-        predictions = (metadata.get("prediction_reference") or {}).get("quantiles")
+        predictions = metadata.get("prediction_reference")
         return cls(
             version=version,
-            features={name: list(v["quantiles"]) for name, v in reference.items()},
-            predictions=list(predictions) if predictions else None,
+            features={name: dict(entry) for name, entry in reference.items()},
+            predictions=dict(predictions) if predictions else None,
             label_rate=metadata.get("label_rate"),
         )
 

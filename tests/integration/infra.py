@@ -196,8 +196,9 @@ class WorkerProcess:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> WorkerProcess:
+    def start(self, **extra_env: str) -> WorkerProcess:
         env = worker_environment(self.deployment.settings, self.deployment.endpoints)
+        env.update(extra_env)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "worker"],

@@ -15,7 +15,17 @@ from models.redis_keys import RedisKeys
 from models.registry import ModelRegistry
 from models.store import ModelStore
 
-COMMANDS = ["worker", "demo", "train", "status", "models", "retrain", "retrainer"]
+COMMANDS = [
+    "worker",
+    "demo",
+    "train",
+    "status",
+    "models",
+    "retrain",
+    "retrainer",
+    "alerts",
+    "drift",
+]
 
 
 def _cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
