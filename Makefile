@@ -39,6 +39,7 @@ format: $(DEV_STAMP)
 bench: $(RUNTIME_STAMP)  ## benchmarks: tables on stdout, JSON in bench/results/
 	$(BIN)/python -m bench.decay_recovery
 	$(BIN)/python -m bench.retrain_cost
+	$(BIN)/python -m bench.drift_quality
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

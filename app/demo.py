@@ -4,8 +4,9 @@
 2. train a batch model on simulated history (momentum regime) and activate it;
 3. start a worker and a retrainer; stream outcomes and signal requests at a fixed rate, with a
    regime flip (momentum -> mean reversion) half way, and show live prequential metrics;
-4. a while after the flip, request a retrain (what drift detection will do): the retrainer trains
-   on the newest outcomes, the gate compares it with the stale model, and it is promoted;
+4. the worker's drift monitor sees the batch model's error jump and publishes a concept alert;
+   2,000 outcomes later it requests a retrain; the retrainer trains on the newest outcomes, the
+   gate compares the challenger with the stale model, and it is promoted;
 5. stop and print per-phase accuracy / log loss of online vs batch vs blend.
 """
 
@@ -33,7 +34,6 @@ from models.redis_keys import RedisKeys
 from streams.engine import contract_spec
 from streams.producer import MessageProducer
 from streams.reader import TopicReader
-from streams.retrain_requests import enqueue_retrain, retrain_request
 from streams.topics import TopicNames, ensure_topics
 
 SOURCES = ("online", "batch", "blend")
@@ -134,8 +134,7 @@ class DemoRun:
         self.live_outcomes = live
         self.sim = MarketSimulator(seed=options.seed, change_points=[self.flip_at])
         self.signal_statuses: Counter[str] = Counter()
-        self.retrain_at = self.flip_at + live // 6
-        self.retrain_requested = False
+        self.alerts: TopicReader | None = None
 
     def snapshot(self) -> Totals:
         """Current cumulative metrics of the worker, from Redis."""
@@ -208,9 +207,8 @@ class DemoRun:
                 milestones["flip"] = self.wait_for_updates(produced, reader)
                 started += time.monotonic() - paused  # keep the pace after the pause
                 print("--- regime flip: momentum -> mean reversion (batch model is now stale) ---")
-            if not self.retrain_requested and index >= self.retrain_at:
-                self.request_retrain()
             self.count_signals(reader)
+            self.show_alerts()
             now = time.monotonic()
             if now - last_print >= self.options.progress_every_s:
                 totals = self.snapshot()
@@ -219,9 +217,10 @@ class DemoRun:
                     now - started, totals, last_totals, signals - last_signals, now - last_print
                 )
                 last_print, last_totals, last_signals = now, totals, signals
+            if "promoted" not in milestones and "flip" in milestones:
                 active = self.active_version()
-                if "promoted" not in milestones and active != initial_model:
-                    milestones["promoted"] = totals
+                if active != initial_model:
+                    milestones["promoted"] = self.snapshot()
                     print(f"--- retrainer promoted {active}: the blend uses it from now on ---")
             target = started + produced / self.options.rate
             time.sleep(max(0.0, target - time.monotonic()))
@@ -239,15 +238,21 @@ class DemoRun:
             client.close()
         return value.decode() if value is not None else None
 
-    def request_retrain(self) -> None:
-        """What drift detection will do: ask the retrainer for a new batch model."""
-        self.retrain_requested = True
-        enqueue_retrain(
-            self.endpoints.kafka_bootstrap,
-            self.names.retrain_requests,
-            retrain_request("demo", "accuracy of the batch model collapsed after the flip"),
-        )
-        print("--- retrain requested (the retrainer trains on the newest outcomes) ---")
+    def show_alerts(self) -> None:
+        """Print drift alerts and recoveries as the worker publishes them."""
+        if self.alerts is None:
+            return
+        for record in self.alerts.poll(timeout_ms=0):
+            alert = orjson.loads(record.value)
+            what = alert["kind"] + (f"/{alert['source']}" if alert.get("source") else "")
+            action = (
+                "; a retrain will be requested" if alert["action"] == "retrain_scheduled" else ""
+            )
+            print(
+                f"--- drift {alert['event']}: {what} (statistic {alert['statistic']:.3f}, "
+                f"threshold {alert['threshold']:.3f}){action} ---",
+                flush=True,
+            )
 
     def wait_for_updates(
         self, expected: int, reader: TopicReader, timeout_s: float = 30.0
@@ -339,8 +344,13 @@ def _live(run: DemoRun, web_port: int) -> None:
         run.endpoints.kafka_bootstrap, run.names, contract_spec(run.settings)
     )
     try:
-        with TopicReader(run.endpoints.kafka_bootstrap, run.names.signals) as reader:
+        with (
+            TopicReader(run.endpoints.kafka_bootstrap, run.names.signals) as reader,
+            TopicReader(run.endpoints.kafka_bootstrap, run.names.drift_alerts) as alerts,
+        ):
             reader.seek()
+            alerts.seek()
+            run.alerts = alerts
             started = time.monotonic()
             milestones = run.stream(producer, reader)
             elapsed = time.monotonic() - started
