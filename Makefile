@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
+BENCH_STAMP   := $(VENV)/.bench-installed
 
 .PHONY: demo test lint format bench clean
 
@@ -36,7 +37,14 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(RUNTIME_STAMP)  ## benchmarks: tables on stdout, JSON in bench/results/
+$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	@touch $@ $(RUNTIME_STAMP)
+
+bench: $(BENCH_STAMP)  ## benchmarks: tables on stdout, JSON (and a PNG) in bench/results/
+	$(BIN)/python -m bench.learner_throughput
+	$(BIN)/python -m bench.scoring_latency
+	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.decay_recovery
 	$(BIN)/python -m bench.retrain_cost
 	$(BIN)/python -m bench.drift_quality

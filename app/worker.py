@@ -13,10 +13,12 @@ import faust
 
 from app.embedded import Endpoints
 from app.logs import logging_config
+from app.transport import StreamlearnApp
 from app.web import register_views
 from config import Settings, env_name
 from streams.agents import FaustSender, LearnerAgent, ScorerAgent
 from streams.alerts import ALERTS, RETRAIN
+from streams.batch_engine import BatchEngine
 from streams.engine import Engine
 from streams.model_updates import follow_model_updates
 from streams.outbox import OutboxFlusher
@@ -31,8 +33,12 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
     partitions = settings.topics.partitions
     datadir_root = Path(tempfile.gettempdir()) / "streamlearn-faust"
     datadir_root.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
-    app = faust.App(
-        settings.kafka.consumer_group,
+    batch_mode = settings.processing.engine == "batch"
+    app = StreamlearnApp(
+        # In batch mode the group name belongs to the batch consumer; Faust's own (idle)
+        # consumer gets a group of its own.
+        f"{settings.kafka.consumer_group}-app" if batch_mode else settings.kafka.consumer_group,
+        fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
         broker=f"kafka://{endpoints.kafka_bootstrap}",
         autodiscover=False,
         datadir=str(datadir_root / "{conf.name}"),
@@ -49,6 +55,41 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
         web_port=settings.web.port,
         logging_config=logging_config(settings.log.level),
     )
+    outbox_topics = {ALERTS: names.drift_alerts, RETRAIN: names.retrain_requests}
+    if batch_mode:
+        engine = _wire_batch_engine(app, settings, endpoints, outbox_topics)
+    else:
+        engine = _wire_agents(app, settings, endpoints, outbox_topics)
+
+    async def follow_batch_model() -> None:
+        await engine.sync_batch_model()
+
+    app.timer(settings.batch.poll_interval_s, name="batch-model-follower")(follow_batch_model)
+
+    async def listen_for_model_updates() -> None:
+        # The fast path; the timer above is the fallback if this consumer is down.
+        while True:
+            try:
+                await follow_model_updates(
+                    endpoints.kafka_bootstrap, names.model_updates, engine.sync_batch_model
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep following; polling covers the gap
+                log.warning("model-updates listener restarting", extra={"error": repr(exc)})
+                await asyncio.sleep(5)
+
+    app.task(listen_for_model_updates)
+    register_views(app, engine)
+    return app, engine
+
+
+def _wire_agents(
+    app: faust.App, settings: Settings, endpoints: Endpoints, outbox_topics: dict[str, str]
+) -> Engine:
+    """The default engine: Faust stream agents for outcomes and requests."""
+    names = TopicNames.from_settings(settings)
+    partitions = settings.topics.partitions
     outcomes = app.topic(
         names.outcomes, partitions=partitions, key_serializer="raw", value_serializer="raw"
     )
@@ -67,7 +108,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
     sender = FaustSender(app)
     outbox = OutboxFlusher(
         sender,
-        {ALERTS: names.drift_alerts, RETRAIN: names.retrain_requests},
+        outbox_topics,
         endpoints.kafka_bootstrap,
         engine.redis,
         engine.keys,
@@ -87,31 +128,11 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
     app.agent(outcomes, name="learn-outcomes")(learn_outcomes)
     app.agent(requests, name="score-requests")(score_requests)
 
-    checkpoint_tick = min(settings.checkpoint.interval_ms / 1000.0, 0.25)
-
     async def checkpoint_quiet_streams() -> None:
         await learner_agent.on_timer()
 
-    async def follow_batch_model() -> None:
-        await engine.sync_batch_model()
-
+    checkpoint_tick = min(settings.checkpoint.interval_ms / 1000.0, 0.25)
     app.timer(checkpoint_tick, name="checkpoint-timer")(checkpoint_quiet_streams)
-    app.timer(settings.batch.poll_interval_s, name="batch-model-follower")(follow_batch_model)
-
-    async def listen_for_model_updates() -> None:
-        # The fast path; the timer above is the fallback if this consumer is down.
-        while True:
-            try:
-                await follow_model_updates(
-                    endpoints.kafka_bootstrap, names.model_updates, engine.sync_batch_model
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # keep following; polling covers the gap
-                log.warning("model-updates listener restarting", extra={"error": repr(exc)})
-                await asyncio.sleep(5)
-
-    app.task(listen_for_model_updates)
 
     @app.on_partitions_assigned.connect
     async def restore_assigned(sender: Any, assigned: Any, **_: Any) -> None:
@@ -129,8 +150,36 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
         await learner_agent.on_shutdown()
         await engine.close()
 
-    register_views(app, engine)
-    return app, engine
+    return engine
+
+
+def _wire_batch_engine(
+    app: faust.App, settings: Settings, endpoints: Endpoints, outbox_topics: dict[str, str]
+) -> Engine:
+    """The batch engine: one aiokafka consumer, whole fetches (see streams.batch_engine)."""
+    holder: dict[str, BatchEngine] = {}
+
+    def is_assigned(partition: int) -> bool:  # the batch engine exists once this is called
+        return holder["batch"].is_assigned(partition)
+
+    engine = Engine.build(settings, endpoints.redis_url, is_assigned)
+    batch = holder["batch"] = BatchEngine(engine, settings, endpoints.kafka_bootstrap)
+
+    async def run_batch_engine() -> None:
+        try:
+            await batch.start(outbox_topics)
+        except Exception as exc:
+            log.error("batch engine failed to start", extra={"error": repr(exc)})
+            await app.crash(exc)
+
+    app.task(run_batch_engine)
+
+    @app.on_before_shutdown.connect
+    async def stop_batch_engine(sender: Any, **_: Any) -> None:
+        await batch.stop()
+        await engine.close()
+
+    return engine
 
 
 def run_worker(settings: Settings, endpoints: Endpoints) -> None:

@@ -68,6 +68,12 @@ class KafkaSettings(_Group):
         default=10.0, gt=0, description="group session timeout; a dead worker is replaced after it"
     )
     heartbeat_interval_s: float = Field(default=1.0, gt=0, description="group heartbeat")
+    fetch_max_wait_ms: int = Field(
+        default=10,
+        ge=1,
+        le=1500,
+        description="longest a fetch waits for data (latency on the embedded broker)",
+    )
 
     _none = field_validator("bootstrap_servers", mode="before")(_none_words)
 
@@ -330,8 +336,12 @@ class DriftSettings(_Group):
 
 
 class ProcessingSettings(_Group):
-    """Micro-batch sizes of the agents."""
+    """How records are consumed, and the micro-batch sizes."""
 
+    engine: Literal["agents", "batch"] = Field(
+        default="agents",
+        description="agents: Faust stream agents; batch: one aiokafka consumer, whole fetches",
+    )
     learn_batch: int = Field(default=500, ge=1, description="max outcomes per micro-batch")
     score_batch: int = Field(default=500, ge=1, description="max requests per micro-batch")
     max_wait_ms: int = Field(

@@ -56,19 +56,26 @@ class TopicReader:
             self._consumer.seek(tp, (offsets or {}).get(tp.partition, 0))
 
     def high_watermarks(self) -> dict[int, int]:
-        """Next offset to be written per partition, from fetch responses (positions unchanged)."""
-        positions = {tp: self._consumer.position(tp) for tp in self.partitions}
-        deadline = time.monotonic() + self._timeout_s
-        while True:
-            marks = {tp.partition: self._consumer.highwater(tp) for tp in self.partitions}
-            if all(mark is not None for mark in marks.values()):
-                break
-            if time.monotonic() > deadline:
-                raise TopicReadError(f"no fetch response for {self.topic!r} within the timeout")
-            self._consumer.poll(timeout_ms=200, max_records=1, update_offsets=False)
-        for tp, position in positions.items():
-            self._consumer.seek(tp, position)
-        return marks  # type: ignore[return-value]
+        """Next offset to be written per partition, from a fresh fetch (positions unchanged).
+
+        A consumer only refreshes its high watermarks when it fetches, so a short-lived probe
+        consumer does one fetch per partition at this reader's positions.
+        """
+        probe = self._new_consumer()
+        try:
+            probe.assign(self.partitions)
+            for tp in self.partitions:
+                probe.seek(tp, self._consumer.position(tp))
+            deadline = time.monotonic() + self._timeout_s
+            while True:
+                marks = {tp.partition: probe.highwater(tp) for tp in self.partitions}
+                if all(mark is not None for mark in marks.values()):
+                    return marks  # type: ignore[return-value]
+                if time.monotonic() > deadline:
+                    raise TopicReadError(f"no fetch response for {self.topic!r} within the timeout")
+                probe.poll(timeout_ms=200, max_records=1, update_offsets=False)
+        finally:
+            probe.close()
 
     def records_at(
         self, partition: int, offset: int, max_records: int = 20

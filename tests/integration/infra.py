@@ -33,6 +33,8 @@ from streams.reader import read_topic
 from streams.topics import TopicNames, ensure_topics
 
 INFRA_MODE_ENV = "STREAMLEARN_TEST_INFRA"
+#: Both consumption engines pass the core tests.
+ENGINES = ("agents", "batch")
 
 
 @contextmanager

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 
 import orjson
+import pytest
 
 from models.market import MarketSimulator
+from tests.integration.infra import ENGINES
 
 GOOD = MarketSimulator(seed=2).outcomes(1)[0]
 
@@ -49,8 +51,9 @@ BAD_OUTCOMES = [
 ]
 
 
-def test_bad_outcomes_and_requests_are_dead_lettered_and_the_stream_flows(deploy, tmp_path):
-    deployment = deploy(topics={"partitions": 1})
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bad_outcomes_and_requests_are_dead_lettered_and_the_stream_flows(deploy, tmp_path, engine):
+    deployment = deploy(topics={"partitions": 1}, processing={"engine": engine})
     names = deployment.names
     sim = MarketSimulator(seed=3)
     valid = sim.outcomes(400)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
+
 from models.keyed import KeyModel
 from models.market import MarketSimulator
 from streams.engine import online_config
+from tests.integration.infra import ENGINES
 
 N_OUTCOMES = 30_000
 KEYS = tuple(f"K{i}" for i in range(6))
@@ -26,12 +29,13 @@ def _uninterrupted(outcomes: list[dict], settings) -> dict[str, KeyModel]:
     return models
 
 
-def test_kill_dash_nine_never_loses_or_repeats_an_outcome(deploy, tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_kill_dash_nine_never_loses_or_repeats_an_outcome(deploy, tmp_path, engine):
     deployment = deploy(
         model={"key_field": "key"},
         online={"decay_half_life": 2000},
         checkpoint={"every_outcomes": 300, "interval_ms": 100},
-        processing={"learn_batch": 200},
+        processing={"learn_batch": 200, "engine": engine},
     )
     outcomes = MarketSimulator(seed=5, keys=KEYS, change_points=[15_000]).outcomes(N_OUTCOMES)
     producer = deployment.producer()

@@ -107,9 +107,22 @@ def test_a_regime_flip_gives_one_alert_one_retrain_a_promotion_and_a_recovery(de
     assert "concept/batch" in report and "data       PSI" in report and "vol_20" in report
 
 
-@pytest.mark.parametrize("failpoint", ["before-outbox-publish", "after-outbox-publish"])
-def test_kill_between_drift_and_alert_publishes_exactly_one_alert(deploy, tmp_path, failpoint):
-    deployment = deploy(topics={"partitions": 1}, drift={"kinds": "concept", "retrain_on": ""})
+@pytest.mark.parametrize(
+    ("failpoint", "engine"),
+    [
+        ("before-outbox-publish", "agents"),
+        ("after-outbox-publish", "agents"),
+        ("after-outbox-publish", "batch"),
+    ],
+)
+def test_kill_between_drift_and_alert_publishes_exactly_one_alert(
+    deploy, tmp_path, failpoint, engine
+):
+    deployment = deploy(
+        topics={"partitions": 1},
+        drift={"kinds": "concept", "retrain_on": ""},
+        processing={"engine": engine},
+    )
     names = deployment.names
     sim = MarketSimulator(seed=37, change_points=[HISTORY + BEFORE_FLIP])
     _champion(deployment, sim)

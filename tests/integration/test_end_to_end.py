@@ -5,18 +5,23 @@ from __future__ import annotations
 import math
 
 import orjson
+import pytest
 import redis
 
 from app.train import train_and_store
 from models.market import MarketSimulator
+from tests.integration.infra import ENGINES
 
 N_OUTCOMES = 3000
 M_REQUESTS = 800
 KEYS = tuple(f"SYM{i}" for i in range(6))
 
 
-def test_every_request_gets_exactly_one_signal_with_visible_parts(deploy, tmp_path):
-    deployment = deploy(model={"key_field": "key"}, online={"min_updates": 20})
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_request_gets_exactly_one_signal_with_visible_parts(deploy, tmp_path, engine):
+    deployment = deploy(
+        model={"key_field": "key"}, online={"min_updates": 20}, processing={"engine": engine}
+    )
     sim = MarketSimulator(seed=11, keys=KEYS)
     client = redis.Redis.from_url(deployment.endpoints.redis_url)
     version, _ = train_and_store(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import redis
 
 from models.market import FEATURES, MarketSimulator
@@ -13,13 +14,17 @@ from models.registry import ModelRegistry
 from models.store import ModelStore
 from models.training import train_batch_model
 from streams.model_updates import ModelUpdatePublisher, from_registry_event
+from tests.integration.infra import ENGINES
 
 RATE_PER_TICK, TICK_S = 20, 0.02  # about 1,000 requests/s
 CHANGES = 12
 
 
-def test_promotions_and_rollbacks_under_load(deploy, tmp_path):
-    deployment = deploy(batch={"poll_interval_s": 1.0}, processing={"score_batch": 100})
+@pytest.mark.parametrize("engine", ENGINES)
+def test_promotions_and_rollbacks_under_load(deploy, tmp_path, engine):
+    deployment = deploy(
+        batch={"poll_interval_s": 1.0}, processing={"score_batch": 100, "engine": engine}
+    )
     names = deployment.names
     client = redis.Redis.from_url(deployment.endpoints.redis_url)
     store = ModelStore(deployment.settings.batch.store_path)

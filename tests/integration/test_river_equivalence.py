@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from river import datasets, evaluate, linear_model, metrics, preprocessing
 
 from models.market import EPOCH_2026_MS
+from tests.integration.infra import ENGINES
 
 PHISHING_FEATURES = (
     "empty_server_form_handler",
@@ -19,11 +21,13 @@ PHISHING_FEATURES = (
 )
 
 
-def test_phishing_through_the_topic_equals_progressive_val_score(deploy, tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_phishing_through_the_topic_equals_progressive_val_score(deploy, tmp_path, engine):
     deployment = deploy(
         topics={"partitions": 1},
         model={"features": PHISHING_FEATURES},
         checkpoint={"every_outcomes": 100},
+        processing={"engine": engine},
     )
     dataset = list(datasets.Phishing())
     producer = deployment.producer()

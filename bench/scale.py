@@ -1,0 +1,147 @@
+"""Scale with keys and workers: throughput for 1, 100 and 10,000 model keys, memory and Redis
+bytes per 1,000 keys, and two workers of one consumer group against one.
+
+* keys: the learner's processor (all per-outcome work + Redis checkpoints, no broker) over the
+  same 30,000 outcomes spread over 1, 100 or 10,000 keys; memory from tracemalloc of the live
+  key states, Redis bytes from the checkpointed hashes;
+* workers: the full path (broker -> Faust -> Redis) with 4 partitions and 100 keys, 1 worker vs
+  2 workers in one consumer group. On this 2-core machine the two workers share the cores with
+  the broker and each other, so this shows the overhead of a group more than a speed-up.
+
+    python -m bench.scale
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import redis
+
+from bench.harness import (
+    applied_total,
+    create_topics,
+    infrastructure,
+    isolated_settings,
+    markdown,
+    save,
+    start_worker,
+    wait_until,
+)
+from models.market import MarketSimulator
+from models.redis_keys import RedisKeys
+from streams.contracts import encode_message, record_key_of
+from streams.engine import Engine, contract_spec
+from streams.producer import MessageProducer
+from streams.records import InputRecord
+
+N = 30_000
+
+
+def by_keys(n_keys: int, redis_url: str, store: Path) -> dict:
+    settings = isolated_settings(store, model={"key_field": "key"}, topics={"partitions": 4})
+    spec = contract_spec(settings)
+    keys = [f"K{i:05d}" for i in range(n_keys)]
+    messages = MarketSimulator(seed=1, keys=keys).outcomes(N)
+    records = [
+        InputRecord(i % 4, i // 4, record_key_of(m, spec), encode_message(m))
+        for i, m in enumerate(messages)
+    ]
+    records.sort(key=lambda r: (r.partition, r.offset))
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    engine = Engine.build(settings, redis_url, is_assigned=lambda p: True)
+
+    async def run() -> float:
+        started = time.perf_counter()
+        for start in range(0, len(records), 500):
+            await engine.learner.process(records[start : start + 500])
+            if start % 2000 == 0:
+                await engine.state.checkpoint()
+        await engine.state.checkpoint()
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(run())
+    gc.collect()
+    memory = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    learned = engine.state.key_count
+    asyncio.run(engine.close())
+    client = redis.Redis.from_url(redis_url)
+    redis_bytes = sum(
+        client.memory_usage(
+            RedisKeys(settings.redis.namespace).partition_state(settings.topics.outcomes, p)
+        )
+        or 0
+        for p in range(4)
+    )
+    client.close()
+    return {
+        "keys": n_keys,
+        "keys_learned": learned,
+        "outcomes_per_s": N / elapsed,
+        "memory_mib_per_1000_keys": memory / learned * 1000 / 2**20,
+        "redis_mib_per_1000_keys": redis_bytes / learned * 1000 / 2**20,
+    }
+
+
+def by_workers(n_workers: int, endpoints, workdir: Path) -> dict:
+    settings = isolated_settings(
+        workdir / f"store-{n_workers}", model={"key_field": "key"}, topics={"partitions": 4}
+    )
+    names = create_topics(settings, endpoints)
+    keys = [f"SYM{i:03d}" for i in range(100)]
+    producer = MessageProducer(endpoints.kafka_bootstrap, names, contract_spec(settings))
+    producer.send_outcomes(MarketSimulator(seed=2, keys=keys).outcomes(N))
+    producer.close()
+    workers = [
+        start_worker(settings, endpoints, workdir / f"w{n_workers}-{i}.log")
+        for i in range(n_workers)
+    ]
+    try:
+        t0 = wait_until(lambda: applied_total(settings, endpoints) > 0, 120, "progress")
+        first = applied_total(settings, endpoints)
+        t1 = wait_until(lambda: applied_total(settings, endpoints) >= N, 300, "all applied")
+    finally:
+        for worker in workers:
+            worker.stop()
+    return {"workers": n_workers, "outcomes_per_s": (N - first) / (t1 - t0)}
+
+
+def main() -> None:
+    with infrastructure() as endpoints, tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        keys = [by_keys(n, endpoints.redis_url, workdir / f"s{n}") for n in (1, 100, 10_000)]
+        workers = [by_workers(n, endpoints, workdir) for n in (1, 2)]
+    print(
+        markdown(
+            keys,
+            [
+                ("keys", "model keys"),
+                ("outcomes_per_s", "outcomes/s (processor)"),
+                ("memory_mib_per_1000_keys", "memory MiB / 1k keys"),
+                ("redis_mib_per_1000_keys", "Redis MiB / 1k keys"),
+            ],
+        )
+    )
+    print()
+    print(
+        markdown(
+            workers,
+            [
+                ("workers", "workers (1 group, 4 partitions)"),
+                ("outcomes_per_s", "outcomes/s (full path)"),
+            ],
+        )
+    )
+    path = save("scale", {"outcomes": N, "by_keys": keys, "by_workers": workers})
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()
