@@ -2,8 +2,8 @@
 bytes per 1,000 keys, and two workers of one consumer group against one.
 
 * keys: the learner's processor (all per-outcome work + Redis checkpoints, no broker) over the
-  same 30,000 outcomes spread over 1, 100 or 10,000 keys; memory from tracemalloc of the live
-  key states, Redis bytes from the checkpointed hashes;
+  same 30,000 outcomes spread over 1, 100 or 10,000 keys, and Redis bytes per key from the
+  checkpointed hashes; memory: the Python heap (tracemalloc) of 1,000 keys' live state;
 * workers: the full path (broker -> Faust -> Redis) with 4 partitions and 100 keys, 1 worker vs
   2 workers in one consumer group. On this 2-core machine the two workers share the cores with
   the broker and each other, so this shows the overhead of a group more than a speed-up.
@@ -32,10 +32,11 @@ from bench.harness import (
     start_worker,
     wait_until,
 )
+from models.keyed import KeyModel
 from models.market import MarketSimulator
 from models.redis_keys import RedisKeys
 from streams.contracts import encode_message, record_key_of
-from streams.engine import Engine, contract_spec
+from streams.engine import Engine, contract_spec, drift_config, online_config
 from streams.producer import MessageProducer
 from streams.records import InputRecord
 
@@ -43,6 +44,7 @@ N = 30_000
 
 
 def by_keys(n_keys: int, redis_url: str, store: Path) -> dict:
+    """Processor throughput over ``n_keys`` keys, then memory and Redis bytes per key."""
     settings = isolated_settings(store, model={"key_field": "key"}, topics={"partitions": 4})
     spec = contract_spec(settings)
     keys = [f"K{i:05d}" for i in range(n_keys)]
@@ -52,9 +54,6 @@ def by_keys(n_keys: int, redis_url: str, store: Path) -> dict:
         for i, m in enumerate(messages)
     ]
     records.sort(key=lambda r: (r.partition, r.offset))
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
     engine = Engine.build(settings, redis_url, is_assigned=lambda p: True)
 
     async def run() -> float:
@@ -64,14 +63,12 @@ def by_keys(n_keys: int, redis_url: str, store: Path) -> dict:
             if start % 2000 == 0:
                 await engine.state.checkpoint()
         await engine.state.checkpoint()
-        return time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        await engine.close()
+        return elapsed
 
     elapsed = asyncio.run(run())
-    gc.collect()
-    memory = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
     learned = engine.state.key_count
-    asyncio.run(engine.close())
     client = redis.Redis.from_url(redis_url)
     redis_bytes = sum(
         client.memory_usage(
@@ -85,14 +82,39 @@ def by_keys(n_keys: int, redis_url: str, store: Path) -> dict:
         "keys": n_keys,
         "keys_learned": learned,
         "outcomes_per_s": N / elapsed,
-        "memory_mib_per_1000_keys": memory / learned * 1000 / 2**20,
         "redis_mib_per_1000_keys": redis_bytes / learned * 1000 / 2**20,
     }
 
 
-def by_workers(n_workers: int, endpoints, workdir: Path) -> dict:
+def memory_per_1000_keys(settings_store: Path, outcomes_per_key: int = 50) -> float:
+    """Python heap of 1,000 keys' state (learner, metrics, drift monitors) after some outcomes."""
+    settings = isolated_settings(settings_store, model={"key_field": "key"})
+    config, drift = online_config(settings), drift_config(settings)
+    messages = MarketSimulator(seed=3).outcomes(outcomes_per_key)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    models = [KeyModel.fresh(config, drift) for _ in range(1000)]
+    for model in models:
+        for message in messages:
+            won = message["label"] == 1
+            p = model.learner.predict_proba(message["features"])
+            model.metrics.update("online", won, p)
+            model.metrics.update("blend", won, p)
+            model.drift.update("k", message["features"], won, None, p, p, None)
+            model.learner.learn(message["features"], won)
+    gc.collect()
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return used / 2**20
+
+
+def by_workers(n_workers: int, endpoints, workdir: Path, engine: str) -> dict:
     settings = isolated_settings(
-        workdir / f"store-{n_workers}", model={"key_field": "key"}, topics={"partitions": 4}
+        workdir / f"store-{engine}-{n_workers}",
+        model={"key_field": "key"},
+        topics={"partitions": 4},
+        processing={"engine": engine},
     )
     names = create_topics(settings, endpoints)
     keys = [f"SYM{i:03d}" for i in range(100)]
@@ -100,7 +122,7 @@ def by_workers(n_workers: int, endpoints, workdir: Path) -> dict:
     producer.send_outcomes(MarketSimulator(seed=2, keys=keys).outcomes(N))
     producer.close()
     workers = [
-        start_worker(settings, endpoints, workdir / f"w{n_workers}-{i}.log")
+        start_worker(settings, endpoints, workdir / f"w-{engine}-{n_workers}-{i}.log")
         for i in range(n_workers)
     ]
     try:
@@ -110,36 +132,44 @@ def by_workers(n_workers: int, endpoints, workdir: Path) -> dict:
     finally:
         for worker in workers:
             worker.stop()
-    return {"workers": n_workers, "outcomes_per_s": (N - first) / (t1 - t0)}
+    return {"engine": engine, "workers": n_workers, "outcomes_per_s": (N - first) / (t1 - t0)}
 
 
 def main() -> None:
     with infrastructure() as endpoints, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         keys = [by_keys(n, endpoints.redis_url, workdir / f"s{n}") for n in (1, 100, 10_000)]
-        workers = [by_workers(n, endpoints, workdir) for n in (1, 2)]
+        memory = memory_per_1000_keys(workdir / "mem")
+        workers = [
+            by_workers(n, endpoints, workdir, engine)
+            for engine in ("agents", "batch")
+            for n in (1, 2)
+        ]
     print(
         markdown(
             keys,
             [
                 ("keys", "model keys"),
                 ("outcomes_per_s", "outcomes/s (processor)"),
-                ("memory_mib_per_1000_keys", "memory MiB / 1k keys"),
                 ("redis_mib_per_1000_keys", "Redis MiB / 1k keys"),
             ],
         )
     )
-    print()
+    print(f"\nworker memory per 1,000 keys (Python heap, 50 outcomes each): {memory:.1f} MiB\n")
     print(
         markdown(
             workers,
             [
+                ("engine", "engine"),
                 ("workers", "workers (1 group, 4 partitions)"),
                 ("outcomes_per_s", "outcomes/s (full path)"),
             ],
         )
     )
-    path = save("scale", {"outcomes": N, "by_keys": keys, "by_workers": workers})
+    path = save(
+        "scale",
+        {"outcomes": N, "by_keys": keys, "memory_mib_per_1000_keys": memory, "by_workers": workers},
+    )
     print(f"saved {path}")
 
 

@@ -292,6 +292,12 @@ def plot(systems: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each load level")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="measure only systems whose name contains one of these words (quick checks)",
+    )
     args = parser.parse_args()
     with infrastructure() as endpoints, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -340,6 +346,8 @@ def main() -> None:
             ("hand-written aiokafka loop", baseline("aiokafka-scorer")),
             ("naive Faust agent", baseline("naive-scorer")),
         ):
+            if args.only and not any(word in name for word in args.only):
+                continue
             settings = base.with_overrides(
                 redis={"namespace": base.redis.namespace},
                 topics={
@@ -399,8 +407,14 @@ def main() -> None:
             ],
         )
     )
-    loop_rate = systems[2]["burst"]["signals_per_s"]
-    naive_rate = systems[3]["burst"]["signals_per_s"]
+    by_name = {system["system"]: system for system in systems}
+
+    def burst(name: str) -> float:
+        system = by_name.get(name)
+        return system["burst"]["signals_per_s"] if system else float("nan")
+
+    loop_rate = burst("hand-written aiokafka loop")
+    naive_rate = burst("naive Faust agent")
     burst_rows = [
         {
             "system": s["system"],
@@ -429,7 +443,7 @@ def main() -> None:
             ],
         )
     )
-    for system in systems[:2]:
+    for system in [s for s in systems if s["system"].startswith("streamlearn")]:
         rate = system["burst"]["signals_per_s"]
         p99 = system["loads"].get(5000, {}).get("p99_ms", float("nan"))
         print(

@@ -21,11 +21,11 @@ from models.drift.codec import DriftStateError, decode_drift, encode_drift
 from models.drift.config import DriftConfig
 from models.drift.monitor import DriftMonitor
 from models.keyed import KeyModel
-from models.metrics import SOURCES, PrequentialMetrics, SourceMetrics
+from models.metrics import SOURCES, BinnedROCAUC, PrequentialMetrics, SourceMetrics
 from models.online import OnlineConfig, OnlineLearner
 
-STATE_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # 1: before drift monitors and the outbox
+STATE_VERSION = 3
+READABLE_VERSIONS = (3,)
 
 
 class StateCodecError(ValueError):
@@ -138,8 +138,9 @@ def _encode_source(source: SourceMetrics) -> dict[str, Any]:
         "log_loss": {"n": mean.n, "mean": mean._mean},
         "accuracy": _encode_cm(source.accuracy.cm),
         "roc_auc": {
-            "thresholds": source.roc_auc.thresholds,
-            "cms": [_encode_cm(cm) for cm in source.roc_auc.cms],
+            "bins": source.roc_auc.bins,
+            "wins": source.roc_auc.wins.tolist(),
+            "losses": source.roc_auc.losses.tolist(),
         },
     }
 
@@ -154,11 +155,13 @@ def _decode_source(doc: Any) -> SourceMetrics:
     source.log_loss._mean = mean
     source.accuracy.cm = _decode_cm(_field(doc, "accuracy", dict))
     roc_doc = _field(doc, "roc_auc", dict)
-    thresholds = _field(roc_doc, "thresholds", list)
-    cms = _field(roc_doc, "cms", list)
-    _expect(thresholds == source.roc_auc.thresholds, "roc_auc thresholds differ from River's")
-    _expect(len(cms) == len(thresholds), "roc_auc needs one confusion matrix per threshold")
-    source.roc_auc.cms = [_decode_cm(cm) for cm in cms]
+    bins = _count(roc_doc, "bins")
+    wins, losses = _field(roc_doc, "wins", list), _field(roc_doc, "losses", list)
+    _expect(len(wins) == len(losses) == bins > 0, "roc_auc needs one count per bin")
+    _expect(all(_is_int(v) and v >= 0 for v in wins + losses), "roc_auc counts must be >= 0")
+    source.roc_auc = BinnedROCAUC(bins)
+    source.roc_auc.wins[:] = wins
+    source.roc_auc.losses[:] = losses
     return source
 
 

@@ -28,10 +28,14 @@ log = logging.getLogger(__name__)
 
 
 class Sender(Protocol):
-    """Produces records and returns once the broker has confirmed all of them."""
+    """Produces records; after :meth:`flush` returns, everything sent is acknowledged."""
 
     async def send_all(self, records: Sequence[OutgoingRecord]) -> None:
-        """Send and wait for delivery."""
+        """Send (a sender may return before delivery; see flush)."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until everything sent so far is acknowledged by the broker."""
         ...
 
 
@@ -51,6 +55,9 @@ class FaustSender:
             for record in records
         ]
         await asyncio.gather(*futures)
+
+    async def flush(self) -> None:
+        """Nothing to wait for: :meth:`send_all` already awaited delivery."""
 
 
 def to_record(event: Any) -> InputRecord:

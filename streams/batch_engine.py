@@ -34,20 +34,28 @@ log = logging.getLogger(__name__)
 
 
 class AiokafkaSender:
-    """Sends records with an aiokafka producer and waits for every delivery report."""
+    """Sends records with an aiokafka producer; delivery is awaited in :meth:`flush`.
+
+    Sends are pipelined: the loop goes on fetching and scoring while earlier signals are in
+    flight, and every delivery report is awaited before the offsets that produced them are
+    committed (see ``BatchEngine._checkpoint``), which is what at-least-once output needs.
+    """
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
+        self._in_flight: list[asyncio.Future] = []
 
     async def send_all(self, records: Sequence[OutgoingRecord]) -> None:
-        """Queue all, then await all acks."""
-        if not records:
-            return
-        futures = [
-            await self._producer.send(record.topic, record.value, key=record.key)
-            for record in records
-        ]
-        await asyncio.gather(*futures)
+        """Queue the records (returns once they are in the producer's buffer)."""
+        for record in records:
+            future = await self._producer.send(record.topic, record.value, key=record.key)
+            self._in_flight.append(future)
+
+    async def flush(self) -> None:
+        """Wait until every record sent so far is acknowledged by the broker."""
+        in_flight, self._in_flight = self._in_flight, []
+        if in_flight:
+            await asyncio.gather(*in_flight)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -173,6 +181,8 @@ class BatchEngine:
     async def _checkpoint(self) -> None:
         state = self.engine.state
         started = time.perf_counter()
+        if self.sender is not None:
+            await self.sender.flush()  # dead letters and signals are out before offsets move
         fenced = await state.checkpoint()
         if self.outbox is not None:
             await self.outbox.flush(state)

@@ -92,6 +92,7 @@ class OutboxFlusher:
             )
         failpoint("before-outbox-publish")
         await self._sender.send_all(records)
+        await self._sender.flush()
         failpoint("after-outbox-publish")
         for loaded, model_key, model in pending:
             model.outbox.clear()

@@ -10,7 +10,6 @@ neither forgets an open alert nor raises it again.
 from __future__ import annotations
 
 import base64
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ from models.drift.concept import ErrorStream
 from models.drift.config import DriftConfig
 from models.drift.distribution import DistributionMonitor, ReferenceBins
 from models.drift.monitor import DriftMonitor
+from models.drift.ring import Ring
 
 
 class DriftStateError(ValueError):
@@ -72,7 +72,7 @@ def decode_drift(doc: Any, config: DriftConfig) -> DriftMonitor:
 
 
 def _encode_stream(stream: ErrorStream) -> dict[str, Any]:
-    bits = np.asarray(stream.replay, dtype=np.uint8)
+    bits = stream.replay.values()
     return {
         "replay": base64.b64encode(np.packbits(bits).tobytes()).decode(),
         "replay_length": len(bits),
@@ -98,8 +98,8 @@ def _encode_distribution(monitor: DistributionMonitor) -> dict[str, Any]:
         "references": {name: bins.reference for name, bins in monitor.bins.items()},
         "counts": {name: counts.tolist() for name, counts in monitor.counts.items()},
         "samples": {
-            name: base64.b64encode(np.asarray(values, dtype=np.float32).tobytes()).decode()
-            for name, values in monitor.samples.items()
+            name: base64.b64encode(ring.values().tobytes()).decode()
+            for name, ring in monitor.samples.items()
         },
         "seen": monitor.seen,
         "episode": monitor.episode.as_dict(),
@@ -115,12 +115,10 @@ def _decode_distribution(monitor: DistributionMonitor, data: dict[str, Any]) -> 
         if array.shape != monitor.bins[name].expected.shape:
             raise ValueError(f"counts of {name!r} do not match its bins")
         monitor.counts[name] = array
-    monitor.samples = {
-        name: deque(
-            np.frombuffer(base64.b64decode(raw), dtype=np.float32).astype(float).tolist(),
-            maxlen=monitor.config.ks_samples,
-        )
-        for name, raw in data["samples"].items()
-    }
+    monitor.samples = {}
+    for name, raw in data["samples"].items():
+        ring = Ring(monitor.config.ks_samples, np.float32)
+        ring.extend(np.frombuffer(base64.b64decode(raw), dtype=np.float32))
+        monitor.samples[name] = ring
     monitor.seen = int(data["seen"])
     monitor.episode = Episode.from_dict(data["episode"])

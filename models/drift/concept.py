@@ -10,14 +10,15 @@ raise alerts (default: batch, the model a retrain fixes); the others are watched
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 
+import numpy as np
 from river import drift
 
 from models.decay import FadingMean, fading_factor
 from models.drift.alerts import AlertEvent, Episode, episode_id
 from models.drift.config import DriftConfig
+from models.drift.ring import Ring
 
 
 def make_detector(config: DriftConfig) -> drift.base.DriftDetector:
@@ -42,7 +43,7 @@ class ErrorStream:
     def __init__(self, config: DriftConfig) -> None:
         self._config = config
         self.detector = make_detector(config)
-        self.replay: deque[float] = deque(maxlen=config.replay_window)
+        self.replay = Ring(config.replay_window, np.uint8)  # errors are 0 or 1
         self.baseline_mean = FadingMean(fading_factor(config.baseline_half_life))
         self.recent_mean = FadingMean(fading_factor(config.recent_half_life))
         self.seen = 0

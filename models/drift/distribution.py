@@ -12,7 +12,6 @@ back below the borderline.
 from __future__ import annotations
 
 import bisect
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +21,7 @@ from scipy import stats
 from models.decay import fading_factor
 from models.drift.alerts import AlertEvent, Episode, episode_id
 from models.drift.config import DriftConfig
+from models.drift.ring import Ring
 
 EPSILON = 1e-4
 
@@ -86,7 +86,7 @@ class DistributionMonitor:
         self.reference_version: str | None = None
         self.bins: dict[str, ReferenceBins] = {}
         self.counts: dict[str, np.ndarray] = {}
-        self.samples: dict[str, deque[float]] = {}
+        self.samples: dict[str, Ring] = {}
         self.seen = 0
         self.episode = Episode()
         self._block_decay = fading_factor(config.psi_half_life) ** config.check_every
@@ -96,7 +96,7 @@ class DistributionMonitor:
         self.reference_version = version
         self.bins = {name: ReferenceBins(entry) for name, entry in references.items()}
         self.counts = {name: np.zeros(len(b.expected)) for name, b in self.bins.items()}
-        self.samples = {name: deque(maxlen=self.config.ks_samples) for name in self.bins}
+        self.samples = {name: Ring(self.config.ks_samples, np.float32) for name in self.bins}
         self.seen = 0
 
     def add(self, values: Mapping[str, float]) -> None:
@@ -132,7 +132,7 @@ class DistributionMonitor:
                 and len(self.samples[name]) >= 30
             ):
                 p_value = float(
-                    stats.kstest(np.asarray(self.samples[name]), self.bins[name].cdf).pvalue
+                    stats.kstest(self.samples[name].values(), self.bins[name].cdf).pvalue
                 )
                 if p_value < config.ks_alpha:
                     drifted[name] = {"psi": value, "ks_p_value": p_value}

@@ -74,7 +74,7 @@ def _mutate(change):
         (_mutate(lambda d: d["learner"].update(updates=-1)), "'updates' must be >= 0"),
         (_mutate(lambda d: d["learner"]["scaler"]["means"].pop("https")), "different features"),
         (_mutate(lambda d: d["metrics"].pop("batch")), "metrics must cover"),
-        (_mutate(lambda d: d["metrics"]["online"]["roc_auc"]["cms"].pop()), "one confusion matrix"),
+        (_mutate(lambda d: d["metrics"]["online"]["roc_auc"]["wins"].pop()), "one count per bin"),
         (
             _mutate(lambda d: d["metrics"]["online"]["accuracy"]["cells"].append([1, 0, 1.0])),
             "bool",
