@@ -272,19 +272,29 @@ def plot(systems: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(LOADS), figsize=(5 * len(LOADS), 4), sharey=True)
+    colors = {system["system"]: f"C{i}" for i, system in enumerate(systems)}
     for axis, rate in zip(axes, LOADS, strict=True):
         for system in systems:
             if rate not in system["loads"]:
                 continue
             values = np.asarray(system["loads"][rate]["latencies_ms"])
             if len(values):
-                axis.plot(values, np.linspace(0, 1, len(values)), label=system["system"])
+                axis.plot(
+                    values,
+                    np.linspace(0, 1, len(values)),
+                    label=system["system"],
+                    color=colors[system["system"]],
+                )
         axis.set_xscale("log")
         axis.set_title(f"{rate:,} requests/s offered")
         axis.set_xlabel("request -> signal latency (ms)")
         axis.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("fraction of requests")
-    axes[0].legend()
+    handles = {}
+    for axis in axes:
+        for line in axis.get_lines():
+            handles.setdefault(line.get_label(), line)
+    axes[0].legend(handles.values(), handles.keys(), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
