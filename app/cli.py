@@ -284,15 +284,10 @@ def _retrain(settings: Settings, args: argparse.Namespace) -> int:
 def _retrainer(settings: Settings, args: argparse.Namespace) -> int:
     from app.embedded import infrastructure
     from app.retrainer import run_retrainer
-    from streams.topics import TopicNames, ensure_topics
+    from streams.topics import ensure_topics_for
 
     with infrastructure(settings.kafka.bootstrap_servers, settings.redis.url) as endpoints:
-        ensure_topics(
-            endpoints.kafka_bootstrap,
-            TopicNames.from_settings(settings),
-            settings.topics.partitions,
-            settings.topics.replication_factor,
-        )
+        ensure_topics_for(settings, endpoints.kafka_bootstrap)
         return run_retrainer(settings, endpoints)
 
 

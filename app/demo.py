@@ -34,7 +34,7 @@ from models.redis_keys import RedisKeys
 from streams.engine import contract_spec
 from streams.producer import MessageProducer
 from streams.reader import TopicReader
-from streams.topics import TopicNames, ensure_topics
+from streams.topics import TopicNames, ensure_topics_for
 
 SOURCES = ("online", "batch", "blend")
 
@@ -377,12 +377,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         web_port = free_port()
         run_settings = demo_settings(settings, Path(workdir) / "models", run_id, web_port)
         run = DemoRun(run_settings, endpoints, options)
-        ensure_topics(
-            endpoints.kafka_bootstrap,
-            run.names,
-            run_settings.topics.partitions,
-            run_settings.topics.replication_factor,
-        )
+        ensure_topics_for(run_settings, endpoints.kafka_bootstrap)
         run.train_initial_model()
         log_path = Path(workdir) / "worker.log"
         worker = _start("worker", run_settings, endpoints, log_path)

@@ -22,7 +22,7 @@ from streams.batch_engine import BatchEngine
 from streams.engine import Engine
 from streams.model_updates import follow_model_updates
 from streams.outbox import OutboxFlusher
-from streams.topics import TopicNames, ensure_topics
+from streams.topics import TopicNames, ensure_topics_for
 
 log = logging.getLogger(__name__)
 
@@ -184,13 +184,7 @@ def _wire_batch_engine(
 
 def run_worker(settings: Settings, endpoints: Endpoints) -> None:
     """Create topics if needed, load the active batch model, and run until stopped."""
-    names = TopicNames.from_settings(settings)
-    ensure_topics(
-        endpoints.kafka_bootstrap,
-        names,
-        settings.topics.partitions,
-        settings.topics.replication_factor,
-    )
+    ensure_topics_for(settings, endpoints.kafka_bootstrap)
     app, engine = create_app(settings, endpoints)
     problem = engine.load_active_model_now(endpoints.redis_url)
     if problem:

@@ -20,7 +20,7 @@ from app.embedded import EmbeddedInfrastructure, Endpoints
 from app.worker import worker_environment
 from config import Settings, load_settings
 from models.redis_keys import RedisKeys
-from streams.topics import TopicNames, ensure_topics
+from streams.topics import TopicNames, ensure_topics_for
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -61,14 +61,7 @@ def isolated_settings(store: Path, **groups: dict[str, Any]) -> Settings:
 
 def create_topics(settings: Settings, endpoints: Endpoints) -> TopicNames:
     """Create the settings' topics; returns their names."""
-    names = TopicNames.from_settings(settings)
-    ensure_topics(
-        endpoints.kafka_bootstrap,
-        names,
-        settings.topics.partitions,
-        settings.topics.replication_factor,
-    )
-    return names
+    return ensure_topics_for(settings, endpoints.kafka_bootstrap)
 
 
 class Process:
@@ -102,6 +95,25 @@ class Process:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+def learn_in_process(engine, records, checkpoint_every: int = 1000) -> float:
+    """Run the learner's processor over ``records`` in batches of 500 with Redis checkpoints
+    (no broker); returns the seconds it took. Closes the engine."""
+    import asyncio
+
+    async def run() -> float:
+        started = time.perf_counter()
+        for start in range(0, len(records), 500):
+            await engine.learner.process(records[start : start + 500])
+            if start % checkpoint_every == 0:
+                await engine.state.checkpoint()
+        await engine.state.checkpoint()
+        elapsed = time.perf_counter() - started
+        await engine.close()
+        return elapsed
+
+    return asyncio.run(run())
 
 
 def start_worker(settings: Settings, endpoints: Endpoints, log: Path) -> Process:

@@ -13,7 +13,6 @@ Same 40,000 outcomes (100 model keys, 4 partitions) for every row, measured in o
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from bench.harness import (
     create_topics,
     infrastructure,
     isolated_settings,
+    learn_in_process,
     markdown,
     save,
     start_worker,
@@ -69,18 +69,7 @@ def processor_only(messages: list[dict], redis_url: str, spec: ContractSpec, set
         for i, m in enumerate(messages)
     ]
 
-    async def run() -> float:
-        started = time.perf_counter()
-        for start in range(0, len(records), 500):
-            await engine.learner.process(records[start : start + 500])
-            if start % 1000 == 0:
-                await engine.state.checkpoint()
-        await engine.state.checkpoint()
-        elapsed = time.perf_counter() - started
-        await engine.close()
-        return len(records) / elapsed
-
-    return asyncio.run(run())
+    return len(records) / learn_in_process(engine, records)
 
 
 def _produce(settings, endpoints, messages) -> None:

@@ -13,10 +13,8 @@ bytes per 1,000 keys, and two workers of one consumer group against one.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import tempfile
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from bench.harness import (
     create_topics,
     infrastructure,
     isolated_settings,
+    learn_in_process,
     markdown,
     save,
     start_worker,
@@ -56,18 +55,7 @@ def by_keys(n_keys: int, redis_url: str, store: Path) -> dict:
     records.sort(key=lambda r: (r.partition, r.offset))
     engine = Engine.build(settings, redis_url, is_assigned=lambda p: True)
 
-    async def run() -> float:
-        started = time.perf_counter()
-        for start in range(0, len(records), 500):
-            await engine.learner.process(records[start : start + 500])
-            if start % 2000 == 0:
-                await engine.state.checkpoint()
-        await engine.state.checkpoint()
-        elapsed = time.perf_counter() - started
-        await engine.close()
-        return elapsed
-
-    elapsed = asyncio.run(run())
+    elapsed = learn_in_process(engine, records, checkpoint_every=2000)
     learned = engine.state.key_count
     client = redis.Redis.from_url(redis_url)
     redis_bytes = sum(

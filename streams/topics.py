@@ -66,6 +66,15 @@ class TopicNames:
         )
 
 
+def ensure_topics_for(settings: Settings, bootstrap_servers: str) -> TopicNames:
+    """Create (or check) every topic the settings name; returns the names."""
+    names = TopicNames.from_settings(settings)
+    ensure_topics(
+        bootstrap_servers, names, settings.topics.partitions, settings.topics.replication_factor
+    )
+    return names
+
+
 def ensure_topics(
     bootstrap_servers: str, names: TopicNames, partitions: int, replication_factor: int
 ) -> None:

@@ -30,7 +30,7 @@ from models.redis_keys import RedisKeys
 from streams.engine import contract_spec, online_config
 from streams.producer import MessageProducer
 from streams.reader import read_topic
-from streams.topics import TopicNames, ensure_topics
+from streams.topics import TopicNames, ensure_topics_for
 
 INFRA_MODE_ENV = "STREAMLEARN_TEST_INFRA"
 #: Both consumption engines pass the core tests.
@@ -79,12 +79,7 @@ class Deployment:
         return TopicNames.from_settings(self.settings)
 
     def create_topics(self) -> None:
-        ensure_topics(
-            self.endpoints.kafka_bootstrap,
-            self.names,
-            self.settings.topics.partitions,
-            self.settings.topics.replication_factor,
-        )
+        ensure_topics_for(self.settings, self.endpoints.kafka_bootstrap)
 
     def producer(self) -> MessageProducer:
         producer = MessageProducer(
