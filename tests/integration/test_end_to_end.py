@@ -10,6 +10,8 @@ import redis
 
 from app.train import train_and_store
 from models.market import MarketSimulator
+from streams.batch_engine import partition_for
+from streams.reader import read_topic
 from tests.integration.infra import ENGINES
 
 N_OUTCOMES = 3000
@@ -64,6 +66,11 @@ def test_every_request_gets_exactly_one_signal_with_visible_parts(deploy, tmp_pa
             assert signal["p_online"] is None and "min_updates" in signal["reason"]
     by_request = {r["request_id"]: r for r in requests}
     assert all(s["key"] == by_request[s["request_id"]]["key"] for s in signals)
+    # Signals are keyed by model key and placed where Kafka's default partitioner puts the key.
+    partitions = list(range(deployment.settings.topics.partitions))
+    placed = read_topic(deployment.endpoints.kafka_bootstrap, names.signals)
+    assert len(placed) == M_REQUESTS
+    assert all(r.partition == partition_for(r.key, partitions) for r in placed)
 
     models = deployment.key_models()
     assert set(models) == set(KEYS)
