@@ -48,6 +48,7 @@ bench: $(BENCH_STAMP)  ## benchmarks: tables on stdout, JSON (and a PNG) in benc
 	$(BIN)/python -m bench.decay_recovery
 	$(BIN)/python -m bench.retrain_cost
 	$(BIN)/python -m bench.drift_quality
+	$(BIN)/python -m bench.profile_worker
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
