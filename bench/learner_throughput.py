@@ -7,6 +7,8 @@ left the batch engine's start-up -- group join, claims, new keys -- in the rate:
 * bare River loop -- the River pipeline alone (predict + learn) in a Python loop: the limit;
 * processor, no broker -- streamlearn's per-outcome work (decode + validate, three predictions,
   nine River metrics, drift monitors, learn) with Redis checkpoints, but no Kafka and no Faust;
+  like the workers, with an active batch model (its predictions are scored prequentially and its
+  reference feeds data and prediction drift), the product's steady state;
 * streamlearn worker -- broker -> Faust agent -> processor -> Redis checkpoint (the product);
 * naive Faust agent -- per-event learn, per-event Redis write, per-event ``await topic.send``.
 
@@ -22,6 +24,7 @@ from pathlib import Path
 import redis
 from river import compose, linear_model, preprocessing
 
+from app.train import train_and_store
 from app.worker import worker_environment
 from bench.harness import (
     Process,
@@ -64,8 +67,23 @@ def bare_river(messages: list[dict]) -> float:
     return len(messages) / (time.perf_counter() - started)
 
 
+def activate_batch_model(settings, redis_url: str) -> None:
+    """Train and activate a batch model, as in production: the learner then also scores the
+    batch model prequentially and watches data and prediction drift against its reference."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        train_and_store(
+            settings, MarketSimulator(seed=8).frame(20_000), "bench", client, verbose=False
+        )
+    finally:
+        client.close()
+
+
 def processor_only(messages: list[dict], redis_url: str, spec: ContractSpec, settings) -> float:
+    activate_batch_model(settings, redis_url)
     engine = Engine.build(settings, redis_url, is_assigned=lambda p: True)
+    if engine.load_active_model_now(redis_url) is not None:
+        raise RuntimeError("the batch model did not load")
     records = [
         InputRecord(hash(m["key"]) % PARTITIONS, i, record_key_of(m, spec), encode_message(m))
         for i, m in enumerate(messages)
@@ -88,6 +106,7 @@ def full_path(messages: list[dict], endpoints, workdir: Path, engine: str) -> di
         model={"key_field": "key"},
         processing={"engine": engine},
     )
+    activate_batch_model(settings, endpoints.redis_url)
     _produce(settings, endpoints, messages)
     worker = start_worker(settings, endpoints, workdir / f"worker-{engine}.log")
     try:
