@@ -4,6 +4,7 @@ bytes per 1,000 keys, and two workers of one consumer group against one.
 * keys: the learner's processor (all per-outcome work + Redis checkpoints, no broker) over the
   same 30,000 outcomes spread over 1, 100 or 10,000 keys, and Redis bytes per key from the
   checkpointed hashes; memory: the Python heap (tracemalloc) of 1,000 keys' live state;
+* restore: CPU time to rebuild 1,000 keys' state from their checkpoints (as on assignment);
 * workers: the full path (broker -> Faust -> Redis) over 150,000 outcomes with 4 partitions and
   100 keys, 1 worker vs 2 workers in one consumer group. On this 2-core machine the two workers
   share the cores with the broker and each other, so this shows the overhead of a group more
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import tempfile
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from bench.harness import (
     start_worker,
     wait_until,
 )
+from models.codec import decode_key_model, encode_key_model
 from models.keyed import KeyModel
 from models.market import MarketSimulator
 from models.redis_keys import RedisKeys
@@ -99,6 +102,26 @@ def memory_per_1000_keys(settings_store: Path, outcomes_per_key: int = 50) -> fl
     return used / 2**20
 
 
+def restore_seconds_per_1000_keys(settings_store: Path, outcomes_per_key: int = 6_000) -> float:
+    """CPU time to rebuild 1,000 keys from their checkpointed state (what a worker does for every
+    key of a partition it is assigned), for keys old enough that their drift replay windows are
+    full."""
+    settings = isolated_settings(settings_store, model={"key_field": "key"})
+    config, drift = online_config(settings), drift_config(settings)
+    model = KeyModel.fresh(config, drift)
+    for message in MarketSimulator(seed=4).outcomes(outcomes_per_key):
+        won = message["label"] == 1
+        p = model.learner.predict_proba(message["features"])
+        model.metrics.update("online", won, p)
+        model.drift.update("k", message["features"], won, p, p, p, None)
+        model.learner.learn(message["features"], won)
+    blob = encode_key_model(model)
+    started = time.perf_counter()
+    for _ in range(1000):
+        decode_key_model(blob, config, drift)
+    return time.perf_counter() - started
+
+
 def by_workers(n_workers: int, endpoints, workdir: Path, engine: str) -> dict:
     settings = isolated_settings(
         workdir / f"store-{engine}-{n_workers}",
@@ -136,6 +159,7 @@ def main() -> None:
         workdir = Path(tmp)
         keys = [by_keys(n, endpoints.redis_url, workdir / f"s{n}") for n in (1, 100, 10_000)]
         memory = memory_per_1000_keys(workdir / "mem")
+        restore = restore_seconds_per_1000_keys(workdir / "restore")
         workers = [
             by_workers(n, endpoints, workdir, engine)
             for engine in ("agents", "batch")
@@ -151,7 +175,8 @@ def main() -> None:
             ],
         )
     )
-    print(f"\nworker memory per 1,000 keys (Python heap, 50 outcomes each): {memory:.1f} MiB\n")
+    print(f"\nworker memory per 1,000 keys (Python heap, 50 outcomes each): {memory:.1f} MiB")
+    print(f"restoring 1,000 keys with full drift windows: {restore:.2f} s of CPU\n")
     print(
         markdown(
             workers,
@@ -164,7 +189,13 @@ def main() -> None:
     )
     path = save(
         "scale",
-        {"outcomes": N, "by_keys": keys, "memory_mib_per_1000_keys": memory, "by_workers": workers},
+        {
+            "outcomes": N,
+            "by_keys": keys,
+            "memory_mib_per_1000_keys": memory,
+            "restore_s_per_1000_keys": restore,
+            "by_workers": workers,
+        },
     )
     print(f"saved {path}")
 

@@ -86,7 +86,7 @@ def _encode_stream(stream: ErrorStream) -> dict[str, Any]:
 def _decode_stream(stream: ErrorStream, data: dict[str, Any]) -> None:
     packed = np.frombuffer(base64.b64decode(data["replay"]), dtype=np.uint8)
     bits = np.unpackbits(packed)[: int(data["replay_length"])]
-    stream.replay_into_detector(bits.astype(float).tolist())
+    stream.replay_into_detector(bits)
     stream.baseline_mean.value, stream.baseline_mean.weight = data["baseline"]
     stream.recent_mean.value, stream.recent_mean.weight = data["recent"]
     stream.seen, stream.suspect_until = int(data["seen"]), int(data["suspect_until"])

@@ -42,22 +42,33 @@ class ErrorStream:
 
     def __init__(self, config: DriftConfig) -> None:
         self._config = config
-        self.detector = make_detector(config)
+        self._detector = make_detector(config)
+        self._replay_pending = False
         self.replay = Ring(config.replay_window, np.uint8)  # errors are 0 or 1
         self.baseline_mean = FadingMean(fading_factor(config.baseline_half_life))
         self.recent_mean = FadingMean(fading_factor(config.recent_half_life))
         self.seen = 0
         self.suspect_until = -1
 
+    @property
+    def detector(self) -> drift.base.DriftDetector:
+        """The detector, brought up to date with the saved errors on first use after a restore."""
+        if self._replay_pending:
+            self._replay_pending = False
+            for value in self.replay.values().tolist():
+                self._detector.update(float(value))
+        return self._detector
+
     def update(self, error: float, n: int, freeze_baseline: bool) -> None:
         """Feed one error (0 or 1)."""
+        detector = self.detector  # replays saved errors first, if a restore left any
         self.replay.append(error)
-        self.detector.update(error)
+        detector.update(error)
         self.seen += 1
         self.recent_mean.update(error)
         if not freeze_baseline:
             self.baseline_mean.update(error)
-        if self.detector.drift_detected:
+        if detector.drift_detected:
             self.suspect_until = n + self._config.confirm_within
 
     @property
@@ -85,16 +96,23 @@ class ErrorStream:
 
     def reset_detector(self) -> None:
         """A new model produces a new error stream: forget the old one's detector state."""
-        self.detector = make_detector(self._config)
+        self._detector = make_detector(self._config)
+        self._replay_pending = False
         self.replay.clear()
         self.seen = 0
         self.suspect_until = -1
 
-    def replay_into_detector(self, values: Iterable[float]) -> None:
-        """Restore after a restart: a fresh detector sees the saved recent errors again."""
-        for value in values:
-            self.replay.append(value)
-            self.detector.update(value)
+    def replay_into_detector(self, values: Iterable[float] | np.ndarray) -> None:
+        """Restore after a restart: a fresh detector sees the saved recent errors again.
+
+        The replay itself waits until the detector is first used (River's detectors cannot be
+        saved, and replaying every key's window at once made restoring 10,000 keys take about
+        a minute, blocking the event loop); the result is the same as replaying now.
+        """
+        if self._replay_pending or self.seen or len(self.replay):
+            raise RuntimeError("replay_into_detector restores a fresh stream only")
+        self.replay.extend(values)
+        self._replay_pending = len(self.replay) > 0
 
 
 class ConceptMonitor:

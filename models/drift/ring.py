@@ -18,6 +18,9 @@ class Ring:
     >>> ring.extend([1, 0, 1, 1])
     >>> ring.values().tolist(), len(ring)
     ([0, 1, 1], 3)
+    >>> ring.append(0); ring.extend([1, 1])
+    >>> ring.values().tolist()
+    [0, 1, 1]
     """
 
     def __init__(self, size: int, dtype: type) -> None:
@@ -32,10 +35,25 @@ class Ring:
         if self._count < len(self._data):
             self._count += 1
 
-    def extend(self, values: Iterable[float]) -> None:
-        """Add values in order."""
-        for value in values:
-            self.append(value)
+    def extend(self, values: Iterable[float] | np.ndarray) -> None:
+        """Add values in order (one array write, not one per value)."""
+        array = np.asarray(values if isinstance(values, np.ndarray) else list(values))
+        size, count = len(self._data), len(array)
+        if count == 0:
+            return
+        if count >= size:
+            self._data[:] = array[-size:]
+            self._next, self._count = 0, size
+            return
+        end = self._next + count
+        if end <= size:
+            self._data[self._next : end] = array
+        else:
+            split = size - self._next
+            self._data[self._next :] = array[:split]
+            self._data[: end - size] = array[split:]
+        self._next = end % size
+        self._count = min(size, self._count + count)
 
     def values(self) -> np.ndarray:
         """A copy of the held values, oldest first."""

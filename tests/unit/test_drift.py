@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from models.drift.codec import decode_drift, encode_drift
-from models.drift.concept import ConceptMonitor
+from models.drift.concept import ConceptMonitor, make_detector
 from models.drift.config import DriftConfig
 from models.drift.distribution import ReferenceBins, psi
 from models.drift.label import LabelMonitor
@@ -90,6 +90,35 @@ def test_restored_state_neither_forgets_nor_repeats_an_open_alert():
     assert restored.concept.streams["batch"].baseline == pytest.approx(
         straight.concept.streams["batch"].baseline, abs=0.01
     )
+
+
+def test_a_restored_detector_is_a_fresh_one_fed_the_saved_errors():
+    # Restoring replays the saved window lazily (on first use); the detector must behave exactly
+    # as one that was fed that window right away, from the first outcome after the restore.
+    rng = np.random.default_rng(8)
+    config = DriftConfig(concept_sources=("batch",), kinds=("concept",), replay_window=3000)
+    errors = np.concatenate([_errors(rng, 6_000, 0.3), _errors(rng, 3_000, 0.6)])
+    monitor = ConceptMonitor(config)
+    _run_concept(monitor, errors[:5_000])
+    doc = orjson.loads(orjson.dumps(encode_drift(_with_concept(config, monitor))))
+    stream = decode_drift(doc, config).concept.streams["batch"]
+    eager = make_detector(config)
+    for error in errors[2_000:5_000]:
+        eager.update(float(error))
+    fired = []
+    for i, error in enumerate(errors[5_000:], start=5_001):
+        stream.update(float(error), i, freeze_baseline=False)
+        eager.update(float(error))
+        assert stream.detector.drift_detected == eager.drift_detected
+        assert stream.window == float(eager.width)
+        fired += [i] if eager.drift_detected else []
+    assert fired, "the shift at 6,000 should make the detector fire"
+
+
+def _with_concept(config, concept):
+    monitor = DriftMonitor(config)
+    monitor.concept = concept
+    return monitor
 
 
 def test_reference_bins_and_psi():
