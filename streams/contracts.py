@@ -172,6 +172,16 @@ def encode_signal(
     )
 
 
+DEAD_LETTER_COPY_LIMIT = 512 * 1024
+"""Originals up to this many bytes are copied into their dead letter. A larger one stays only in
+its source topic, where the letter's source partition and offset find it: its base64 copy would
+push the letter past Kafka's default 1 MB message limit, and a dead letter that cannot be
+produced would stop the stream it is meant to keep flowing."""
+
+TEXT_COPY_LIMIT = 16 * 1024
+"""Originals up to this many bytes that are UTF-8 are also shown as text, for people."""
+
+
 def encode_dead_letter(
     value: bytes | None,
     record_key: bytes | None,
@@ -182,15 +192,23 @@ def encode_dead_letter(
     failed_at_ms: int,
 ) -> bytes:
     """A dead-letter record: the original bytes (base64, exact), the reason and the source."""
+    size = None if value is None else len(value)
+    copied = size is None or size <= DEAD_LETTER_COPY_LIMIT
+    key_copied = record_key is None or len(record_key) <= DEAD_LETTER_COPY_LIMIT
     return orjson.dumps(
         {
             "reason": reason,
             "source_topic": topic,
             "source_partition": partition,
             "source_offset": offset,
-            "original_key_b64": _b64(record_key),
-            "original_value_b64": _b64(value),
-            "original_value_text": _text_or_none(value),
+            "original_key_b64": _b64(record_key) if key_copied else None,
+            "original_value_b64": _b64(value) if copied else None,
+            "original_value_text": _text_or_none(value)
+            if size is not None and size <= TEXT_COPY_LIMIT
+            else None,
+            "original_size": size,
+            "original_copied": copied and key_copied,
+            "original_prefix_b64": None if copied or value is None else _b64(value[:1024]),
             "failed_at": failed_at_ms,
         }
     )

@@ -9,6 +9,7 @@ import pytest
 
 from models.blend import Blender
 from streams.contracts import (
+    DEAD_LETTER_COPY_LIMIT,
     ContractError,
     ContractSpec,
     decode_outcome,
@@ -104,3 +105,25 @@ def test_dead_letter_keeps_exact_bytes():
     assert base64.b64decode(letter["original_value_b64"]) == raw
     assert letter["original_value_text"] is None
     assert (letter["source_partition"], letter["source_offset"]) == (3, 42)
+
+
+def test_dead_letters_stay_producible_for_huge_originals():
+    # Copied up to the limit (base64 only: text is for small originals)...
+    big = b"{" + b"x" * (DEAD_LETTER_COPY_LIMIT - 1)
+    letter = orjson.loads(encode_dead_letter(big, b"k", "bad", "topic", 0, 5, 7))
+    assert base64.b64decode(letter["original_value_b64"]) == big
+    assert letter["original_copied"] is True and letter["original_value_text"] is None
+    # ...beyond it the letter points at the source record instead of carrying a copy that
+    # could not be produced (Kafka's default limit is 1 MB a message).
+    huge = b"{" + b"x" * 900_000
+    encoded = encode_dead_letter(huge, b"k", "bad", "topic", 0, 6, 7)
+    letter = orjson.loads(encoded)
+    assert len(encoded) < 10_000
+    assert letter["original_value_b64"] is None and letter["original_copied"] is False
+    assert letter["original_size"] == len(huge)
+    assert base64.b64decode(letter["original_prefix_b64"]) == huge[:1024]
+    assert (letter["source_topic"], letter["source_partition"], letter["source_offset"]) == (
+        "topic",
+        0,
+        6,
+    )
