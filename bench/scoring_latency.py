@@ -170,10 +170,11 @@ def measure_system(name: str, start, settings, endpoints, seconds: float) -> dic
     # share the CPU with it while it drains; its rate is taken between the first and the last
     # signal. It also warms the system up for the paced loads.
     burst = Run()
-    load.offer(sim, None, BURST, burst)
-    system = start(settings)
     results: dict = {"system": name, "loads": {}}
+    system = None
     try:
+        load.offer(sim, None, BURST, burst)
+        system = start(settings)
         with contextlib.suppress(TimeoutError):
             wait_until(lambda: len(burst.received) >= BURST, 300, "burst signals", 0.05)
         arrivals = sorted(burst.received.values())
@@ -208,7 +209,8 @@ def measure_system(name: str, start, settings, endpoints, seconds: float) -> dic
         results["rss_mb"] = system.rss_mb()
     finally:
         load.close()
-        system.stop()
+        if system is not None:
+            system.stop()
     return results
 
 
