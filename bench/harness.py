@@ -97,6 +97,22 @@ class Process:
         self._log.close()
 
 
+def activate_batch_model(settings: Settings, redis_url: str) -> str:
+    """Train a batch model on 20,000 simulated outcomes and make it the active version, as in
+    production after the first ``streamlearn train``; returns the version."""
+    from app.train import train_and_store
+    from models.market import MarketSimulator
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        version, _ = train_and_store(
+            settings, MarketSimulator(seed=8).frame(20_000), "bench", client, verbose=False
+        )
+    finally:
+        client.close()
+    return version
+
+
 def learn_in_process(engine, records, checkpoint_every: int = 1000) -> float:
     """Run the learner's processor over ``records`` in batches of 500 with Redis checkpoints
     (no broker); returns the seconds it took. Closes the engine."""

@@ -21,13 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import redis
 from river import compose, linear_model, preprocessing
 
-from app.train import train_and_store
 from app.worker import worker_environment
 from bench.harness import (
     Process,
+    activate_batch_model,
     applied_total,
     create_topics,
     infrastructure,
@@ -65,18 +64,6 @@ def bare_river(messages: list[dict]) -> float:
         model.predict_proba_one(message["features"])
         model.learn_one(message["features"], message["label"] == 1)
     return len(messages) / (time.perf_counter() - started)
-
-
-def activate_batch_model(settings, redis_url: str) -> None:
-    """Train and activate a batch model, as in production: the learner then also scores the
-    batch model prequentially and watches data and prediction drift against its reference."""
-    client = redis.Redis.from_url(redis_url)
-    try:
-        train_and_store(
-            settings, MarketSimulator(seed=8).frame(20_000), "bench", client, verbose=False
-        )
-    finally:
-        client.close()
 
 
 def processor_only(messages: list[dict], redis_url: str, spec: ContractSpec, settings) -> float:
@@ -174,7 +161,6 @@ def main() -> None:
                 **naive(messages, endpoints, workdir),
             }
         )
-        redis.Redis.from_url(endpoints.redis_url).close()
     bare, _, agents, batch, naive_rate = (row["rate"] for row in rows)
     for row in rows:
         row["vs_bare_loop"] = row["rate"] / bare

@@ -20,10 +20,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import redis
-
-from app.train import train_and_store
 from bench.harness import (
+    activate_batch_model,
     applied_total,
     create_topics,
     infrastructure,
@@ -104,11 +102,7 @@ def profile(engine: str, job: str, endpoints, workdir: Path, seconds: int) -> di
     producer = MessageProducer(endpoints.kafka_bootstrap, names, contract_spec(settings))
     count = BACKLOG[job]
     if job == "score":
-        client = redis.Redis.from_url(endpoints.redis_url)
-        train_and_store(
-            settings, MarketSimulator(seed=8).frame(20_000), "bench", client, verbose=False
-        )
-        client.close()
+        activate_batch_model(settings, endpoints.redis_url)
         producer.send_outcomes(MarketSimulator(seed=7, keys=KEYS).outcomes(5_000))
         producer.send_requests(MarketSimulator(seed=9, keys=KEYS).requests(count))
     else:

@@ -28,14 +28,13 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-import redis
 from river import compose, linear_model, preprocessing
 
-from app.train import train_and_store
 from app.worker import worker_environment
 from bench.harness import (
     RESULTS,
     Process,
+    activate_batch_model,
     create_topics,
     infrastructure,
     isolated_settings,
@@ -321,10 +320,7 @@ def main() -> None:
             model={"key_field": "key"},
             processing={"max_wait_ms": 2},
         )
-        client = redis.Redis.from_url(endpoints.redis_url)
-        version, _ = train_and_store(
-            base, MarketSimulator(seed=8).frame(20_000), "bench", client, verbose=False
-        )
+        version = activate_batch_model(base, endpoints.redis_url)
         model_path = store / version / MODEL_FILE
 
         def ours(settings, engine="agents"):
