@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,9 +48,8 @@ def tail_alerts(settings: Settings, last: int, follow: bool, as_json: bool) -> i
         for record in reader.read_to_end(ends):
             _show(record.value, as_json)
         while follow:
-            for record in reader.poll(timeout_ms=500):
+            for record in reader.poll(timeout_ms=500):  # waits up to 500 ms for new alerts
                 _show(record.value, as_json)
-            time.sleep(0.05)
     return 0
 
 
