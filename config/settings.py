@@ -163,6 +163,29 @@ class ModelSettings(_Group):
         return value
 
 
+class LimitSettings(_Group):
+    """Bounds on input values and sizes: what is beyond them goes to the dead-letter topic."""
+
+    max_abs_feature: float = Field(
+        default=1e12,
+        gt=0,
+        description="largest |feature| accepted; squares stay far below float overflow (1e308)",
+    )
+    max_key_bytes: int = Field(
+        default=1024,
+        ge=16,
+        description="longest record key and id/key field (bytes); signals copy them",
+    )
+    max_value_bytes: int = Field(
+        default=262_144, ge=1024, description="largest input record value (bytes)"
+    )
+    max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=16_384,
+        description="largest record the broker accepts; dead letters are cut to fit it",
+    )
+
+
 class OnlineSettings(_Group):
     """The River ``StandardScaler | LogisticRegression`` learner and its window decay."""
 
@@ -176,6 +199,12 @@ class OnlineSettings(_Group):
     )
     min_updates: int = Field(
         default=50, ge=0, description="online updates before its score is blended in"
+    )
+    dedupe_window: int = Field(
+        default=1000,
+        ge=0,
+        le=100_000,
+        description="outcome_ids remembered per key; a repeat is not learned (0 = off)",
     )
 
     _none = field_validator("decay_half_life", mode="before")(_none_words)
@@ -379,6 +408,7 @@ class Settings(_Group):
     redis: RedisSettings = RedisSettings()
     topics: TopicSettings = TopicSettings()
     model: ModelSettings = ModelSettings()
+    limits: LimitSettings = LimitSettings()
     online: OnlineSettings = OnlineSettings()
     blend: BlendSettings = BlendSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()

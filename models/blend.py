@@ -52,7 +52,15 @@ class Blender:
         self.min_updates = min_updates
 
     def blend(self, p_batch: float | None, p_online: float | None, online_updates: int) -> Blend:
-        """Combine the available parts into a :class:`Blend`."""
+        """Combine the available parts into a :class:`Blend`.
+
+        A part that is not a finite probability counts as missing: a signal never says ``ok``
+        with a made-up or non-finite score.
+        """
+        if p_batch is not None and not 0.0 <= p_batch <= 1.0:  # False for NaN too
+            p_batch = None
+        if p_online is not None and not 0.0 <= p_online <= 1.0:
+            p_online = None
         online_ready = p_online is not None and online_updates >= self.min_updates
         if p_batch is not None and online_ready:
             score = self.w_batch * p_batch + self.w_online * p_online

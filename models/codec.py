@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from river import metrics, stats
 
+from models.dedupe import RecentIds
 from models.drift.codec import DriftStateError, decode_drift, encode_drift
 from models.drift.config import DriftConfig
 from models.drift.monitor import DriftMonitor
@@ -24,8 +25,8 @@ from models.keyed import KeyModel
 from models.metrics import SOURCES, BinnedROCAUC, PrequentialMetrics, SourceMetrics
 from models.online import OnlineConfig, OnlineLearner
 
-STATE_VERSION = 3
-READABLE_VERSIONS = (3,)
+STATE_VERSION = 4
+READABLE_VERSIONS = (3, 4)  # 3 had no outcome-id window
 
 
 class StateCodecError(ValueError):
@@ -44,6 +45,7 @@ def encode_key_model(key_model: KeyModel) -> bytes:
             "last_ts": key_model.last_ts,
             "drift": None if key_model.drift is None else encode_drift(key_model.drift),
             "outbox": key_model.outbox,
+            "seen": None if key_model.seen is None else key_model.seen.encode(),
             "summary": key_model.summary(),
         }
     )
@@ -79,8 +81,24 @@ def decode_key_model(
             monitor = DriftMonitor(drift) if saved is None else decode_drift(saved, drift)
         except DriftStateError as exc:
             raise StateCodecError(str(exc)) from None
+    seen = None
+    if config.dedupe_window:
+        saved_ids = doc.get("seen")
+        try:
+            seen = (
+                RecentIds(config.dedupe_window)
+                if saved_ids is None
+                else RecentIds.decode(saved_ids, config.dedupe_window)
+            )
+        except ValueError as exc:
+            raise StateCodecError(str(exc)) from None
     return KeyModel(
-        learner=learner, metrics=prequential, last_ts=last_ts, drift=monitor, outbox=outbox
+        learner=learner,
+        metrics=prequential,
+        last_ts=last_ts,
+        drift=monitor,
+        outbox=outbox,
+        seen=seen,
     )
 
 

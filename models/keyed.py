@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.dedupe import RecentIds
 from models.drift.config import DriftConfig
 from models.drift.monitor import DriftMonitor
 from models.metrics import PrequentialMetrics
@@ -22,6 +23,8 @@ class KeyModel:
     #: Messages (alerts, retrain requests) decided on but not yet known to be published; they
     #: are checkpointed with the state that produced them, then published (see streams.outbox).
     outbox: list[dict[str, Any]] = field(default_factory=list)
+    #: Hashes of the newest outcome ids learned (None when deduplication is off).
+    seen: RecentIds | None = None
 
     @classmethod
     def fresh(cls, config: OnlineConfig, drift: DriftConfig | None = None) -> KeyModel:
@@ -29,6 +32,7 @@ class KeyModel:
         return cls(
             learner=OnlineLearner(config),
             drift=None if drift is None else DriftMonitor(drift),
+            seen=RecentIds(config.dedupe_window) if config.dedupe_window else None,
         )
 
     @property

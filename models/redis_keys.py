@@ -59,6 +59,10 @@ class RedisKeys:
         """Hash: applied offset, fencing epoch and every key's state of one input partition."""
         return f"{self.namespace}:online:{topic}:{partition}"
 
+    def quarantine(self, topic: str, partition: int) -> str:
+        """Hash: key states of a partition that could not be restored, and why (for people)."""
+        return f"{self.namespace}:quarantine:{topic}:{partition}"
+
     def partition_state_pattern(self, topic: str) -> str:
         """SCAN pattern matching :meth:`partition_state` keys of a topic."""
         return f"{self.namespace}:online:{topic}:*"

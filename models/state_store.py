@@ -94,6 +94,11 @@ class PartitionStateStore:
                     continue  # a hash changed under us: re-check epochs and retry
         return fenced
 
+    async def quarantine(self, partition: int, model_key: str, blob: bytes, reason: str) -> None:
+        """Keep an undecodable key state aside (with why) before the key is started afresh."""
+        key = self._keys.quarantine(self._topic, partition)
+        await self._client.hset(key, mapping={model_key: blob, f"{model_key}:reason": reason})
+
     async def read(self, partition: int) -> PartitionSnapshot:
         """Read a partition's state without claiming it (for status views)."""
         return _snapshot(partition, await self._client.hgetall(self._key(partition)))

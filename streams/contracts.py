@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,12 +66,27 @@ class RetrainRequest:
     force: bool
 
 
+#: Timestamps are epoch milliseconds that fit a signed 64-bit integer (Kafka's and Java's).
+MAX_TS = 2**63 - 1
+
+#: How much of an offending value a reason quotes (reasons must stay one short line).
+SHOWN_CHARS = 80
+
+
 @dataclass(frozen=True)
 class ContractSpec:
-    """What the decoders check: the feature list (in model order) and the model-key field."""
+    """What the decoders check: the features (in model order), the model-key field and limits.
+
+    ``max_abs_feature`` keeps learning numerically safe (a feature of 1e200 squared overflows
+    the scaler's variance); the byte limits keep every record the worker derives from an input
+    (signals, dead letters) producible.
+    """
 
     features: tuple[str, ...]
     key_field: str | None = None
+    max_abs_feature: float = 1e12
+    max_key_bytes: int = 1024
+    max_value_bytes: int = 262_144
 
     def model_key(self, message: Mapping[str, Any]) -> str:
         """The model key of a (valid) message: its ``key_field`` value, or the global key."""
@@ -87,20 +102,23 @@ def decode_outcome(
     value: bytes | None, record_key: bytes | None, spec: ContractSpec
 ) -> TradeOutcome:
     """Validate and decode a ``trade-outcomes`` record."""
-    message = _load_object(value)
+    message = _load_object(value, record_key, spec)
     label = message.get("label")
     if type(label) is not int or label not in (0, 1):
-        raise ContractError(f"label must be 0 or 1, got {label!r}")
+        raise ContractError(f"label must be 0 or 1, got {_shown(label)}")
     realized = message.get("realized_rr")
-    if realized is not None and not _is_finite_number(realized):
-        raise ContractError(f"realized_rr must be a finite number or null, got {realized!r}")
+    if realized is not None and not _is_bounded_number(realized, spec.max_abs_feature):
+        raise ContractError(
+            f"realized_rr must be a finite number with |value| <= {spec.max_abs_feature:g} "
+            f"or null, got {_shown(realized)}"
+        )
     model_key = _checked_model_key(message, record_key, spec)
     return TradeOutcome(
-        outcome_id=_string(message, "outcome_id"),
-        key=_string(message, "key"),
+        outcome_id=_string(message, "outcome_id", spec),
+        key=_string(message, "key", spec),
         model_key=model_key,
         ts=_timestamp(message),
-        features=_features(message, spec.features),
+        features=_features(message, spec),
         label=label,
         realized_rr=None if realized is None else float(realized),
     )
@@ -110,33 +128,38 @@ def decode_request(
     value: bytes | None, record_key: bytes | None, spec: ContractSpec
 ) -> SignalRequest:
     """Validate and decode a ``signal-requests`` record."""
-    message = _load_object(value)
+    message = _load_object(value, record_key, spec)
     model_key = _checked_model_key(message, record_key, spec)
     return SignalRequest(
-        request_id=_string(message, "request_id"),
-        key=_string(message, "key"),
+        request_id=_string(message, "request_id", spec),
+        key=_string(message, "key", spec),
         model_key=model_key,
         ts=_timestamp(message),
-        features=_features(message, spec.features),
+        features=_features(message, spec),
     )
 
 
 def decode_retrain_request(value: bytes | None) -> RetrainRequest:
     """Validate and decode a ``retrain-requests`` record."""
-    message = _load_object(value)
+    spec = _CONTROL_SPEC
+    message = _load_object(value, None, spec)
     outcomes = message.get("window_outcomes")
-    if outcomes is not None and (type(outcomes) is not int or outcomes < 100):
-        raise ContractError(f"window_outcomes must be an integer >= 100 or null, got {outcomes!r}")
+    if outcomes is not None and (type(outcomes) is not int or not 100 <= outcomes <= MAX_TS):
+        raise ContractError(
+            f"window_outcomes must be an integer >= 100 or null, got {_shown(outcomes)}"
+        )
     days = message.get("window_days")
-    if days is not None and not (_is_finite_number(days) and days > 0):
-        raise ContractError(f"window_days must be a positive number or null, got {days!r}")
+    if days is not None and not (_is_finite_number(days) and 0 < days <= 1e6):
+        raise ContractError(
+            f"window_days must be a positive number (<= 1e6) or null, got {_shown(days)}"
+        )
     force = message.get("force", False)
     if type(force) is not bool:
-        raise ContractError(f"force must be true or false, got {force!r}")
+        raise ContractError(f"force must be true or false, got {_shown(force)}")
     return RetrainRequest(
-        request_id=_string(message, "request_id"),
-        requested_by=_string(message, "requested_by"),
-        reason=_string(message, "reason"),
+        request_id=_string(message, "request_id", spec),
+        requested_by=_string(message, "requested_by", spec),
+        reason=_string(message, "reason", spec),
         ts=_timestamp(message),
         window_outcomes=outcomes,
         window_days=None if days is None else float(days),
@@ -172,14 +195,17 @@ def encode_signal(
     )
 
 
-DEAD_LETTER_COPY_LIMIT = 512 * 1024
-"""Originals up to this many bytes are copied into their dead letter. A larger one stays only in
-its source topic, where the letter's source partition and offset find it: its base64 copy would
-push the letter past Kafka's default 1 MB message limit, and a dead letter that cannot be
-produced would stop the stream it is meant to keep flowing."""
-
 TEXT_COPY_LIMIT = 16 * 1024
 """Originals up to this many bytes that are UTF-8 are also shown as text, for people."""
+
+PREFIX_BYTES = 1024
+"""How much of an original that is not copied is kept (base64) to help find and read it."""
+
+REASON_CHARS = 1000
+"""Reasons are cut to this many characters (they quote offending values)."""
+
+_LETTER_OVERHEAD = 1024
+"""Room kept in a dead letter for its JSON fields besides the copies."""
 
 
 def encode_dead_letter(
@@ -190,25 +216,43 @@ def encode_dead_letter(
     partition: int,
     offset: int,
     failed_at_ms: int,
+    max_bytes: int = 1_000_000,
 ) -> bytes:
-    """A dead-letter record: the original bytes (base64, exact), the reason and the source."""
+    """A dead-letter record: the original bytes (base64, exact), the reason and the source.
+
+    The letter never exceeds ``max_bytes`` (the broker's record limit; a letter that cannot be
+    produced would stop the stream it is meant to keep flowing): the original key and value are
+    copied while their base64 fits, else left out and ``original_copied`` is false; the source
+    partition and offset then find the original in its topic, and its first KiB is kept.
+    """
     size = None if value is None else len(value)
-    copied = size is None or size <= DEAD_LETTER_COPY_LIMIT
-    key_copied = record_key is None or len(record_key) <= DEAD_LETTER_COPY_LIMIT
+    key_size = None if record_key is None else len(record_key)
+    budget = (max_bytes - _LETTER_OVERHEAD - REASON_CHARS * 6 - 2 * PREFIX_BYTES * 4 // 3) * 3 // 4
+    key_copied = key_size is None or key_size <= budget
+    if key_copied and key_size:
+        budget -= key_size
+    copied = size is None or size <= budget
+    # JSON may escape a character as 6; the text copy is made only when that still fits.
+    if copied and size and size <= TEXT_COPY_LIMIT and (budget - size) * 4 // 3 >= 6 * size:
+        text = _text_or_none(value)
+    else:
+        text = None
     return orjson.dumps(
         {
-            "reason": reason,
+            "reason": reason[:REASON_CHARS],
             "source_topic": topic,
             "source_partition": partition,
             "source_offset": offset,
             "original_key_b64": _b64(record_key) if key_copied else None,
             "original_value_b64": _b64(value) if copied else None,
-            "original_value_text": _text_or_none(value)
-            if size is not None and size <= TEXT_COPY_LIMIT
-            else None,
+            "original_value_text": text,
             "original_size": size,
+            "original_key_size": key_size,
             "original_copied": copied and key_copied,
-            "original_prefix_b64": None if copied or value is None else _b64(value[:1024]),
+            "original_prefix_b64": None if copied or value is None else _b64(value[:PREFIX_BYTES]),
+            "original_key_prefix_b64": None
+            if key_copied or record_key is None
+            else _b64(record_key[:PREFIX_BYTES]),
             "failed_at": failed_at_ms,
         }
     )
@@ -224,13 +268,24 @@ def record_key_of(message: Mapping[str, Any], spec: ContractSpec) -> bytes:
     return spec.model_key(message).encode()
 
 
-def _load_object(value: bytes | None) -> dict[str, Any]:
+def _load_object(
+    value: bytes | None, record_key: bytes | None, spec: ContractSpec
+) -> dict[str, Any]:
     if value is None:
         raise ContractError("empty record (no value)")
+    if len(value) > spec.max_value_bytes:
+        raise ContractError(
+            f"record value is {len(value)} bytes, over limits.max_value_bytes "
+            f"{spec.max_value_bytes}"
+        )
+    if record_key is not None and len(record_key) > spec.max_key_bytes:
+        raise ContractError(
+            f"record key is {len(record_key)} bytes, over limits.max_key_bytes {spec.max_key_bytes}"
+        )
     try:
         message = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        raise ContractError(f"not valid JSON: {exc}") from None
+        raise ContractError(f"not valid JSON: {_cut(str(exc))}") from None
     if not isinstance(message, dict):
         raise ContractError(f"message must be a JSON object, got {type(message).__name__}")
     return message
@@ -241,45 +296,75 @@ def _checked_model_key(
 ) -> str:
     model_key = spec.model_key(message)
     if record_key is None or record_key != model_key.encode():
-        shown = None if record_key is None else record_key.decode(errors="replace")
+        shown = None if record_key is None else _cut(record_key.decode(errors="replace"))
         raise ContractError(
-            f"record key {shown!r} must equal the model key {model_key!r} "
+            f"record key {shown!r} must equal the model key {_cut(model_key)!r} "
             "(one model's messages must share a partition)"
         )
     return model_key
 
 
-def _string(message: Mapping[str, Any], name: str) -> str:
+def _string(message: Mapping[str, Any], name: str, spec: ContractSpec) -> str:
     value = message.get(name)
     if not isinstance(value, str) or not value:
-        raise ContractError(f"{name} must be a non-empty string, got {value!r}")
+        raise ContractError(f"{name} must be a non-empty string, got {_shown(value)}")
+    if len(value) * 4 > spec.max_key_bytes and len(value.encode()) > spec.max_key_bytes:
+        raise ContractError(f"{name} is longer than limits.max_key_bytes {spec.max_key_bytes}")
     return value
 
 
 def _timestamp(message: Mapping[str, Any]) -> int:
     value = message.get("ts")
-    if type(value) is not int or value < 0:
-        raise ContractError(f"ts must be epoch milliseconds (integer >= 0), got {value!r}")
+    if type(value) is not int or not 0 <= value <= MAX_TS:
+        raise ContractError(
+            f"ts must be epoch milliseconds (integer, 0 <= ts < 2^63), got {_shown(value)}"
+        )
     return value
 
 
-def _features(message: Mapping[str, Any], names: Sequence[str]) -> dict[str, float]:
+def _features(message: Mapping[str, Any], spec: ContractSpec) -> dict[str, float]:
     features = message.get("features")
     if not isinstance(features, dict):
         raise ContractError("features must be an object of name: number")
+    limit = spec.max_abs_feature
     out: dict[str, float] = {}
-    for name in names:
+    for name in spec.features:
         if name not in features:
             raise ContractError(f"feature {name!r} is missing")
         value = features[name]
         if not _is_finite_number(value):
-            raise ContractError(f"feature {name!r} must be a finite number, got {value!r}")
-        out[name] = float(value)
+            raise ContractError(f"feature {name!r} must be a finite number, got {_shown(value)}")
+        number = float(value)
+        if not -limit <= number <= limit:
+            raise ContractError(
+                f"feature {name!r} is {_shown(value)}, beyond limits.max_abs_feature {limit:g}"
+            )
+        out[name] = number
     return out
 
 
 def _is_finite_number(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
+    if type(value) is float:
+        return math.isfinite(value)
+    # Python ints are unbounded: float() of a 400-digit integer raises OverflowError.
+    return type(value) is int and -(2**1023) < value < 2**1023
+
+
+def _is_bounded_number(value: Any, limit: float) -> bool:
+    return _is_finite_number(value) and -limit <= float(value) <= limit
+
+
+def _shown(value: Any) -> str:
+    """A short repr of an offending value for a reason (values can be megabytes long)."""
+    if isinstance(value, dict | list):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    if type(value) is int and not -(10**40) < value < 10**40:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return _cut(repr(value))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -293,3 +378,7 @@ def _text_or_none(data: bytes | None) -> str | None:
         return data.decode()
     except UnicodeDecodeError:
         return None
+
+
+_CONTROL_SPEC = ContractSpec(features=(), max_key_bytes=4096, max_value_bytes=65_536)
+"""Limits of control messages (retrain requests), which have no features or model key."""

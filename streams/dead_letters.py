@@ -9,15 +9,33 @@ from streams.records import InputRecord, OutgoingRecord
 
 
 class DeadLetterer:
-    """Builds dead-letter records for one input topic."""
+    """Builds dead-letter records for one input topic, each within the broker's record limit.
 
-    def __init__(self, source_topic: str, dead_letter_topic: str, clock: Callable[[], int]) -> None:
+    A letter keeps the source record's key as its own Kafka key when that key is within
+    ``max_key_bytes`` (so a key's letters stay in order in one partition); an oversized key is
+    not repeated there (the letter body still says where the original is).
+    """
+
+    def __init__(
+        self,
+        source_topic: str,
+        dead_letter_topic: str,
+        clock: Callable[[], int],
+        max_key_bytes: int = 1024,
+        max_message_bytes: int = 1_000_000,
+    ) -> None:
         self.source_topic = source_topic
         self.dead_letter_topic = dead_letter_topic
         self._clock = clock
+        self._max_key_bytes = max_key_bytes
+        self._max_message_bytes = max_message_bytes
 
     def __call__(self, record: InputRecord, reason: str) -> OutgoingRecord:
         """The dead letter of ``record``, keeping its exact bytes and the reason it failed."""
+        key = record.key
+        if key is not None and len(key) > self._max_key_bytes:
+            key = None
+        room = self._max_message_bytes - (0 if key is None else len(key))
         value = encode_dead_letter(
             record.value,
             record.key,
@@ -26,5 +44,6 @@ class DeadLetterer:
             record.partition,
             record.offset,
             self._clock(),
+            max_bytes=room,
         )
-        return OutgoingRecord(self.dead_letter_topic, record.key, value)
+        return OutgoingRecord(self.dead_letter_topic, key, value)

@@ -36,6 +36,7 @@ def online_config(settings: Settings) -> OnlineConfig:
         decay_half_life=online.decay_half_life,
         weight_by_rr=online.weight_by_rr,
         max_sample_weight=online.max_sample_weight,
+        dedupe_window=online.dedupe_window,
     )
 
 
@@ -68,7 +69,22 @@ def drift_config(settings: Settings) -> DriftConfig | None:
 
 def contract_spec(settings: Settings) -> ContractSpec:
     """What the decoders check, from the ``model`` settings."""
-    return ContractSpec(features=settings.model.features, key_field=settings.model.key_field)
+    limits = settings.limits
+    return ContractSpec(
+        features=settings.model.features,
+        key_field=settings.model.key_field,
+        max_abs_feature=limits.max_abs_feature,
+        max_key_bytes=limits.max_key_bytes,
+        max_value_bytes=limits.max_value_bytes,
+    )
+
+
+def dead_letterer(
+    settings: Settings, source: str, target: str, clock: Callable[[], int]
+) -> DeadLetterer:
+    """Dead letters of one input topic, within the configured key and message limits."""
+    limits = settings.limits
+    return DeadLetterer(source, target, clock, limits.max_key_bytes, limits.max_message_bytes)
 
 
 @dataclass
@@ -100,7 +116,13 @@ class Engine:
         keys = RedisKeys(settings.redis.namespace)
         metrics = EngineMetrics()
         store = PartitionStateStore(client, keys, topics.outcomes)
-        state = OnlineState(store, online_config(settings), is_assigned, drift_config(settings))
+        state = OnlineState(
+            store,
+            online_config(settings),
+            is_assigned,
+            drift_config(settings),
+            on_quarantine=metrics.states_quarantined.inc,
+        )
         spec = contract_spec(settings)
         blender = Blender(
             settings.blend.w_batch, settings.blend.w_online, settings.online.min_updates
@@ -120,7 +142,7 @@ class Engine:
             spec,
             blender,
             holder,
-            DeadLetterer(topics.outcomes, topics.outcomes_dead_letter, clock),
+            dead_letterer(settings, topics.outcomes, topics.outcomes_dead_letter, clock),
             metrics,
         )
         scorer = RequestScorer(
@@ -129,7 +151,7 @@ class Engine:
             blender,
             follower,
             topics.signals,
-            DeadLetterer(topics.requests, topics.requests_dead_letter, clock),
+            dead_letterer(settings, topics.requests, topics.requests_dead_letter, clock),
             metrics,
             clock,
         )

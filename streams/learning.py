@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from models.batch import batch_probabilities
+from models.batch import BatchModel, batch_probabilities
 from models.blend import Blender
+from models.dedupe import id_hash
 from models.drift.alerts import AlertEvent
 from models.drift.monitor import RetrainNeed
 from models.keyed import KeyModel
@@ -15,9 +17,11 @@ from streams.alerts import ALERTS, RETRAIN, alert_message, drift_retrain_message
 from streams.batch_follower import BatchModelHolder
 from streams.contracts import ContractError, ContractSpec, TradeOutcome, decode_outcome
 from streams.dead_letters import DeadLetterer
-from streams.online_state import OnlineState
+from streams.online_state import OnlineState, PartitionModels
 from streams.records import InputRecord, OutgoingRecord
 from streams.telemetry import EngineMetrics
+
+log = logging.getLogger(__name__)
 
 
 def now_ms() -> int:
@@ -36,12 +40,16 @@ class LearnResult:
 
 
 class OutcomeLearner:
-    """Applies trade outcomes to the online models of their keys, exactly once per offset.
+    r"""Applies trade outcomes to the online models of their keys, exactly once per offset.
 
     For each outcome, in partition order: score it with the online, batch and blended models
     *before* learning (prequential metrics), then learn it. Records at or below the partition's
-    applied offset were learned before a crash or rebalance and are skipped; malformed records
-    become dead letters and count as applied, so the stream never stops on bad input.
+    applied offset were learned before a crash or rebalance and are skipped. A record counts as
+    applied (its offset enters the state that the next checkpoint writes) only once its effect
+    is in that state: learned, or turned into a dead letter in :attr:`LearnResult.outgoing`
+    (which the engines send and confirm before they checkpoint). Malformed records, repeated
+    ``outcome_id``\ s and updates that would make the key's model non-finite become dead
+    letters; the key keeps its previous state and the stream keeps flowing.
     """
 
     def __init__(
@@ -63,8 +71,9 @@ class OutcomeLearner:
     async def process(self, records: Sequence[InputRecord]) -> LearnResult:
         """Learn a micro-batch (records of several partitions, each partition in offset order)."""
         result = LearnResult()
-        fresh: list[tuple[InputRecord, TradeOutcome]] = []
-        loaded_by_partition = {}
+        todo: list[tuple[InputRecord, PartitionModels, TradeOutcome | str]] = []
+        loaded_by_partition: dict[int, PartitionModels] = {}
+        newest: dict[int, int] = {}
         for record in records:
             loaded = loaded_by_partition.get(record.partition)
             if loaded is None:
@@ -73,23 +82,17 @@ class OutcomeLearner:
                     result.skipped_not_owned.append(record)
                     continue
                 loaded_by_partition[record.partition] = loaded
-            if record.offset <= loaded.applied_offset:
+                newest[record.partition] = loaded.applied_offset
+            if record.offset <= newest[record.partition]:
                 result.replayed += 1
                 result.applied.append(record)
                 continue
+            newest[record.partition] = record.offset
             try:
-                outcome = decode_outcome(record.value, record.key, self._spec)
+                todo.append((record, loaded, decode_outcome(record.value, record.key, self._spec)))
             except ContractError as exc:
-                result.outgoing.append(self._dead_letter(record, exc.reason))
-                loaded.applied_offset = record.offset
-                result.applied.append(record)
-                continue
-            fresh.append((record, outcome))
-            # Mark as applied now so a duplicate offset later in this batch is skipped.
-            loaded.applied_offset = record.offset
-        self._learn(fresh, loaded_by_partition)
-        result.applied.extend(record for record, _ in fresh)
-        self._metrics.outcomes_learned.inc(len(fresh))
+                todo.append((record, loaded, exc.reason))
+        self._apply(todo, result)
         self._metrics.outcomes_replayed.inc(result.replayed)
         if result.outgoing:
             self._metrics.dead_letters.labels(self._dead_letter.source_topic).inc(
@@ -97,35 +100,82 @@ class OutcomeLearner:
             )
         return result
 
-    def _learn(
-        self, fresh: list[tuple[InputRecord, TradeOutcome]], loaded_by_partition: dict
+    def _apply(
+        self,
+        todo: list[tuple[InputRecord, PartitionModels, TradeOutcome | str]],
+        result: LearnResult,
     ) -> None:
-        if not fresh:
+        """Learn or dead-letter each record in order; its offset is applied after its effect."""
+        if not todo:
             return
+        valid = [item for _, _, item in todo if not isinstance(item, str)]
         batch_model = self._batch.current
-        p_batch = batch_probabilities(batch_model, [o.features for _, o in fresh])
-        reference = None if batch_model is None else batch_model.reference
-        version = None if batch_model is None else batch_model.version
-        config = self.state.config
-        for (record, outcome), pb in zip(fresh, p_batch, strict=True):
-            loaded = loaded_by_partition[record.partition]
-            key_model = self.state.model_or_new(loaded, outcome.model_key)
-            learner, metrics = key_model.learner, key_model.metrics
-            won = outcome.label == 1
-            p_online = learner.predict_proba(outcome.features)
-            blend = self._blender.blend(pb, p_online, learner.updates)
-            metrics.update("online", won, p_online)
-            metrics.update("batch", won, pb)
-            metrics.update("blend", won, blend.score)
-            if key_model.drift is not None:
-                events, needs = key_model.drift.update(
-                    outcome.model_key, outcome.features, won, pb, p_online, blend.score, reference
-                )
-                if events or needs:
-                    self._queue(record.partition, outcome, key_model, events, needs, version)
-            learner.learn(outcome.features, won, config.sample_weight(outcome.realized_rr))
-            key_model.last_ts = outcome.ts
-            loaded.dirty.add(outcome.model_key)
+        p_batch = iter(batch_probabilities(batch_model, [o.features for o in valid]))
+        learned = 0
+        for record, loaded, item in todo:
+            if isinstance(item, str):
+                reason: str | None = item
+            else:
+                pb = next(p_batch)
+                try:
+                    reason = self._learn_one(record.partition, loaded, item, pb, batch_model)
+                except Exception as exc:  # a bug must cost one record, not the partition
+                    log.exception("outcome could not be learned", extra={"offset": record.offset})
+                    reason = f"internal error while learning: {type(exc).__name__}: {exc}"
+                    self._metrics.outcomes_refused.labels("error").inc()
+            if reason is None:
+                learned += 1
+            else:
+                result.outgoing.append(self._dead_letter(record, reason))
+            loaded.applied_offset = record.offset
+            result.applied.append(record)
+        self._metrics.outcomes_learned.inc(learned)
+
+    def _learn_one(
+        self,
+        partition: int,
+        loaded: PartitionModels,
+        outcome: TradeOutcome,
+        pb: float | None,
+        batch_model: BatchModel | None,
+    ) -> str | None:
+        """Score, learn and monitor one outcome; the reason when it is refused, else None."""
+        key_model = self.state.model_or_new(loaded, outcome.model_key)
+        seen = key_model.seen
+        hashed = 0
+        if seen is not None:
+            hashed = id_hash(outcome.outcome_id)
+            if hashed in seen:
+                self._metrics.outcomes_refused.labels("duplicate").inc()
+                return f"duplicate: outcome_id {outcome.outcome_id!r} was already learned"
+        learner = key_model.learner
+        won = outcome.label == 1
+        p_online = learner.predict_proba(outcome.features)
+        weight = self.state.config.sample_weight(outcome.realized_rr)
+        if not learner.learn_checked(outcome.features, won, weight):
+            self._metrics.outcomes_refused.labels("non_finite").inc()
+            return (
+                "non_finite: learning this outcome would make the online model of "
+                f"{outcome.model_key!r} non-finite; the key kept its previous state"
+            )
+        if seen is not None:
+            seen.add(hashed)
+        blend = self._blender.blend(pb, p_online, learner.updates - 1)
+        metrics = key_model.metrics
+        metrics.update("online", won, p_online)
+        metrics.update("batch", won, pb)
+        metrics.update("blend", won, blend.score)
+        if key_model.drift is not None:
+            reference = None if batch_model is None else batch_model.reference
+            events, needs = key_model.drift.update(
+                outcome.model_key, outcome.features, won, pb, p_online, blend.score, reference
+            )
+            if events or needs:
+                version = None if batch_model is None else batch_model.version
+                self._queue(partition, outcome, key_model, events, needs, version)
+        key_model.last_ts = outcome.ts
+        loaded.dirty.add(outcome.model_key)
+        return None
 
     def _queue(
         self,

@@ -16,10 +16,6 @@ from models.state_store import PartitionStateStore, PartitionWrite
 log = logging.getLogger(__name__)
 
 
-class StateRestoreError(RuntimeError):
-    """Stored state of a partition cannot be decoded; learning must not continue silently."""
-
-
 @dataclass
 class PartitionModels:
     """Models of one input partition, its applied offset and what changed since the checkpoint."""
@@ -53,8 +49,10 @@ class OnlineState:
         config: OnlineConfig,
         is_assigned: Callable[[int], bool],
         drift: DriftConfig | None = None,
+        on_quarantine: Callable[[], object] | None = None,
     ) -> None:
         self._store = store
+        self._on_quarantine = on_quarantine
         self.config = config
         self.drift = drift
         self._is_assigned = is_assigned
@@ -89,19 +87,28 @@ class OnlineState:
     async def _claim(self, partition: int) -> PartitionModels:
         snapshot = await self._store.claim(partition)
         models: dict[str, KeyModel] = {}
+        quarantined: set[str] = set()
         for model_key, blob in snapshot.states.items():
             try:
                 models[model_key] = decode_key_model(blob, self.config, self.drift)
             except StateCodecError as exc:
-                raise StateRestoreError(
-                    f"stored state of model key {model_key!r} (partition {partition}) is "
-                    f"invalid: {exc}"
-                ) from None
+                # Never a crash loop: set the bad state aside (kept in Redis for a person to
+                # look at), say so loudly, and let the key start again from nothing.
+                await self._store.quarantine(partition, model_key, blob, str(exc))
+                log.error(
+                    "stored key state is invalid; quarantined, the key starts fresh",
+                    extra={"partition": partition, "model_key": model_key, "error": str(exc)},
+                )
+                if self._on_quarantine is not None:
+                    self._on_quarantine()
+                models[model_key] = KeyModel.fresh(self.config, self.drift)
+                quarantined.add(model_key)
         loaded = PartitionModels(
             partition=partition,
             epoch=snapshot.epoch,
             applied_offset=snapshot.applied_offset,
             models=models,
+            dirty=quarantined,
             checkpointed_offset=snapshot.applied_offset,
         )
         self._partitions[partition] = loaded

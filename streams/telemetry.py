@@ -18,6 +18,17 @@ class EngineMetrics:
             "Outcomes skipped because their offset was already applied",
             registry=self.registry,
         )
+        self.outcomes_refused = Counter(
+            "streamlearn_outcomes_refused_total",
+            "Valid outcomes not learned: duplicate outcome_id, non-finite update, error",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.states_quarantined = Counter(
+            "streamlearn_states_quarantined_total",
+            "Stored key states that could not be restored and were set aside",
+            registry=self.registry,
+        )
         self.dead_letters = Counter(
             "streamlearn_dead_letters_total",
             "Records sent to a dead-letter topic",

@@ -8,7 +8,6 @@ import orjson
 import pytest
 
 from models.market import MarketSimulator
-from streams.contracts import DEAD_LETTER_COPY_LIMIT
 from streams.reader import read_topic
 from tests.integration.infra import ENGINES
 
@@ -52,8 +51,19 @@ BAD_OUTCOMES = [
     (b"global", None, "empty record"),
     # Too big to copy whole into a dead letter under Kafka's 1 MB message limit: must not stop
     # the stream (the letter points at the source record instead).
-    (b"global", b"{" + b" " * 300_000, "not valid JSON"),
-    (b"global", b"[" + b"7," * 400_000 + b"7]", "must be a JSON object"),
+    (b"global", b"{" + b" " * 300_000, "over limits.max_value_bytes"),
+    (b"global", b"[" + b"7," * 400_000 + b"7]", "over limits.max_value_bytes"),
+    # Hostile values: finite but huge (they overflowed the scaler to NaN), int64 overflow,
+    # deep nesting, invalid UTF-8, an oversized record key.
+    (b"global", _variant(feature_ret_1=1e200), "beyond limits.max_abs_feature"),
+    (b"global", _variant(feature_ret_1=-1e154), "beyond limits.max_abs_feature"),
+    (b"global", _variant(feature_vol_20=3.5e38), "beyond limits.max_abs_feature"),
+    (b"global", _variant(ts=10**19).replace(b"10000000000000000000", b"9" * 400), "infinity"),
+    (b"global", _variant(ts=2**63), "ts must be epoch milliseconds"),
+    (b"global", b'{"a":' * 5000 + b"1" + b"}" * 5000, "not valid JSON"),
+    (b"global", b'{"outcome_id": "\xff\xfe"}', "not valid JSON"),
+    (b"k" * 300_000, _variant(), "over limits.max_key_bytes"),
+    (b"global", _variant(outcome_id="o" * 5000), "longer than limits.max_key_bytes"),
 ]
 
 
@@ -62,12 +72,12 @@ def test_bad_outcomes_and_requests_are_dead_lettered_and_the_stream_flows(deploy
     deployment = deploy(topics={"partitions": 1}, processing={"engine": engine})
     names = deployment.names
     sim = MarketSimulator(seed=3)
-    valid = sim.outcomes(400)
+    valid = sim.outcomes(10 * len(BAD_OUTCOMES) + 10)
     producer = deployment.producer()
-    # Interleave: 20 valid, then one bad, ... so every bad record sits between valid ones.
+    # Interleave: 10 valid, then one bad, ... so every bad record sits between valid ones.
     bad_iter = iter(BAD_OUTCOMES)
-    for i in range(0, len(valid), 20):
-        producer.send_outcomes(valid[i : i + 20])
+    for i in range(0, len(valid), 10):
+        producer.send_outcomes(valid[i : i + 10])
         bad = next(bad_iter, None)
         if bad is not None:
             producer.send_raw(names.outcomes, bad[0], bad[1])
@@ -99,13 +109,13 @@ def test_bad_outcomes_and_requests_are_dead_lettered_and_the_stream_flows(deploy
         assert letter["source_topic"] == names.outcomes
         assert letter["source_partition"] == 0
         original = letter["original_value_b64"]
-        if value is not None and len(value) > DEAD_LETTER_COPY_LIMIT:
-            assert original is None and letter["original_copied"] is False
+        if not letter["original_copied"]:
+            assert len(value) > 500_000 or len(key) > 500_000
             assert letter["original_size"] == len(value)
             assert sources[letter["source_offset"]] == value  # still where the letter points
         else:
             assert (base64.b64decode(original) if original is not None else None) == value
-        assert (base64.b64decode(letter["original_key_b64"]) if key else None) == key
+            assert (base64.b64decode(letter["original_key_b64"]) if key else None) == key
     offsets = [letter["source_offset"] for letter in letters]
     assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
 

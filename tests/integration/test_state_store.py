@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
 import redis.asyncio as aioredis
 
 from models.codec import encode_key_model
@@ -13,7 +12,7 @@ from models.keyed import KeyModel
 from models.online import OnlineConfig
 from models.redis_keys import RedisKeys
 from models.state_store import PartitionStateStore, PartitionWrite
-from streams.online_state import OnlineState, StateRestoreError
+from streams.online_state import OnlineState
 
 
 def _run(coro):
@@ -61,7 +60,7 @@ def test_a_zombie_checkpoint_is_refused_and_others_in_the_same_write_land(endpoi
     _run(scenario())
 
 
-def test_online_state_claims_only_assigned_partitions_and_refuses_corrupt_state(endpoints):
+def test_online_state_claims_only_assigned_partitions_and_quarantines_corrupt_state(endpoints):
     async def scenario():
         (store, _), clients = await _stores(endpoints.redis_url)
         state = OnlineState(store, OnlineConfig(), is_assigned=lambda p: p == 0)
@@ -75,12 +74,30 @@ def test_online_state_claims_only_assigned_partitions_and_refuses_corrupt_state(
         loaded.applied_offset = 5
         assert await state.checkpoint() == set()
         assert not loaded.has_changes()
-        await clients[0].hset(
-            RedisKeys(store._keys.namespace).partition_state("outcomes", 0), "k:K", b"garbage"
+        keys = RedisKeys(store._keys.namespace)
+        state_key = keys.partition_state("outcomes", 0)
+        good = await clients[0].hget(state_key, "k:K")
+        # NaN written as JSON null by an older version, and plain garbage: neither may stop a
+        # worker that claims the partition (that was a crash loop across every worker).
+        nan_state = good.replace(b'"intercept":', b'"intercept":null,"was":', 1)
+        await clients[0].hset(state_key, mapping={"k:K": b"garbage", "k:N": nan_state})
+        quarantined = []
+        fresh_state = OnlineState(
+            store,
+            OnlineConfig(),
+            is_assigned=lambda p: True,
+            on_quarantine=lambda: quarantined.append(1),
         )
-        fresh_state = OnlineState(store, OnlineConfig(), is_assigned=lambda p: True)
-        with pytest.raises(StateRestoreError, match="model key 'K'"):
-            await fresh_state.ensure(0)
+        restored = await fresh_state.ensure(0)
+        assert restored is not None and restored.applied_offset == 5
+        assert len(quarantined) == 2
+        assert restored.models["K"].updates == 0 and restored.models["N"].updates == 0
+        aside = await clients[0].hgetall(keys.quarantine("outcomes", 0))
+        assert aside[b"K"] == b"garbage" and aside[b"N"] == nan_state
+        assert b"not JSON" in aside[b"K:reason"] and b"intercept" in aside[b"N:reason"]
+        assert await fresh_state.checkpoint() == set()  # the fresh states replace the bad ones
+        again = OnlineState(store, OnlineConfig(), is_assigned=lambda p: True)
+        assert (await again.ensure(0)).models["K"].updates == 0
         for c in clients:
             await c.aclose()
 
