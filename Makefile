@@ -6,7 +6,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 BENCH_STAMP   := $(VENV)/.bench-installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test chaos lint format bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "streamlearn needs Python >= 3.11")'
@@ -28,6 +28,9 @@ test: $(DEV_STAMP)  ## lint + unit + integration tests (embedded broker and Redi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+chaos: $(DEV_STAMP)  ## the full chaos suite, both engines (long); table in bench/results/chaos.json
+	STREAMLEARN_CHAOS=full $(BIN)/pytest tests/chaos -v --timeout 3600
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

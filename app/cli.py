@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 from app.logs import configure_logging
@@ -22,6 +24,14 @@ EXIT_USAGE = 2
 
 class CommandError(RuntimeError):
     """A command cannot do what was asked; the message is shown as one line."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived before a command installed its own handler: stop cleanly, exit 0."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,11 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    commands.add_parser(
+    worker = commands.add_parser(
         "worker",
         help="run the engine (learner + scorer) against the configured Kafka and Redis",
-        description="Run one worker. Without KAFKA_BOOTSTRAP_SERVERS / REDIS_URL it starts an "
-        "embedded broker and Redis and logs their addresses.",
+        description="Run one worker. With neither KAFKA_BOOTSTRAP_SERVERS nor REDIS_URL set it "
+        "starts an embedded broker and Redis and logs their addresses; with only one of them "
+        "set it refuses to start (learned state in a throwaway Redis would be lost on restart) "
+        "unless --embedded asks for the missing one.",
+    )
+    worker.add_argument(
+        "--embedded",
+        action="store_true",
+        help="start an embedded broker and/or Redis for whichever is not configured",
     )
 
     demo = commands.add_parser(
@@ -119,10 +136,16 @@ def _parser() -> argparse.ArgumentParser:
     retrain.add_argument("--window-days", type=float, help="train on the last D days")
     retrain.add_argument("--force", action="store_true", help="ignore the retrainer's cooldown")
 
-    commands.add_parser(
+    retrainer = commands.add_parser(
         "retrainer",
         help="serve retrain requests: train, gate against the active model, promote",
-        description="Run the retrainer process (one active at a time; others wait).",
+        description="Run the retrainer process (one active at a time; others wait). Needs "
+        "both KAFKA_BOOTSTRAP_SERVERS and REDIS_URL, or neither (embedded), or --embedded.",
+    )
+    retrainer.add_argument(
+        "--embedded",
+        action="store_true",
+        help="start an embedded broker and/or Redis for whichever is not configured",
     )
 
     alerts = commands.add_parser(
@@ -165,6 +188,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``streamlearn`` console script."""
+    # First thing: a stop request during start-up is a clean exit, not a death by signal.
+    # Commands that run services install their own handlers later (Faust's worker, etc.).
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
@@ -176,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("streamlearn: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("streamlearn: stopped", file=sys.stderr)
+        return 0
     except SettingsError as exc:
         print(f"streamlearn: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -224,10 +254,35 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def require_explicit_embedding(settings: Settings, embedded: bool) -> None:
+    """Refuse a half-configured deployment: one of broker / Redis given, the other not.
+
+    Embedded services are for trying things on one machine; a worker that talks to a real
+    broker but keeps its state in a throwaway embedded Redis would ack Kafka and lose every
+    learned model on restart. Only ``--embedded`` (an explicit request) allows it.
+    """
+    kafka, redis_url = settings.kafka.bootstrap_servers, settings.redis.url
+    if embedded or bool(kafka) == bool(redis_url):
+        return
+    given, missing = (
+        ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")
+        if kafka
+        else (
+            "REDIS_URL",
+            "KAFKA_BOOTSTRAP_SERVERS",
+        )
+    )
+    raise CommandError(
+        f"{given} is set but {missing} is not: set {missing} too, or pass --embedded to start "
+        f"an embedded one (its data is lost when the process stops)"
+    )
+
+
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from app.embedded import infrastructure
     from app.worker import run_worker
 
+    require_explicit_embedding(settings, args.embedded)
     with infrastructure(settings.kafka.bootstrap_servers, settings.redis.url) as endpoints:
         if not (settings.kafka.bootstrap_servers and settings.redis.url):
             log.warning(
@@ -286,6 +341,7 @@ def _retrainer(settings: Settings, args: argparse.Namespace) -> int:
     from app.retrainer import run_retrainer
     from streams.topics import ensure_topics_for
 
+    require_explicit_embedding(settings, args.embedded)
     with infrastructure(settings.kafka.bootstrap_servers, settings.redis.url) as endpoints:
         ensure_topics_for(settings, endpoints.kafka_bootstrap)
         return run_retrainer(settings, endpoints)

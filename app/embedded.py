@@ -277,7 +277,8 @@ def infrastructure(kafka: str | None, redis_url: str | None) -> Iterator[Endpoin
 
     in_main_thread = True
     try:
-        signal.signal(signal.SIGTERM, _terminate)
+        if previous in (signal.SIG_DFL, None):  # else a caller's handler already stops us
+            signal.signal(signal.SIGTERM, _terminate)
     except ValueError:
         in_main_thread = False  # not the main thread: leave signal handling alone
     try:

@@ -8,6 +8,7 @@ one waits as a standby.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -24,12 +25,13 @@ from config import Settings
 from models.batch import BatchModel, BatchModelError, load_batch_model
 from models.gate import GateConfig, GateDecision
 from models.redis_keys import RedisKeys
-from models.registry import ModelRegistry
+from models.registry import Fence, FencedError, ModelRegistry
 from models.retrain import challenge
 from models.store import ModelStore
 from models.training import TrainConfig, load_outcomes_file
 from streams.contracts import RetrainRequest
 from streams.engine import contract_spec
+from streams.failpoints import failpoint
 from streams.model_updates import ModelUpdatePublisher, from_registry_event, model_update
 from streams.retrain_requests import RequestBatch, RetrainRequestQueue
 from streams.windows import DAY_MS, read_window
@@ -89,13 +91,23 @@ class Retrainer:
         self.publisher = ModelUpdatePublisher(
             endpoints.kafka_bootstrap, settings.topics.model_updates
         )
+        self.failures = 0
 
     def say(self, text: str) -> None:
         """A progress line for the operator."""
         print(f"retrainer: {text}", file=self._out, flush=True)
 
-    def retrain(self, requests: Sequence[RetrainRequest], by: str = "retrainer") -> RetrainReport:
-        """One full retrain for ``requests`` (they share it)."""
+    def retrain(
+        self,
+        requests: Sequence[RetrainRequest],
+        by: str = "retrainer",
+        fence: Fence | None = None,
+    ) -> RetrainReport:
+        """One full retrain for ``requests`` (they share it).
+
+        ``fence`` is the leader's fencing token: the registry refuses the promotion if another
+        retrainer took the lead meanwhile (:class:`~models.registry.FencedError`).
+        """
         started = time.monotonic()
         window_outcomes, window_days = self._window_of(requests)
         frame = self._read(window_outcomes, window_days)
@@ -120,6 +132,7 @@ class Retrainer:
             ],
         }
         version = self.store.save(result.trained.model_bytes(), metadata)
+        failpoint("retrainer-before-promotion")
         decision = result.decision
         self.say(decision.reason)
         details = {"gate": decision.as_dict(), "parent": metadata["parent_version"]}
@@ -130,12 +143,14 @@ class Retrainer:
             )
         elif self.settings.retrain.promotion_mode == "auto":
             action = "activated"
-            event = self.registry.activate(version, by, decision.reason)
+            event = self.registry.activate(version, by, decision.reason, fence)
+            failpoint("retrainer-after-promotion")
             self.publisher.publish(from_registry_event(event, **details))
         else:
             action = "staged"
-            event = self.registry.stage(version, by, decision.reason)
+            event = self.registry.stage(version, by, decision.reason, fence)
             self.publisher.publish(from_registry_event(event, **details))
+        self.registry.check_fence(fence)
         pruned = self.registry.prune(self.settings.retrain.keep_versions)
         if pruned:
             self.say(f"retention removed {len(pruned)} old versions")
@@ -144,8 +159,20 @@ class Retrainer:
         self.say(f"version {version} {action} ({seconds:.1f}s)")
         return RetrainReport(version, action, decision, len(frame), seconds)
 
-    def handle(self, batch: RequestBatch, queue: RetrainRequestQueue) -> RetrainReport | None:
-        """Act on what the queue returned: nothing, a cooldown skip, or one retrain."""
+    def handle(
+        self,
+        batch: RequestBatch,
+        queue: RetrainRequestQueue,
+        fence: Fence | None = None,
+    ) -> RetrainReport | None:
+        """Act on what the queue returned: nothing, a cooldown skip, or one retrain.
+
+        A retrain that fails (too few rows, bad data, any error) is announced as ``failed`` on
+        ``model-updates`` with the reason, its requests are committed (a request that cannot
+        be served must not be retried forever), and :attr:`failures` grows so the caller backs
+        off. Only a lost leadership (:class:`FencedError`) leaves the requests uncommitted, for
+        the new leader.
+        """
         report = None
         if batch.requests:
             cooling = self._cooldown_left()
@@ -162,18 +189,60 @@ class Retrainer:
                 self.say(f"{len(batch.requests)} request(s) dropped: cooldown {cooling:.0f}s left")
             else:
                 self.say(f"{len(batch.requests)} request(s): one retrain")
-                report = self.retrain(batch.requests)
+                try:
+                    report = self.retrain(batch.requests, fence=fence)
+                    self.failures = 0
+                except FencedError:
+                    raise
+                except Exception as exc:
+                    self.failures += 1
+                    self._announce_failure(batch.requests, exc)
         queue.commit(batch.next_offset)
         return report
 
+    def _announce_failure(self, requests: Sequence[RetrainRequest], exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        log.error("retrain failed", extra={"error": reason, "failures": self.failures})
+        self.say(f"retrain failed: {reason}")
+        try:
+            self.publisher.publish(
+                model_update(
+                    "failed",
+                    None,
+                    "retrainer",
+                    reason,
+                    requests=[r.request_id for r in requests],
+                )
+            )
+        except Exception as publish_error:  # the broker is down too: the log says it all
+            log.error("failed event not published", extra={"error": repr(publish_error)})
+
     def run(self, stop: threading.Event) -> None:
-        """Serve retrain requests until ``stop`` is set."""
+        """Serve retrain requests until ``stop`` is set; never exits on an error.
+
+        Leadership is a Redis lock kept alive by a thread; each time this process becomes
+        leader it takes a new fencing token, which every registry change it makes carries.
+        Errors (Redis or the broker unreachable, a failed retrain) are logged and retried with
+        backoff; a lost lock sends it back to waiting as a standby.
+        """
+        while not stop.is_set():
+            try:
+                self._lead(stop)
+            except Exception as exc:
+                delay = min(30.0, 2.0 ** min(self.failures, 5))
+                self.failures += 1
+                log.error("retrainer error; retrying", extra={"error": repr(exc), "in_s": delay})
+                stop.wait(delay)
+
+    def _lead(self, stop: threading.Event) -> None:
         lock = self.client.lock(self.keys.retrainer_leader, timeout=60)
         self.say("waiting to be the active retrainer")
         while not lock.acquire(blocking_timeout=1):
             if stop.is_set():
                 return
-        keepalive = threading.Thread(target=_keep_lock, args=(lock, stop), daemon=True)
+        fence = Fence(self.keys.retrainer_fence, int(self.client.incr(self.keys.retrainer_fence)))
+        lost = threading.Event()
+        keepalive = threading.Thread(target=_keep_lock, args=(lock, stop, lost), daemon=True)
         keepalive.start()
         queue = RetrainRequestQueue(
             self.endpoints.kafka_bootstrap,
@@ -182,15 +251,18 @@ class Retrainer:
             self.client,
             self.keys,
         )
-        self.say(f"ready; reading {self.settings.topics.retrain_requests}")
+        self.say(f"ready; reading {self.settings.topics.retrain_requests} (token {fence.token})")
         try:
-            while not stop.is_set():
-                self.handle(queue.poll(), queue)
-                stop.wait(self.settings.retrain.poll_interval_s)
+            while not stop.is_set() and not lost.is_set():
+                self.handle(queue.poll(), queue, fence)
+                backoff = min(60.0, 2.0 ** min(self.failures, 6)) if self.failures else 0.0
+                stop.wait(self.settings.retrain.poll_interval_s + backoff)
+        except FencedError as exc:
+            self.say(f"no longer the leader: {exc}")
         finally:
             queue.close()
-            self.publisher.close()
-            lock.release()
+            with contextlib.suppress(Exception):
+                lock.release()
 
     def _cooldown_left(self) -> float:
         finished = self.client.get(self.keys.retrainer_last_finished)
@@ -244,13 +316,15 @@ class Retrainer:
             return None
 
 
-def _keep_lock(lock: redis.lock.Lock, stop: threading.Event) -> None:
-    while not stop.wait(15):
+def _keep_lock(lock: redis.lock.Lock, stop: threading.Event, lost: threading.Event) -> None:
+    while not stop.wait(15) and not lost.is_set():
         try:
             lock.reacquire()
         except redis.exceptions.LockError:
             log.error("lost the retrainer lock")
-            return
+            lost.set()
+        except redis.exceptions.RedisError as exc:  # an outage: try again; the fence protects
+            log.warning("retrainer lock not renewed", extra={"error": repr(exc)})
 
 
 def run_retrainer(settings: Settings, endpoints: Endpoints) -> int:
@@ -264,4 +338,6 @@ def run_retrainer(settings: Settings, endpoints: Endpoints) -> int:
         retrainer.run(stop)
     except KeyboardInterrupt:
         stop.set()
+    finally:
+        retrainer.publisher.close()
     return 0

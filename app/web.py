@@ -1,20 +1,102 @@
-"""HTTP views of a worker: liveness, what it holds, and Prometheus metrics."""
+"""HTTP views of a worker: liveness, readiness, what it holds, and Prometheus metrics.
+
+* ``/health`` (liveness): 200 while every loop of the engine is alive and no fatal condition
+  is set; 503 with the reasons otherwise (an orchestrator restarts the worker on it).
+* ``/ready`` (readiness): 200 when, in addition, Redis and the broker answer now, every
+  assigned partition is claimed and learning is not paused; 503 with the reasons otherwise.
+  A worker that is alive but not ready still scores with the models it holds.
+* ``/status``: what the worker holds (partitions, keys, batch version).
+* ``/metrics``: Prometheus text format.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
+from aiokafka import AIOKafkaClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.engine import Engine
 
+PROBE_TIMEOUT_S = 2.0
 
-def register_views(app: Any, engine: Engine) -> None:
-    """Add ``/health``, ``/status`` and ``/metrics`` to the Faust app's web server."""
+
+class BrokerProbe:
+    """Asks the broker for its metadata: a real round trip, not just an open port."""
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self._bootstrap = bootstrap_servers
+        self._client: AIOKafkaClient | None = None
+
+    async def check(self) -> str | None:
+        """None when the broker answered within the timeout, else why not."""
+        try:
+            if self._client is None:
+                client = AIOKafkaClient(bootstrap_servers=self._bootstrap)
+                await asyncio.wait_for(client.bootstrap(), PROBE_TIMEOUT_S)
+                self._client = client
+            await asyncio.wait_for(self._client.fetch_all_metadata(), PROBE_TIMEOUT_S)
+        except Exception as exc:
+            if self._client is not None:
+                client, self._client = self._client, None
+                await client.close()
+            return f"broker unreachable: {type(exc).__name__}: {exc}"
+        return None
+
+
+async def redis_problem(engine: Engine) -> str | None:
+    """None when Redis answers a PING within the timeout, else why not."""
+    try:
+        await asyncio.wait_for(engine.redis.ping(), PROBE_TIMEOUT_S)
+    except Exception as exc:
+        return f"redis unreachable: {type(exc).__name__}: {exc}"
+    return None
+
+
+def register_views(
+    app: Any,
+    engine: Engine,
+    bootstrap_servers: str,
+    engine_status: Callable[[], dict[str, Any]],
+) -> None:
+    """Add ``/health``, ``/ready``, ``/status`` and ``/metrics`` to the Faust app's web server."""
+    probe = BrokerProbe(bootstrap_servers)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        return web.json({"ok": True, "batch_version": engine.batch.version})
+        report = engine.health.report()
+        report["batch_version"] = engine.batch.version
+        return web.json(report, status=200 if report["ok"] else 503)
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        report = engine.health.report()
+        status = engine_status()
+        problems = dict(report["problems"])
+        if not report["ok"]:
+            problems.setdefault("loops", "an engine loop is not alive")
+        redis_down, broker_down = await asyncio.gather(redis_problem(engine), probe.check())
+        if redis_down:
+            problems["redis"] = redis_down
+        if broker_down:
+            problems["broker"] = broker_down
+        if status.get("unclaimed_partitions"):
+            problems["partitions"] = f"not claimed yet: {status['unclaimed_partitions']}"
+        if status.get("learning_paused"):
+            problems["learning"] = f"paused: {status.get('store_error')}"
+        body = {
+            "ok": not problems,
+            "problems": problems,
+            "loops": report["loops"],
+            "partitions": {
+                p: {"applied_offset": m.applied_offset, "checkpointed": m.checkpointed_offset}
+                for p, m in sorted(engine.state.partitions.items())
+            },
+            **status,
+        }
+        return web.json(body, status=200 if not problems else 503)
 
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:
@@ -22,4 +104,8 @@ def register_views(app: Any, engine: Engine) -> None:
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(engine.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside ``content_type``; the header carries it as is.
+        return web.bytes(
+            generate_latest(engine.metrics.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )

@@ -6,10 +6,12 @@ import asyncio
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from app.embedded import Endpoints
 from app.logs import logging_config
@@ -57,12 +59,15 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
     )
     outbox_topics = {ALERTS: names.drift_alerts, RETRAIN: names.retrain_requests}
     if batch_mode:
-        engine = _wire_batch_engine(app, settings, endpoints, outbox_topics)
+        engine, engine_status = _wire_batch_engine(app, settings, endpoints, outbox_topics)
     else:
-        engine = _wire_agents(app, settings, endpoints, outbox_topics)
+        engine, engine_status = _wire_agents(app, settings, endpoints, outbox_topics)
 
     async def follow_batch_model() -> None:
-        await engine.sync_batch_model()
+        try:
+            await engine.sync_batch_model()
+        except Exception as exc:  # Redis down: keep the model held; try again next tick
+            log.info("batch model pointer not read", extra={"error": repr(exc)})
 
     app.timer(settings.batch.poll_interval_s, name="batch-model-follower")(follow_batch_model)
 
@@ -80,14 +85,17 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
                 await asyncio.sleep(5)
 
     app.task(listen_for_model_updates)
-    register_views(app, engine)
+    register_views(app, engine, endpoints.kafka_bootstrap, engine_status)
     return app, engine
+
+
+EngineStatus = Callable[[], dict[str, Any]]
 
 
 def _wire_agents(
     app: faust.App, settings: Settings, endpoints: Endpoints, outbox_topics: dict[str, str]
-) -> Engine:
-    """The default engine: Faust stream agents for outcomes and requests."""
+) -> tuple[Engine, EngineStatus]:
+    """The Faust agents engine: stream agents for outcomes and requests."""
     names = TopicNames.from_settings(settings)
     partitions = settings.topics.partitions
     outcomes = app.topic(
@@ -114,10 +122,20 @@ def _wire_agents(
         engine.keys,
         settings.drift.retrain_dedupe_s,
     )
+    checkpointer = engine.checkpointer(sender, outbox)
+
+    async def reposition(partition: int, offset: int) -> None:
+        await seek_faust_consumer(app, TP(names.outcomes, partition), offset)
+
     learner_agent = LearnerAgent(
-        engine.learner, sender, settings.checkpoint, settings.processing, engine.metrics, outbox
+        engine.learner,
+        checkpointer,
+        settings.processing,
+        reposition,
+        engine.health,
+        engine.metrics,
     )
-    scorer_agent = ScorerAgent(engine.scorer, sender, settings.processing)
+    scorer_agent = ScorerAgent(engine.scorer, sender, settings.processing, engine.health)
 
     async def learn_outcomes(stream: Any) -> None:
         await learner_agent.run(stream)
@@ -129,7 +147,10 @@ def _wire_agents(
     app.agent(requests, name="score-requests")(score_requests)
 
     async def checkpoint_quiet_streams() -> None:
-        await learner_agent.on_timer()
+        try:
+            await learner_agent.on_timer()
+        except Exception as exc:  # never let a timer take the worker down
+            log.error("checkpoint timer failed", extra={"error": repr(exc)})
 
     checkpoint_tick = min(settings.checkpoint.interval_ms / 1000.0, 0.25)
     app.timer(checkpoint_tick, name="checkpoint-timer")(checkpoint_quiet_streams)
@@ -137,25 +158,58 @@ def _wire_agents(
     @app.on_partitions_assigned.connect
     async def restore_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         mine = [tp.partition for tp in assigned if tp.topic == names.outcomes]
-        engine.state.unblock(mine)
-        for partition in mine:
-            await engine.state.ensure(partition)
+        try:  # an exception here would crash the Faust app; the timer retries claims
+            await learner_agent.claim_assigned(mine)
+        except Exception as exc:
+            log.error("claims on assignment failed; retrying", extra={"error": repr(exc)})
 
     @app.on_partitions_revoked.connect
     async def checkpoint_revoked(sender: Any, revoked: Any, **_: Any) -> None:
-        await learner_agent.on_revoked(tp.partition for tp in revoked if tp.topic == names.outcomes)
+        try:
+            await learner_agent.on_revoked(
+                tp.partition for tp in revoked if tp.topic == names.outcomes
+            )
+        except Exception as exc:
+            log.error("checkpoint on revocation failed", extra={"error": repr(exc)})
 
     @app.on_before_shutdown.connect
     async def checkpoint_on_shutdown(sender: Any, **_: Any) -> None:
-        await learner_agent.on_shutdown()
-        await engine.close()
+        try:
+            await learner_agent.on_shutdown()
+        finally:
+            await engine.close()
 
-    return engine
+    def status() -> dict[str, Any]:
+        return {
+            "unclaimed_partitions": sorted(
+                p for p in range(partitions) if is_assigned(p) and p not in engine.state.partitions
+            ),
+            "learning_paused": not checkpointer.store_available,
+            "store_error": checkpointer.last_error,
+        }
+
+    return engine, status
+
+
+async def seek_faust_consumer(app: faust.App, tp: TP, offset: int) -> None:
+    """Reposition Faust's consumer of ``tp`` at ``offset`` (the applied offset + 1 in Redis).
+
+    Faust commits only gap-free runs of acked offsets above its last commit. Seeking forward
+    past that commit (Redis ahead of Kafka, the usual case after a crash) leaves a gap that
+    would stop commits for good, so the skipped range is declared as a gap, as Faust itself
+    does for offsets it skips.
+    """
+    consumer = app.consumer
+    committed = consumer._committed_offset.get(tp)
+    # seek_wait runs in Faust's consumer thread (a plain seek from here races its fetcher).
+    await consumer.seek_wait({tp: offset})
+    if committed is not None and offset - 1 >= committed:
+        await consumer._add_gap(tp, committed, offset - 1)
 
 
 def _wire_batch_engine(
     app: faust.App, settings: Settings, endpoints: Endpoints, outbox_topics: dict[str, str]
-) -> Engine:
+) -> tuple[Engine, EngineStatus]:
     """The batch engine: one aiokafka consumer, whole fetches (see streams.batch_engine)."""
     holder: dict[str, BatchEngine] = {}
 
@@ -166,20 +220,30 @@ def _wire_batch_engine(
     batch = holder["batch"] = BatchEngine(engine, settings, endpoints.kafka_bootstrap)
 
     async def run_batch_engine() -> None:
-        try:
-            await batch.start(outbox_topics)
-        except Exception as exc:
-            log.error("batch engine failed to start", extra={"error": repr(exc)})
-            await app.crash(exc)
+        delay = 0.5
+        while True:
+            try:
+                await batch.start(outbox_topics)
+                return
+            except Exception as exc:  # broker not reachable yet: keep trying, /ready says why
+                log.error("batch engine failed to start; retrying", extra={"error": repr(exc)})
+                engine.health.problem("start", f"engine not started: {exc!r}")
+                await asyncio.sleep(delay)
+                delay = min(10.0, delay * 2)
+            finally:
+                if batch.checkpointer is not None:
+                    engine.health.problem("start", None)
 
     app.task(run_batch_engine)
 
     @app.on_before_shutdown.connect
     async def stop_batch_engine(sender: Any, **_: Any) -> None:
-        await batch.stop()
-        await engine.close()
+        try:
+            await batch.stop()
+        finally:
+            await engine.close()
 
-    return engine
+    return engine, batch.status
 
 
 def run_worker(settings: Settings, endpoints: Endpoints) -> None:

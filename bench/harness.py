@@ -119,6 +119,8 @@ def learn_in_process(engine, records, checkpoint_every: int = 1000) -> float:
     import asyncio
 
     async def run() -> float:
+        for partition in sorted({record.partition for record in records}):
+            await engine.state.ensure(partition)  # what an engine does on assignment
         started = time.perf_counter()
         for start in range(0, len(records), 500):
             await engine.learner.process(records[start : start + 500])

@@ -88,6 +88,14 @@ class RedisSettings(_Group):
         pattern=r"^[A-Za-z0-9_.\-]+$",
         description="prefix of every Redis key (one per deployment)",
     )
+    timeout_s: float = Field(
+        default=2.0, gt=0, description="socket timeout of Redis calls (an outage is seen by then)"
+    )
+    max_outage_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="a worker keeps scoring through a Redis outage this long, then exits",
+    )
 
     _none = field_validator("url", mode="before")(_none_words)
 

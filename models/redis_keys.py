@@ -47,6 +47,11 @@ class RedisKeys:
         return f"{self.namespace}:retrainer:leader"
 
     @property
+    def retrainer_fence(self) -> str:
+        """Counter: the fencing token, incremented by each retrainer that becomes leader."""
+        return f"{self.namespace}:retrainer:fence"
+
+    @property
     def drift_retrain_guard(self) -> str:
         """String with a TTL: the drift retrain request that won; others are dropped."""
         return f"{self.namespace}:drift:retrain-guard"

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 import redis
+from redis.exceptions import WatchError
 
 from models.redis_keys import RedisKeys
 from models.store import ModelStore
@@ -119,6 +120,23 @@ class Journal:
         return events
 
 
+@dataclass(frozen=True)
+class Fence:
+    """A fencing token: registry changes made under it are refused once a newer one exists.
+
+    A retrainer that paused past its lock's expiry (GC, a frozen VM) still believes it leads;
+    its token is older than the one the new leader took, so its promotion is refused inside the
+    same transaction that would have written it.
+    """
+
+    key: str
+    token: int
+
+
+class FencedError(RuntimeError):
+    """A registry change was refused: the caller's fencing token is no longer the newest."""
+
+
 class ModelRegistry:
     """Active / staged batch model versions, in Redis and journaled on disk."""
 
@@ -145,15 +163,30 @@ class ModelRegistry:
             history=[RegistryEvent.from_json(item) for item in history],
         )
 
-    def activate(self, version: str, by: str, reason: str) -> RegistryEvent:
+    def activate(
+        self, version: str, by: str, reason: str, fence: Fence | None = None
+    ) -> RegistryEvent:
         """Make ``version`` active (it must exist in the store and pass its checksum)."""
         self.store.load(version)
-        return self._record("activate", version, by, reason)
+        return self._record("activate", version, by, reason, fence)
 
-    def stage(self, version: str, by: str, reason: str) -> RegistryEvent:
+    def stage(
+        self, version: str, by: str, reason: str, fence: Fence | None = None
+    ) -> RegistryEvent:
         """Mark ``version`` as waiting for a manual promotion."""
         self.store.load(version)
-        return self._record("stage", version, by, reason)
+        return self._record("stage", version, by, reason, fence)
+
+    def check_fence(self, fence: Fence | None) -> None:
+        """Raise :class:`FencedError` if ``fence`` is no longer the newest token."""
+        if fence is None:
+            return
+        current = self._client.get(fence.key)
+        if current is None or int(current) != fence.token:
+            raise FencedError(
+                f"fencing token {fence.token} is stale (newest {_text(current)}): another "
+                "retrainer leads now"
+            )
 
     def promote(self, version: str | None, by: str, reason: str) -> RegistryEvent:
         """Activate ``version``, or the staged version when none is given."""
@@ -211,7 +244,9 @@ class ModelRegistry:
             self.store.delete(version)
         return doomed
 
-    def _record(self, action: str, version: str, by: str, reason: str) -> RegistryEvent:
+    def _record(
+        self, action: str, version: str, by: str, reason: str, fence: Fence | None = None
+    ) -> RegistryEvent:
         with self._locked():
             state = self.state()
             previous = state.active if action in ACTIVATING else state.staged
@@ -223,16 +258,31 @@ class ModelRegistry:
                 by=by,
                 reason=reason,
             )
-            self.journal.append(event)
-            pipe = self._client.pipeline(transaction=True)
-            if action in ACTIVATING:
-                pipe.set(self._keys.active_model, version)
-                if state.staged == version:
-                    pipe.delete(self._keys.staged_model)
-            elif action == "stage":
-                pipe.set(self._keys.staged_model, version)
-            pipe.rpush(self._keys.registry_history, event.to_json())
-            pipe.execute()
+            with self._client.pipeline(transaction=True) as pipe:
+                if fence is not None:
+                    pipe.watch(fence.key)  # the write below fails if a new token is taken
+                    current = pipe.get(fence.key)
+                    if current is None or int(current) != fence.token:
+                        raise FencedError(
+                            f"fencing token {fence.token} is stale (newest {_text(current)}): "
+                            "another retrainer leads now"
+                        )
+                self.journal.append(event)
+                pipe.multi()
+                if action in ACTIVATING:
+                    pipe.set(self._keys.active_model, version)
+                    if state.staged == version:
+                        pipe.delete(self._keys.staged_model)
+                elif action == "stage":
+                    pipe.set(self._keys.staged_model, version)
+                pipe.rpush(self._keys.registry_history, event.to_json())
+                try:
+                    pipe.execute()
+                except WatchError:
+                    raise FencedError(
+                        f"fencing token {fence.token if fence else None} was superseded while "
+                        "the change was being written"
+                    ) from None
         return event
 
     @contextmanager

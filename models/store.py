@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -73,8 +74,10 @@ class ModelStore:
 
     def load(self, version: str) -> StoredModel:
         """Read a version and verify its checksum; :class:`ModelStoreError` if anything is off."""
+        if not _is_version_name(version):
+            raise ModelStoreError(f"{str(version)[:80]!r} is not a model version name")
         directory = self.root / version
-        if not _is_version_name(version) or not directory.is_dir():
+        if not directory.is_dir():
             raise ModelStoreError(f"model version {version!r} not found in {self.root}")
         try:
             metadata = orjson.loads((directory / METADATA_FILE).read_bytes())
@@ -110,8 +113,24 @@ class ModelStore:
         )
 
 
+VERSION_PATTERN = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}")
+"""Every version name: creation time (UTC, microseconds) and the model's SHA-256 prefix, e.g.
+``20260101T120000123456Z-1a2b3c4d``. Names are checked against it wherever they are read (the
+registry pointer in Redis, ``model-updates``, the CLI, the store's directory), so a name such as
+``/abs/pathZ-1`` or ``../x`` can never point outside the store."""
+
+
+def is_version_name(name: object) -> bool:
+    """Whether ``name`` is a well-formed version name (see :data:`VERSION_PATTERN`).
+
+    >>> is_version_name("20260101T120000123456Z-1a2b3c4d"), is_version_name("/abs/pathZ-1")
+    (True, False)
+    """
+    return isinstance(name, str) and VERSION_PATTERN.fullmatch(name) is not None
+
+
 def _is_version_name(name: str) -> bool:
-    return not name.startswith(".") and "Z-" in name
+    return is_version_name(name)
 
 
 def _write_synced(path: Path, data: bytes) -> None:

@@ -20,15 +20,15 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from config import Settings
+from streams.checkpointing import Admission, Checkpointer, OutputsLostError, ResumeGuard
 from streams.engine import Engine
 from streams.outbox import OutboxFlusher
 from streams.records import InputRecord, OutgoingRecord
@@ -75,11 +75,23 @@ class AiokafkaSender:
         future = await self._producer.send_batch(batch, topic, partition=partition)
         self._in_flight.append(future)
 
-    async def flush(self) -> None:
-        """Wait until every record sent so far is acknowledged by the broker."""
-        in_flight, self._in_flight = self._in_flight, []
+    def mark(self) -> list[asyncio.Future]:
+        """Everything sent so far (to :meth:`flush` later); later sends are not included."""
+        marked, self._in_flight = self._in_flight, []
+        return marked
+
+    async def flush(self, mark: list[asyncio.Future] | None = None) -> None:
+        """Wait until everything sent before ``mark`` (default: now) is acknowledged."""
+        in_flight = self.mark() if mark is None else mark
         if in_flight:
             await asyncio.gather(*in_flight)
+
+    def discard(self) -> None:
+        """Forget unconfirmed sends (after a reset they are produced again)."""
+        for future in self._in_flight:
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: no "exception never retrieved" noise
+        self._in_flight = []
 
 
 def partition_for(key: bytes | None, partitions: Sequence[int]) -> int:
@@ -110,7 +122,17 @@ class _Rebalance(ConsumerRebalanceListener):
 
 
 class BatchEngine:
-    """Runs the learner and the scorer over batches fetched by one consumer."""
+    """Runs the learner and the scorer over batches fetched by one consumer.
+
+    The loop is supervised: an error in a step (a send the broker did not confirm, a bug)
+    resets the engine to its last checkpoint (state dropped and claimed again from Redis,
+    consumer repositioned at the stored offsets) and the loop goes on; it never ends by
+    itself, and ``health`` says if it stopped. A Redis outage pauses learning (outcome
+    partitions paused) while scoring goes on with the models held; learning resumes when a
+    checkpoint lands again. The protocol itself lives in :mod:`streams.checkpointing`.
+    """
+
+    LOOP = "batch-engine"
 
     def __init__(self, engine: Engine, settings: Settings, bootstrap_servers: str) -> None:
         self.engine = engine
@@ -123,11 +145,15 @@ class BatchEngine:
         self._producer: AIOKafkaProducer | None = None
         self.sender: AiokafkaSender | None = None
         self.outbox: OutboxFlusher | None = None
+        self.checkpointer: Checkpointer | None = None
         self._task: asyncio.Task | None = None
-        self._since_checkpoint = 0
-        self._last_checkpoint = time.monotonic()
-        self._request_offsets: dict[TopicPartition, int] = {}
+        self._checkpoint_task: asyncio.Task | None = None
+        self._request_next: dict[TopicPartition, int] = {}
+        self._unclaimed: set[int] = set()
+        self._learning_paused = False
         self._stopping = False
+        self._failures = 0
+        self._guard = ResumeGuard()
 
     def is_assigned(self, partition: int) -> bool:
         """Whether the group gave this worker the outcome partition."""
@@ -136,11 +162,14 @@ class BatchEngine:
         return TopicPartition(self._outcomes, partition) in self._consumer.assignment()
 
     async def start(self, outbox_topics: dict[str, str]) -> None:
-        """Connect, join the group and start the loop."""
+        """Connect, join the group and start the supervised loop."""
         kafka = self._settings.kafka
         processing = self._settings.processing
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap, linger_ms=1, acks="all"
+            bootstrap_servers=self._bootstrap,
+            linger_ms=1,
+            acks="all",
+            max_request_size=self._settings.limits.max_message_bytes + 4096,
         )
         await self._producer.start()
         self.sender = AiokafkaSender(self._producer)
@@ -152,6 +181,7 @@ class BatchEngine:
             self.engine.keys,
             self._settings.drift.retrain_dedupe_s,
         )
+        self.checkpointer = self.engine.checkpointer(self.sender, self.outbox)
         from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
         self._consumer = AIOKafkaConsumer(
@@ -167,109 +197,267 @@ class BatchEngine:
         )
         await self._consumer.start()
         self._consumer.subscribe([self._outcomes, self._requests], listener=_Rebalance(self))
+        self.engine.health.beat(self.LOOP)
         self._task = asyncio.ensure_future(self._run())
+        self._task.add_done_callback(self._loop_ended)
+
+    def _loop_ended(self, task: asyncio.Task) -> None:
+        if self._stopping:
+            return
+        reason = "cancelled" if task.cancelled() else repr(task.exception())
+        log.error("batch engine loop ended", extra={"reason": reason})
+        self.engine.health.stopped(self.LOOP, reason)
 
     async def stop(self) -> None:
-        """Stop the loop, write a final checkpoint, commit and disconnect."""
+        """Finish the current step, write a final checkpoint, commit and disconnect.
+
+        Nothing fetched is lost: the loop is not cancelled mid-step (it ends after the step it
+        is in, which scores and sends what it fetched), and offsets are committed only for what
+        was confirmed.
+        """
         self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 30)
+            except (TimeoutError, Exception):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
         async with self._lock:
-            await self._checkpoint()
+            with contextlib.suppress(Exception):
+                await self._reap_checkpoint(wait=True)
+                await self._checkpoint_and_commit()
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
 
+    # -- the loop ----------------------------------------------------------------------------
+
     async def _run(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        wait_ms = self._settings.processing.max_wait_ms
         while not self._stopping:
-            batches = await consumer.getmany(timeout_ms=wait_ms)
+            try:
+                await self._step()
+                self._failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failures += 1
+                delay = min(5.0, 0.1 * 2**self._failures)
+                log.error(
+                    "batch engine step failed; back to the last checkpoint",
+                    extra={"error": repr(exc), "retry_in_s": delay},
+                )
+                self.engine.metrics.engine_resets.inc()
+                with contextlib.suppress(Exception):
+                    async with self._lock:
+                        await self._reset()
+                await asyncio.sleep(delay)
+
+    async def _step(self) -> None:
+        consumer, sender, checkpointer = self._consumer, self.sender, self.checkpointer
+        assert consumer is not None and sender is not None and checkpointer is not None
+        self.engine.health.beat(self.LOOP)
+        self._track_dropped()
+        if self._unclaimed and checkpointer.backoff.ready:
+            async with self._lock:
+                await self._claim(self._unclaimed)
+        batches = await consumer.getmany(timeout_ms=self._settings.processing.max_wait_ms)
+        async with self._lock:
             outcomes: list[InputRecord] = []
             requests: list[InputRecord] = []
+            last_request: dict[TopicPartition, int] = {}
             for tp, records in batches.items():
-                target = outcomes if tp.topic == self._outcomes else requests
-                target.extend(InputRecord(r.partition, r.offset, r.key, r.value) for r in records)
-                if tp.topic == self._requests and records:
-                    self._request_offsets[tp] = records[-1].offset + 1
-            async with self._lock:
-                if outcomes:
-                    await self._learn(outcomes)
-                if requests:
-                    result = await self.engine.scorer.score(requests)
-                    assert self.sender is not None
-                    await self.sender.send_all(result.outgoing)
-                if self._checkpoint_due():
-                    await self._checkpoint()
+                if not records:
+                    continue
+                if tp.topic == self._requests:
+                    requests.extend(_input(r) for r in records)
+                    last_request[tp] = records[-1].offset + 1
+                elif tp.partition not in self._unclaimed:  # else re-read after its claim
+                    outcomes.extend(self._admitted(tp, records))
+            if requests:
+                result = await self.engine.scorer.score(requests)
+                await sender.send_all(result.outgoing)
+                self._request_next.update(last_request)
+            if outcomes:
+                learned = await self.engine.learner.process(outcomes)
+                await sender.send_all(learned.outgoing)
+                checkpointer.applied(len(learned.applied))
+            await self._reap_checkpoint()
+            if self._checkpoint_task is None and checkpointer.due():
+                requests_done = dict(self._request_next)
+                self._request_next.clear()
+                self._checkpoint_task = asyncio.ensure_future(
+                    self._checkpoint_and_commit(requests_done)
+                )
+            self._pause_learning(not checkpointer.store_available)
+            if checkpointer.outage_exceeded():
+                raise SystemExit(
+                    f"state store unreachable for over {self._settings.redis.max_outage_s:.0f}s: "
+                    f"{checkpointer.last_error}"
+                )
 
-    async def _learn(self, records: list[InputRecord]) -> None:
-        result = await self.engine.learner.process(records)
-        assert self.sender is not None
-        await self.sender.send_all(result.outgoing)
-        self._since_checkpoint += len(result.applied)
+    def _admitted(self, tp: TopicPartition, records: list[ConsumerRecord]) -> list[InputRecord]:
+        """Records read from where the partition's state resumes (see ResumeGuard)."""
+        admitted = []
+        for record in records:
+            admission = self._guard.admit(tp.partition, record.offset)
+            if admission is Admission.RESEEK:
+                resume = self._guard.resume_point(tp.partition)
+                assert resume is not None and self._consumer is not None
+                self._consumer.seek(tp, resume)
+                self._guard.sought(tp.partition)
+            if admission is Admission.PASS:
+                admitted.append(_input(record))
+        return admitted
 
-    def _checkpoint_due(self) -> bool:
-        checkpoint = self._settings.checkpoint
-        elapsed = time.monotonic() - self._last_checkpoint >= checkpoint.interval_ms / 1000.0
-        waiting = self._since_checkpoint or self._request_offsets or self.engine.state.has_outbox
-        return bool(waiting) and (self._since_checkpoint >= checkpoint.every_outcomes or elapsed)
-
-    async def _checkpoint(self) -> None:
-        state = self.engine.state
-        started = time.perf_counter()
-        if self.sender is not None:
-            await self.sender.flush()  # dead letters and signals are out before offsets move
-        fenced = await state.checkpoint()
-        if self.outbox is not None:
-            await self.outbox.flush(state)
-        offsets = {
-            TopicPartition(self._outcomes, p): OffsetAndMetadata(m.checkpointed_offset + 1, "")
-            for p, m in state.partitions.items()
-            if m.checkpointed_offset >= 0 and p not in fenced
-        }
-        offsets.update({tp: OffsetAndMetadata(o, "") for tp, o in self._request_offsets.items()})
-        if offsets and self._consumer is not None:
-            with contextlib.suppress(Exception):  # informative only; Redis is the truth
-                await self._consumer.commit(offsets)
-        self._request_offsets.clear()
-        self._since_checkpoint = 0
-        self._last_checkpoint = time.monotonic()
-        metrics = self.engine.metrics
-        metrics.checkpoints.inc()
-        metrics.checkpoint_seconds.observe(time.perf_counter() - started)
-        metrics.loaded_keys.set(state.key_count)
-        if fenced:
-            metrics.fenced_partitions.inc(len(fenced))
-
-    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Checkpoint what we learned for partitions we lose, then forget them."""
-        async with self._lock:
-            await self._checkpoint()
-            self.engine.state.drop(tp.partition for tp in revoked if tp.topic == self._outcomes)
-
-    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Claim each new outcome partition and resume right after its applied offset."""
+    def _track_dropped(self) -> None:
+        """Assigned partitions whose state was dropped (fenced) wait for a claim, paused."""
         consumer = self._consumer
         assert consumer is not None
-        state = self.engine.state
-        mine = [tp for tp in assigned if tp.topic == self._outcomes]
-        state.unblock(tp.partition for tp in mine)
-        for tp in mine:
-            loaded = await state.ensure(tp.partition)
-            if loaded is None:
+        assigned = {tp.partition for tp in consumer.assignment() if tp.topic == self._outcomes}
+        dropped = assigned - set(self.engine.state.partitions) - self._unclaimed
+        if dropped:
+            self._unclaimed |= dropped
+            consumer.pause(*(TopicPartition(self._outcomes, p) for p in dropped))
+
+    async def _reap_checkpoint(self, wait: bool = False) -> None:
+        """Collect a finished background checkpoint (raising what it raised)."""
+        task = self._checkpoint_task
+        if task is None or not (wait or task.done()):
+            return
+        self._checkpoint_task = None
+        await task
+
+    async def _checkpoint_and_commit(
+        self, requests: dict[TopicPartition, int] | None = None
+    ) -> None:
+        """Run the checkpoint protocol, then commit what it made safe (Kafka offsets)."""
+        checkpointer, consumer = self.checkpointer, self._consumer
+        assert checkpointer is not None and consumer is not None
+        if requests is None:
+            requests, self._request_next = dict(self._request_next), {}
+        try:
+            result = await checkpointer.checkpoint()
+        except OutputsLostError:
+            self._request_next = {**requests, **self._request_next}  # not confirmed
+            raise
+        assignment = consumer.assignment()
+        offsets = {tp: OffsetAndMetadata(o, "") for tp, o in requests.items() if tp in assignment}
+        offsets.update(
+            {
+                TopicPartition(self._outcomes, p): OffsetAndMetadata(o + 1, "")
+                for p, o in result.committed.items()
+                if TopicPartition(self._outcomes, p) in assignment
+            }
+        )
+        if offsets:
+            try:
+                await consumer.commit(offsets)
+            except Exception as exc:  # the next commit carries them; Redis is the truth
+                log.info("offset commit failed", extra={"error": repr(exc)})
+
+    def _pause_learning(self, pause: bool) -> None:
+        """Stop (or resume) fetching outcomes while the state store is unreachable."""
+        consumer = self._consumer
+        if consumer is None or pause == self._learning_paused:
+            return
+        self._learning_paused = pause
+        claimed = [
+            TopicPartition(self._outcomes, p)
+            for p in self.engine.state.partitions
+            if TopicPartition(self._outcomes, p) in consumer.assignment()
+        ]
+        if pause:
+            consumer.pause(*claimed)
+        else:
+            consumer.resume(*claimed)
+
+    async def _claim(self, partitions: set[int]) -> None:
+        """Claim outcome partitions and resume each right after its stored applied offset."""
+        checkpointer, consumer = self.checkpointer, self._consumer
+        assert checkpointer is not None and consumer is not None
+        resume, _ = await checkpointer.claim(sorted(partitions))
+        for partition, offset in resume.items():
+            tp = TopicPartition(self._outcomes, partition)
+            if tp not in consumer.assignment():
                 continue
-            if loaded.applied_offset >= 0:
-                consumer.seek(tp, loaded.applied_offset + 1)
-            else:
-                await consumer.seek_to_beginning(tp)
+            consumer.seek(tp, offset)
+            self._guard.expect(partition, offset)
+            if not self._learning_paused:
+                consumer.resume(tp)
+            self._unclaimed.discard(partition)
+        if resume:
+            log.info("partitions claimed", extra={"resume_at": resume})
+
+    async def _reset(self) -> None:
+        """Back to the last checkpoint: forget unconfirmed work, re-read it from the broker."""
+        consumer, checkpointer = self._consumer, self.checkpointer
+        assert consumer is not None and checkpointer is not None
+        task, self._checkpoint_task = self._checkpoint_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        checkpointer.reset()
+        self._guard.forget()
+        self._request_next.clear()
+        assignment = consumer.assignment()
+        outcomes = [tp for tp in assignment if tp.topic == self._outcomes]
+        self._unclaimed |= {tp.partition for tp in outcomes}
+        if outcomes:
+            consumer.pause(*outcomes)
+        requests = [tp for tp in assignment if tp.topic == self._requests]
+        if requests:
+            await consumer.seek_to_committed(*requests)  # unconfirmed signals are made again
+
+    # -- rebalances --------------------------------------------------------------------------
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Checkpoint and commit what we learned and scored for partitions we lose."""
+        if self.checkpointer is None:
+            return
+        async with self._lock:
+            with contextlib.suppress(Exception):
+                await self._reap_checkpoint(wait=True)
+                await self._checkpoint_and_commit()
+            lost = {tp.partition for tp in revoked if tp.topic == self._outcomes}
+            self.engine.state.drop(lost)
+            self._guard.forget(lost)
+            self._unclaimed -= lost
+            for tp in revoked:
+                self._request_next.pop(tp, None)
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Claim each new outcome partition in Redis; it stays paused until claimed."""
+        consumer = self._consumer
+        assert consumer is not None
+        mine = {tp.partition for tp in assigned if tp.topic == self._outcomes}
+        self.engine.state.unblock(mine)
+        new = mine - set(self.engine.state.partitions)
+        self._unclaimed |= new
+        if new:
+            consumer.pause(*(TopicPartition(self._outcomes, p) for p in new))
+            async with self._lock:
+                await self._claim(new)
         log.info(
             "partitions assigned",
             extra={
-                "outcomes": sorted(tp.partition for tp in mine),
+                "outcomes": sorted(mine),
                 "requests": sorted(tp.partition for tp in assigned if tp.topic == self._requests),
+                "waiting_for_claim": sorted(self._unclaimed),
             },
         )
+
+    def status(self) -> dict[str, object]:
+        """Engine-level facts for ``/ready`` and ``/status``."""
+        checkpointer = self.checkpointer
+        return {
+            "unclaimed_partitions": sorted(self._unclaimed),
+            "learning_paused": self._learning_paused,
+            "store_error": None if checkpointer is None else checkpointer.last_error,
+        }
+
+
+def _input(record: ConsumerRecord) -> InputRecord:
+    return InputRecord(record.partition, record.offset, record.key, record.value)

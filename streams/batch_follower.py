@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from models.batch import BatchModel, BatchModelError, load_batch_model
 from models.redis_keys import RedisKeys
@@ -54,6 +55,8 @@ class BatchModelFollower:
         retry_after_s: float = 30.0,
         cache_size: int = 4,
         on_swap: Callable[[], object] | None = None,
+        pointer_timeout_s: float = 0.25,
+        pointer_retry_s: float = 1.0,
     ) -> None:
         self.holder = holder
         self._client = client
@@ -68,21 +71,46 @@ class BatchModelFollower:
         self._lock = asyncio.Lock()
         self.last_error: str | None = None
         self._on_swap = on_swap
+        self._pointer_timeout = pointer_timeout_s
+        self._pointer_retry = pointer_retry_s
+        self._pointer_down_until = 0.0
+        self._pointer_error: str | None = None
 
     def remember(self, model: BatchModel) -> None:
         """Put a model loaded elsewhere (e.g. at start-up) into the cache and make it current."""
         self._cache[model.version] = model
         self.holder.current = model
 
-    async def model_for_batch(self) -> BatchModel | None:
-        """The model to score the next micro-batch with: the active version, as of now."""
-        await self.sync()
-        return self.holder.current
+    async def model_for_batch(self) -> tuple[BatchModel | None, str | None]:
+        """The model to score the next micro-batch with, and why it may be stale (else None).
+
+        Normally the active version as of now (one Redis GET). Scoring never waits on Redis:
+        if the pointer cannot be read within ``pointer_timeout_s`` the model already held is
+        used and the reason is returned (signals carry it as ``degraded``); the pointer is not
+        tried again for ``pointer_retry_s``, so an outage costs one short wait a second.
+        """
+        now = time.monotonic()
+        if now < self._pointer_down_until:
+            return self.holder.current, self._pointer_error
+        try:
+            raw = await asyncio.wait_for(self._client.get(self._pointer_key), self._pointer_timeout)
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._pointer_down_until = now + self._pointer_retry
+            self._pointer_error = (
+                f"active-version pointer unreadable ({type(exc).__name__}); scored with the "
+                "batch model this worker holds"
+            )
+            return self.holder.current, self._pointer_error
+        self._pointer_down_until = 0.0
+        await self._follow(raw)
+        return self.holder.current, None
 
     async def sync(self) -> bool:
         """Make the active version current if it is not; True when the model changed."""
-        raw = await self._client.get(self._pointer_key)
-        wanted = raw.decode() if raw is not None else None
+        return await self._follow(await self._client.get(self._pointer_key))
+
+    async def _follow(self, raw: bytes | None) -> bool:
+        wanted = raw.decode(errors="replace") if raw is not None else None
         if wanted is None or wanted == self.holder.version:
             return False
         async with self._lock:

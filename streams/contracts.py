@@ -173,8 +173,13 @@ def encode_signal(
     batch_version: str | None,
     online_updates: int,
     scored_at_ms: int,
+    degraded: str | None = None,
 ) -> bytes:
-    """A ``signals`` record: the score, every part of it, and why a part is missing."""
+    """A ``signals`` record: the score, every part of it, and why a part is missing.
+
+    ``degraded`` is null normally; otherwise it says what the worker could not check while
+    scoring (e.g. the active-version pointer during a Redis outage).
+    """
     return orjson.dumps(
         {
             "request_id": request.request_id,
@@ -191,6 +196,7 @@ def encode_signal(
             "status": blend.status.value,
             "reason": blend.reason,
             "scored_at": scored_at_ms,
+            "degraded": degraded,
         }
     )
 

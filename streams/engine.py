@@ -8,6 +8,8 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from config import Settings
 from models.batch import BatchModelError, load_batch_model
@@ -19,8 +21,10 @@ from models.registry import ModelRegistry
 from models.state_store import PartitionStateStore
 from models.store import ModelStore
 from streams.batch_follower import BatchModelFollower, BatchModelHolder
+from streams.checkpointing import Checkpointer, Publisher, Sender
 from streams.contracts import ContractSpec
 from streams.dead_letters import DeadLetterer
+from streams.health import Health
 from streams.learning import OutcomeLearner, now_ms
 from streams.online_state import OnlineState
 from streams.scoring import RequestScorer
@@ -87,6 +91,20 @@ def dead_letterer(
     return DeadLetterer(source, target, clock, limits.max_key_bytes, limits.max_message_bytes)
 
 
+def redis_client(settings: Settings, url: str) -> aioredis.Redis:
+    """An asyncio Redis client that fails fast: a paused or dead Redis is an error within
+    ``redis.timeout_s`` (redis-py's default waits forever), which the callers turn into "pause
+    learning, keep scoring, retry with backoff" instead of a hung event loop."""
+    timeout = settings.redis.timeout_s
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=30,
+    )
+
+
 @dataclass
 class Engine:
     """Learner, scorer, online state, batch-model follower and metrics of one worker."""
@@ -101,6 +119,7 @@ class Engine:
     follower: BatchModelFollower
     learner: OutcomeLearner
     scorer: RequestScorer
+    health: Health
 
     @classmethod
     def build(
@@ -112,7 +131,7 @@ class Engine:
     ) -> Engine:
         """Compose the engine; no connection is opened until it is used."""
         topics = TopicNames.from_settings(settings)
-        client = aioredis.Redis.from_url(redis_url)
+        client = redis_client(settings, redis_url)
         keys = RedisKeys(settings.redis.namespace)
         metrics = EngineMetrics()
         store = PartitionStateStore(client, keys, topics.outcomes)
@@ -122,6 +141,7 @@ class Engine:
             is_assigned,
             drift_config(settings),
             on_quarantine=metrics.states_quarantined.inc,
+            fence_block_s=settings.kafka.session_timeout_s,
         )
         spec = contract_spec(settings)
         blender = Blender(
@@ -156,7 +176,31 @@ class Engine:
             clock,
         )
         return cls(
-            settings, topics, client, keys, metrics, state, holder, follower, learner, scorer
+            settings,
+            topics,
+            client,
+            keys,
+            metrics,
+            state,
+            holder,
+            follower,
+            learner,
+            scorer,
+            Health(),
+        )
+
+    def checkpointer(self, sender: Sender, outbox: Publisher | None) -> Checkpointer:
+        """The checkpoint protocol over this engine's state, with the configured cadence."""
+        checkpoint, redis_settings = self.settings.checkpoint, self.settings.redis
+        return Checkpointer(
+            self.state,
+            sender,
+            self.metrics,
+            every_outcomes=checkpoint.every_outcomes,
+            interval_s=checkpoint.interval_ms / 1000.0,
+            store_timeout_s=max(2.0, 2 * redis_settings.timeout_s),
+            max_outage_s=redis_settings.max_outage_s,
+            outbox=outbox,
         )
 
     def load_active_model_now(self, redis_url: str) -> str | None:

@@ -69,7 +69,11 @@ class OutcomeLearner:
         self._metrics = metrics
 
     async def process(self, records: Sequence[InputRecord]) -> LearnResult:
-        """Learn a micro-batch (records of several partitions, each partition in offset order)."""
+        """Learn a micro-batch (records of several partitions, each partition in offset order).
+
+        Records of partitions that are not claimed on this worker are returned untouched in
+        ``skipped_not_owned``.
+        """
         result = LearnResult()
         todo: list[tuple[InputRecord, PartitionModels, TradeOutcome | str]] = []
         loaded_by_partition: dict[int, PartitionModels] = {}
@@ -77,7 +81,9 @@ class OutcomeLearner:
         for record in records:
             loaded = loaded_by_partition.get(record.partition)
             if loaded is None:
-                loaded = await self.state.ensure(record.partition)
+                # Never claimed here: a claim must come with repositioning the consumer at the
+                # stored offset, which only the engine can do (see streams.checkpointing).
+                loaded = self.state.partitions.get(record.partition)
                 if loaded is None:
                     result.skipped_not_owned.append(record)
                     continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -32,15 +33,23 @@ class PartitionModels:
         return bool(self.dirty) or self.applied_offset != self.checkpointed_offset
 
 
+@dataclass
+class Snapshot:
+    """What one checkpoint writes, captured at one instant (see :meth:`OnlineState.snapshot`)."""
+
+    writes: dict[int, PartitionWrite]
+    taken: dict[int, set[str]]
+
+
 class OnlineState:
     """Per-partition model state: claimed from Redis on first use, checkpointed back atomically.
 
     ``is_assigned(partition)`` tells whether the consumer group gave this worker the partition;
     state is only claimed for assigned partitions, so a worker never fences the rightful owner
     because of events still buffered from before a rebalance. A partition whose checkpoint was
-    refused (another worker claimed it) stays blocked until the group assigns it to this worker
-    again (:meth:`unblock`): by then the consumer has been repositioned at Kafka's committed
-    offset, which never passes Redis's applied offset, so nothing is skipped.
+    refused (another worker claimed it) is not claimed again for ``fence_block_s`` or until the
+    group assigns it to this worker again (:meth:`unblock`); whoever claims it resumes from the
+    applied offset stored with its state (see :mod:`streams.checkpointing`).
     """
 
     def __init__(
@@ -50,6 +59,7 @@ class OnlineState:
         is_assigned: Callable[[int], bool],
         drift: DriftConfig | None = None,
         on_quarantine: Callable[[], object] | None = None,
+        fence_block_s: float = 10.0,
     ) -> None:
         self._store = store
         self._on_quarantine = on_quarantine
@@ -59,7 +69,11 @@ class OnlineState:
         self._partitions: dict[int, PartitionModels] = {}
         self._claims: dict[int, asyncio.Task[PartitionModels]] = {}
         self._by_key: dict[str, KeyModel] = {}
-        self._blocked: set[int] = set()
+        # Fenced partitions: not claimed again before this time (monotonic), so a worker that
+        # has not yet heard of a rebalance does not fence the new owner back; after it, a
+        # partition the group still gives us is claimed again (no wedge if Redis lost data).
+        self._blocked: dict[int, float] = {}
+        self._fence_block_s = fence_block_s
         self._outbox: set[tuple[int, str]] = set()
 
     @property
@@ -72,7 +86,12 @@ class OnlineState:
         loaded = self._partitions.get(partition)
         if loaded is not None:
             return loaded
-        if partition in self._blocked or not self._is_assigned(partition):
+        blocked_until = self._blocked.get(partition)
+        if blocked_until is not None:
+            if time.monotonic() < blocked_until:
+                return None
+            del self._blocked[partition]
+        if not self._is_assigned(partition):
             return None
         claim = self._claims.get(partition)
         if claim is None:
@@ -177,38 +196,69 @@ class OnlineState:
                 self._by_key.pop(model_key, None)
                 self._outbox.discard((partition, model_key))
 
-    async def checkpoint(self) -> set[int]:
-        """Write changed keys and applied offsets of all loaded partitions in one transaction.
+    @property
+    def has_changes(self) -> bool:
+        """Whether any loaded partition has state a checkpoint would write."""
+        return any(m.has_changes() for m in self._partitions.values())
 
-        Returns the partitions refused because another worker claimed them; those are dropped.
+    def snapshot(self) -> Snapshot:
+        """Capture what a checkpoint writes, synchronously (learning may go on meanwhile).
+
+        The dirty set of each partition is taken (and emptied) here, so keys learned while the
+        write is in flight are dirty again for the next checkpoint.
         """
-        changed = {p: m for p, m in self._partitions.items() if m.has_changes()}
-        if not changed:
-            return set()
-        written = {p: set(m.dirty) for p, m in changed.items()}
-        writes = {
-            p: PartitionWrite(
-                epoch=m.epoch,
-                applied_offset=m.applied_offset,
-                states={k: encode_key_model(m.models[k]) for k in written[p]},
-            )
-            for p, m in changed.items()
-        }
-        fenced = await self._store.checkpoint(writes)
-        for partition, loaded in changed.items():
-            if partition in fenced:
+        writes: dict[int, PartitionWrite] = {}
+        taken: dict[int, set[str]] = {}
+        for partition, loaded in self._partitions.items():
+            if not loaded.has_changes():
                 continue
-            loaded.dirty -= written[partition]
-            loaded.checkpointed_offset = writes[partition].applied_offset
+            keys, loaded.dirty = loaded.dirty, set()
+            taken[partition] = keys
+            writes[partition] = PartitionWrite(
+                epoch=loaded.epoch,
+                applied_offset=loaded.applied_offset,
+                states={k: encode_key_model(loaded.models[k]) for k in keys},
+            )
+        return Snapshot(writes, taken)
+
+    async def write(self, snapshot: Snapshot) -> set[int]:
+        """Write a snapshot in one transaction; returns (and drops) the fenced partitions."""
+        if not snapshot.writes:
+            return set()
+        fenced = await self._store.checkpoint(snapshot.writes)
+        for partition, write in snapshot.writes.items():
+            loaded = self._partitions.get(partition)
+            if partition in fenced or loaded is None or loaded.epoch != write.epoch:
+                continue
+            loaded.checkpointed_offset = write.applied_offset
         if fenced:
             log.warning("partitions fenced by another worker", extra={"partitions": sorted(fenced)})
             self.drop(fenced)
-            self._blocked |= fenced
+            until = time.monotonic() + self._fence_block_s
+            for partition in fenced:
+                self._blocked[partition] = until
         return fenced
+
+    def abandon(self, snapshot: Snapshot) -> None:
+        """A snapshot was not written: its keys are dirty again."""
+        for partition, keys in snapshot.taken.items():
+            loaded = self._partitions.get(partition)
+            if loaded is not None and loaded.epoch == snapshot.writes[partition].epoch:
+                loaded.dirty |= keys
+
+    async def checkpoint(self) -> set[int]:
+        """Snapshot and write in one go; returns the partitions refused (fenced) and dropped."""
+        snapshot = self.snapshot()
+        try:
+            return await self.write(snapshot)
+        except BaseException:
+            self.abandon(snapshot)
+            raise
 
     def unblock(self, partitions: Iterable[int]) -> None:
         """The group (re)assigned these partitions to this worker: they may be claimed again."""
-        self._blocked -= set(partitions)
+        for partition in partitions:
+            self._blocked.pop(partition, None)
 
     def key_summaries(self) -> dict[str, dict]:
         """Summary numbers of every loaded key (for the status view)."""

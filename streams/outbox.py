@@ -19,8 +19,8 @@ import orjson
 import redis.asyncio as aioredis
 
 from models.redis_keys import RedisKeys
-from streams.agents import Sender
 from streams.alerts import RETRAIN
+from streams.checkpointing import Sender
 from streams.failpoints import failpoint
 from streams.online_state import OnlineState
 from streams.reader import TopicReader
@@ -74,6 +74,14 @@ class OutboxFlusher:
         pending = state.take_outbox()
         if not pending:
             return 0
+        try:
+            return await self._publish(pending)
+        except BaseException:
+            for loaded, model_key, _ in pending:  # still checkpointed: try again next time
+                state.note_outbox(loaded.partition, model_key)
+            raise
+
+    async def _publish(self, pending: list) -> int:
         entries = [entry for _, _, model in pending for entry in model.outbox]
         already = await self._already_published([e for e in entries if e.get("verify")])
         records = []

@@ -34,6 +34,10 @@ class ScoreResult:
 class RequestScorer:
     """Turns a micro-batch of signal requests into signals.
 
+    It never claims state and never waits on Redis beyond the active-pointer read (bounded,
+    see :meth:`BatchModelFollower.model_for_batch`): a key whose partition is not claimed
+    here yet is scored without its online part, and the signal says so.
+
     ``p_batch`` comes from one ``inplace_predict`` over the whole batch with the version that the
     registry names active when the batch starts (so every signal names a version that was active
     while it was processed); ``p_online``
@@ -70,9 +74,7 @@ class RequestScorer:
                 valid.append(decode_request(record.value, record.key, self._spec))
             except ContractError as exc:
                 result.outgoing.append(self._dead_letter(record, exc.reason))
-        for partition in {record.partition for record in records}:
-            await self._state.ensure(partition)
-        batch_model = await self._batch.model_for_batch()
+        batch_model, degraded = await self._batch.model_for_batch()
         p_batch = batch_probabilities(batch_model, [request.features for request in valid])
         version = None if batch_model is None else batch_model.version
         scored_at = self._clock()
@@ -86,7 +88,12 @@ class RequestScorer:
                 updates = key_model.updates
             blend = self._blender.blend(pb, p_online, updates)
             value = encode_signal(
-                request, blend, version if blend.p_batch is not None else None, updates, scored_at
+                request,
+                blend,
+                version if blend.p_batch is not None else None,
+                updates,
+                scored_at,
+                degraded,
             )
             result.outgoing.append(
                 OutgoingRecord(self._signals_topic, request.model_key.encode(), value)
@@ -95,6 +102,8 @@ class RequestScorer:
         for status, count in statuses.items():
             self._metrics.signals.labels(status).inc(count)
         result.signals = len(valid)
+        if degraded is not None and valid:
+            self._metrics.signals_degraded.inc(len(valid))
         if len(valid) != len(records):
             self._metrics.dead_letters.labels(self._dead_letter.source_topic).inc(
                 len(records) - len(valid)

@@ -62,6 +62,27 @@ class EngineMetrics:
             ["kind", "event"],
             registry=self.registry,
         )
+        self.store_failures = Counter(
+            "streamlearn_state_store_failures_total",
+            "Checkpoints or claims that failed because the state store (Redis) was unreachable",
+            registry=self.registry,
+        )
+        self.store_available = Gauge(
+            "streamlearn_state_store_available",
+            "1 while the state store answers, 0 while learning is paused for an outage",
+            registry=self.registry,
+        )
+        self.store_available.set(1)
+        self.engine_resets = Counter(
+            "streamlearn_engine_resets_total",
+            "Times the engine went back to its last checkpoint after an error",
+            registry=self.registry,
+        )
+        self.signals_degraded = Counter(
+            "streamlearn_signals_degraded_total",
+            "Signals scored while the active-version pointer could not be read (see 'degraded')",
+            registry=self.registry,
+        )
         self.loaded_keys = Gauge(
             "streamlearn_loaded_model_keys",
             "Model keys held by this worker",

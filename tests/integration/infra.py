@@ -27,6 +27,8 @@ from config import Settings, load_settings
 from models.codec import decode_key_model
 from models.keyed import KeyModel
 from models.redis_keys import RedisKeys
+from models.registry import ModelRegistry
+from models.store import ModelStore
 from streams.engine import contract_spec, online_config
 from streams.producer import MessageProducer
 from streams.reader import read_topic
@@ -94,6 +96,10 @@ class Deployment:
     @property
     def keys(self) -> RedisKeys:
         return RedisKeys(self.settings.redis.namespace)
+
+    def registry(self) -> ModelRegistry:
+        """The batch-model registry of this deployment (its own Redis client)."""
+        return ModelRegistry(self.redis(), self.keys, ModelStore(self.settings.batch.store_path))
 
     def worker(self, log_dir: Path) -> WorkerProcess:
         worker = WorkerProcess(self, log_dir / f"worker-{len(self.workers)}.log")
@@ -192,10 +198,14 @@ class WorkerProcess:
         self.deployment = deployment
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self.killed = False
+        self.stopped = False  # ended on purpose (SIGTERM by the test)
+        self.started_at = 0.0
 
     def start(self, **extra_env: str) -> WorkerProcess:
         env = worker_environment(self.deployment.settings, self.deployment.endpoints)
         env.update(extra_env)
+        self.started_at = time.monotonic()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "worker"],
@@ -230,6 +240,8 @@ class WorkerProcess:
             client.close()
 
     def raise_if_crashed(self) -> None:
+        if self.stopped:
+            return
         if self.process is not None and self.process.poll() not in (None, -signal.SIGKILL):
             raise AssertionError(
                 f"worker exited with {self.process.returncode}:\n{self.log_tail()}"
@@ -240,12 +252,14 @@ class WorkerProcess:
 
     def kill9(self) -> None:
         assert self.process is not None
+        self.killed = True
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
 
     def stop(self) -> int | None:
         if self.process is None or self.process.poll() is not None:
             return None if self.process is None else self.process.returncode
+        self.stopped = True
         self.process.terminate()
         try:
             return self.process.wait(timeout=30)

@@ -89,6 +89,25 @@ def test_failures_are_one_line_and_non_zero(tmp_path):
     )
 
 
+@pytest.mark.parametrize("command", ["worker", "retrainer"])
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL"), ("REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")],
+)
+def test_half_configured_infrastructure_is_refused_at_start(command, given, missing):
+    # A worker on a real broker with a throwaway embedded Redis would ack Kafka and lose its
+    # state on restart: it must not start (nothing listens on port 9 of localhost).
+    value = "127.0.0.1:9" if given.startswith("KAFKA") else "redis://127.0.0.1:9/0"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMLEARN_", "KAFKA_"))}
+    base.pop("REDIS_URL", None)
+    result = _cli(command, env={**base, given: value}, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"streamlearn: error: {given} is set but {missing} is not: set {missing} too, or pass "
+        "--embedded to start an embedded one (its data is lost when the process stops)"
+    ]
+
+
 def test_train_from_file_and_from_topic_activate_a_version(deploy):
     deployment = deploy()
     env = worker_environment(deployment.settings, deployment.endpoints)

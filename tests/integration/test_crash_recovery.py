@@ -12,7 +12,7 @@ from models.market import MarketSimulator
 from streams.engine import online_config
 from tests.integration.infra import ENGINES
 
-N_OUTCOMES = 30_000
+N_OUTCOMES = 40_000
 KEYS = tuple(f"K{i}" for i in range(6))
 KILLS = 3
 
@@ -46,7 +46,7 @@ def test_kill_dash_nine_never_loses_or_repeats_an_outcome(deploy, tmp_path, engi
         return sum(offset + 1 for offset in deployment.applied_offsets().values())
 
     rng = random.Random(20261122)
-    targets = sorted(rng.uniform(0.05, 0.8) * N_OUTCOMES for _ in range(KILLS))
+    targets = sorted(rng.uniform(0.05, 0.5) * N_OUTCOMES for _ in range(KILLS))
     kill_log = []
     worker = deployment.worker(tmp_path).start()
     for target in targets:

@@ -51,7 +51,7 @@ def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path
 
     # A tampered copy of v2 (same metadata, changed bytes) fails its checksum and is refused.
     store = deployment.settings.batch.store_path
-    tampered = "20990101T000000000000Z-tampered"
+    tampered = "20990101T000000000000Z-7a3bed00"
     shutil.copytree(store / v2, store / tampered)
     data = bytearray((store / tampered / MODEL_FILE).read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -70,5 +70,11 @@ def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path
     client.set(keys.active_model, truncated)
     assert versions_of_next_50_signals() == {v2}
     assert "not a valid XGBoost model" in worker.log_path.read_text()
+    assert worker.alive()
+
+    # A pointer that names a path outside the store is refused by its name alone.
+    client.set(keys.active_model, str(tmp_path / "evilZ-1"))
+    assert versions_of_next_50_signals() == {v2}
+    assert "is not a model version name" in worker.log_path.read_text()
     assert worker.alive()
     print(f"version switch observed after {switch_seconds:.2f}s")

@@ -20,6 +20,12 @@ def _engine(redis_url: str, namespace: str | None = None, **groups) -> Engine:
     return Engine.build(settings, redis_url, is_assigned=lambda p: True, clock=lambda: 123)
 
 
+async def _claimed(engine: Engine) -> Engine:
+    """Claim partition 0, as the engines do on assignment (the processors never claim)."""
+    await engine.state.ensure(0)
+    return engine
+
+
 def _records(messages, start: int = 0, partition: int = 0):
     return [
         InputRecord(partition, start + i, b"global", encode_message(m))
@@ -31,13 +37,13 @@ def test_replayed_offsets_are_skipped_after_restore(endpoints):
     async def scenario():
         sim = MarketSimulator(seed=8)
         records = _records(sim.outcomes(300))
-        engine = _engine(endpoints.redis_url)
+        engine = await _claimed(_engine(endpoints.redis_url))
         await engine.learner.process(records[:200])
         await engine.state.checkpoint()
         learned = engine.state.model("global").learner.weights
         await engine.close()
 
-        restarted = _engine(endpoints.redis_url, namespace=engine.keys.namespace)
+        restarted = await _claimed(_engine(endpoints.redis_url, namespace=engine.keys.namespace))
         result = await restarted.learner.process(records[150:])  # 50 replays, then 100 new
         assert result.replayed == 50
         model = restarted.state.model("global")
@@ -51,7 +57,7 @@ def test_replayed_offsets_are_skipped_after_restore(endpoints):
 def test_scorer_cold_starts_say_what_is_missing(endpoints):
     async def scenario():
         sim = MarketSimulator(seed=8)
-        engine = _engine(endpoints.redis_url, online={"min_updates": 10})
+        engine = await _claimed(_engine(endpoints.redis_url, online={"min_updates": 10}))
         request = _records(sim.requests(1))
         first = orjson.loads((await engine.scorer.score(request)).outgoing[0].value)
         assert (first["status"], first["score"]) == ("no_model", None)
@@ -69,7 +75,7 @@ def test_scorer_cold_starts_say_what_is_missing(endpoints):
 def test_learner_dead_letters_advance_the_offset_and_keep_learning(endpoints):
     async def scenario():
         sim = MarketSimulator(seed=8)
-        engine = _engine(endpoints.redis_url)
+        engine = await _claimed(_engine(endpoints.redis_url))
         good = sim.outcomes(2)
         records = [
             InputRecord(0, 0, b"global", encode_message(good[0])),

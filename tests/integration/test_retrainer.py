@@ -13,23 +13,11 @@ from app.retrainer import Retrainer
 from app.train import train_and_store
 from app.worker import worker_environment
 from models.market import MarketSimulator
-from models.redis_keys import RedisKeys
-from models.registry import ModelRegistry
-from models.store import ModelStore
 from streams.contracts import RetrainRequest
 from streams.retrain_requests import enqueue_retrain, retrain_request
 
 WINDOW = 20_000
 RETRAIN = {"window_outcomes": WINDOW, "bootstrap_resamples": 500, "cooldown_s": 60.0}
-
-
-def _registry(deployment) -> ModelRegistry:
-    client = redis.Redis.from_url(deployment.endpoints.redis_url)
-    return ModelRegistry(
-        client,
-        RedisKeys(deployment.settings.redis.namespace),
-        ModelStore(deployment.settings.batch.store_path),
-    )
 
 
 def _start(deployment, tmp_path, command: str, name: str) -> subprocess.Popen:
@@ -62,7 +50,7 @@ def test_a_burst_of_requests_after_a_regime_flip_yields_one_promoted_model(deplo
                 names.retrain_requests,
                 retrain_request("test", f"alert {i}"),
             )
-        registry = _registry(deployment)
+        registry = deployment.registry()
         deployment.wait_for(lambda: registry.active() != champion, 120, "a promotion")
         time.sleep(3)  # give any (wrong) second retrain the time to show up
         challenger = registry.active()

@@ -132,6 +132,7 @@ def test_request_contract_and_signal_encoding():
         "status": "ok",
         "reason": None,
         "scored_at": 1000,
+        "degraded": None,
     }
 
 

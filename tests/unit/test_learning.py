@@ -37,6 +37,12 @@ def _learner(store: MemoryStateStore, spec: ContractSpec | None = None, **online
     )
 
 
+async def _claimed(learner: OutcomeLearner) -> OutcomeLearner:
+    """Claim partition 0 (the engines do this on assignment; the processor never claims)."""
+    await learner.state.ensure(0)
+    return learner
+
+
 def _records(messages, start: int = 0) -> list[InputRecord]:
     return [InputRecord(0, start + i, b"global", encode_message(m)) for i, m in enumerate(messages)]
 
@@ -58,11 +64,11 @@ def test_a_repeated_outcome_id_is_learned_once_even_across_a_restore():
         outcomes = MarketSimulator(seed=4).outcomes(300)
         # A producer retry re-sends 20 earlier outcomes (new offsets, same outcome_ids).
         stream = outcomes[:200] + outcomes[180:200] + outcomes[200:]
-        learner = _learner(store)
+        learner = await _claimed(_learner(store))
         result = await learner.process(_records(stream[:210]))
         await learner.state.checkpoint()
         # A new worker takes over from the checkpoint: the window travels with the state.
-        successor = _learner(store)
+        successor = await _claimed(_learner(store))
         result2 = await successor.process(_records(stream[210:], start=210))
         letters = [orjson.loads(r.value) for r in result.outgoing + result2.outgoing]
         assert len(letters) == 20
@@ -78,10 +84,22 @@ def test_a_repeated_outcome_id_is_learned_once_even_across_a_restore():
     asyncio.run(scenario())
 
 
+def test_the_processor_never_claims_a_partition():
+    async def scenario():
+        store = MemoryStateStore()
+        learner = _learner(store)
+        outcomes = MarketSimulator(seed=4).outcomes(5)
+        result = await learner.process(_records(outcomes))
+        assert len(result.skipped_not_owned) == 5 and not result.applied
+        assert store.hashes == {}  # no claim: only an engine claims, and then it seeks
+
+    asyncio.run(scenario())
+
+
 def test_deduplication_can_be_switched_off():
     async def scenario():
         outcomes = MarketSimulator(seed=4).outcomes(50)
-        learner = _learner(MemoryStateStore(), dedupe_window=0)
+        learner = await _claimed(_learner(MemoryStateStore(), dedupe_window=0))
         result = await learner.process(_records(outcomes + outcomes[:10]))
         assert result.outgoing == [] and learner.state.model("global").updates == 60
 
@@ -92,7 +110,7 @@ def test_an_update_that_would_go_non_finite_is_refused_and_the_key_keeps_its_sta
     async def scenario():
         # Limits opened up so a huge feature passes the contract: the second line must hold.
         spec = ContractSpec(features=SETTINGS.model.features, max_abs_feature=float("inf"))
-        learner = _learner(MemoryStateStore(), spec)
+        learner = await _claimed(_learner(MemoryStateStore(), spec))
         outcomes = MarketSimulator(seed=5).outcomes(60)
         await learner.process(_records(outcomes[:50]))
         model = learner.state.model("global")
@@ -114,7 +132,7 @@ def test_an_update_that_would_go_non_finite_is_refused_and_the_key_keeps_its_sta
 
 def test_an_error_while_learning_costs_that_record_only():
     async def scenario():
-        learner = _learner(MemoryStateStore())
+        learner = await _claimed(_learner(MemoryStateStore()))
         outcomes = MarketSimulator(seed=6).outcomes(30)
         await learner.process(_records(outcomes[:10]))
         model = learner.state.model("global")
@@ -142,7 +160,7 @@ def test_an_error_while_learning_costs_that_record_only():
 
 def test_the_applied_offset_moves_only_with_the_effect():
     async def scenario():
-        learner = _learner(MemoryStateStore())
+        learner = await _claimed(_learner(MemoryStateStore()))
         outcomes = MarketSimulator(seed=7).outcomes(10)
 
         def explode(*args, **kwargs):

@@ -54,7 +54,33 @@ def test_feature_mismatch_and_missing_versions_are_refused(tmp_path, trained):
     with pytest.raises(BatchModelError, match="trained on features"):
         load_batch_model(store, version, (*FEATURES[:-1], "other"))
     with pytest.raises(ModelStoreError, match="not found"):
-        store.load("20990101T000000000000Z-missing")
+        store.load("20990101T000000000000Z-0badf00d")
     (tmp_path / version / METADATA_FILE).write_text("{broken")
     with pytest.raises(ModelStoreError, match="unreadable"):
         store.load(version)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "/abs/pathZ-1",
+        "../outsideZ-1",
+        "20260101T120000123456Z-1a2b3c4d/../../x",
+        "20260101T120000123456Z-1A2B3C4D",
+        "20260101T120000123456Z-1a2b3c4d\n",
+        "",
+        ".deleting-20260101T120000123456Z-1a2b3c4d",
+    ],
+)
+def test_version_names_that_could_escape_the_store_are_refused(tmp_path, trained, name):
+    store = ModelStore(tmp_path / "store")
+    version = store.save(trained.model_bytes(), trained.metadata)
+    outside = tmp_path / "outsideZ-1"
+    outside.mkdir()
+    (outside / MODEL_FILE).write_bytes(b"x")
+    with pytest.raises(ModelStoreError, match="is not a model version name"):
+        store.load(name)
+    with pytest.raises(BatchModelError):
+        load_batch_model(store, name, FEATURES)
+    store.delete(name)
+    assert outside.is_dir() and store.versions() == [version]
