@@ -349,11 +349,14 @@ def _features(message: Mapping[str, Any], spec: ContractSpec) -> dict[str, float
     return out
 
 
+_INT_LIMIT = 2**1023  # CPython does not fold big powers: computed once here, not per call
+
+
 def _is_finite_number(value: Any) -> bool:
     if type(value) is float:
         return math.isfinite(value)
     # Python ints are unbounded: float() of a 400-digit integer raises OverflowError.
-    return type(value) is int and -(2**1023) < value < 2**1023
+    return type(value) is int and -_INT_LIMIT < value < _INT_LIMIT
 
 
 def _is_bounded_number(value: Any, limit: float) -> bool:
