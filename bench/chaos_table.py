@@ -15,15 +15,17 @@ def render(rows: list[dict]) -> str:
     """One table row per scenario and engine."""
     lines = [
         "| scenario | engine | events injected | outcomes | lost | duplicated | "
-        "max \\|weight diff\\| | requests | unanswered | worker exits | dead letters |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "max \\|weight diff\\| | requests | unanswered | non-finite scores | worker exits | "
+        "dead letters |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         letters = ", ".join(f"{k} {v}" for k, v in sorted(row["dead_letters"].items()))
         lines.append(
             f"| {row['scenario']} | {row['engine']} | {row['events']} | {row['outcomes']:,} | "
             f"{row['lost']} | {row['duplicated']} | {row['max_weight_diff']:g} | "
-            f"{row['requests']:,} | {row['unanswered']} | {row['worker_exits']} | {letters} |"
+            f"{row['requests']:,} | {row['unanswered']} | {row['non_finite_scores']} | "
+            f"{row['worker_exits']} | {letters} |"
         )
     return "\n".join(lines)
 

@@ -38,3 +38,14 @@ def test_unused_parts_are_reported_as_missing_not_defaulted():
     blend = BLENDER.blend(0.7, 0.4, 3)
     assert blend.p_online is None
     assert "3 updates < min_updates 50" in blend.reason
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.5, 1.5])
+def test_a_part_that_is_not_a_finite_probability_counts_as_missing(bad):
+    blender = Blender(w_batch=0.8, w_online=0.2, min_updates=10)
+    online_bad = blender.blend(p_batch=0.6, p_online=bad, online_updates=50)
+    assert online_bad.status is SignalStatus.BATCH_ONLY and online_bad.score == 0.6
+    batch_bad = blender.blend(p_batch=bad, p_online=0.4, online_updates=50)
+    assert batch_bad.status is SignalStatus.ONLINE_ONLY and batch_bad.score == 0.4
+    both = blender.blend(p_batch=bad, p_online=bad, online_updates=50)
+    assert both.status is SignalStatus.NO_MODEL and both.score is None
