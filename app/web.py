@@ -3,7 +3,8 @@
 * ``/health`` (liveness): 200 while every loop of the engine is alive and no fatal condition
   is set; 503 with the reasons otherwise (an orchestrator restarts the worker on it).
 * ``/ready`` (readiness): 200 when, in addition, Redis and the broker answer now, every
-  assigned partition is claimed and learning is not paused; 503 with the reasons otherwise.
+  assigned partition is claimed, learning is not paused and no partition with records waiting
+  has gone 30 s without progress; 503 with the reasons otherwise.
   A worker that is alive but not ready still scores with the models it holds.
 * ``/status``: what the worker holds (partitions, keys, batch version).
 * ``/metrics``: Prometheus text format.
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +21,7 @@ from aiokafka import AIOKafkaClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.engine import Engine
+from streams.health import stalled_partitions
 
 PROBE_TIMEOUT_S = 2.0
 
@@ -86,6 +89,13 @@ def register_views(
             problems["partitions"] = f"not claimed yet: {status['unclaimed_partitions']}"
         if status.get("learning_paused"):
             problems["learning"] = f"paused: {status.get('store_error')}"
+        stalled = stalled_partitions(
+            {p: (m.applied_offset, m.advanced_at) for p, m in engine.state.partitions.items()},
+            status.get("highwaters", {}),
+            time.monotonic(),
+        )
+        if stalled:
+            problems["progress"] = "; ".join(f"partition {p}: {w}" for p, w in stalled.items())
         body = {
             "ok": not problems,
             "problems": problems,

@@ -179,8 +179,18 @@ def _wire_agents(
         finally:
             await engine.close()
 
+    def highwaters() -> dict[int, int | None]:
+        found: dict[int, int | None] = {}
+        for partition in list(engine.state.partitions):
+            try:
+                found[partition] = app.consumer.highwater(TP(names.outcomes, partition))
+            except Exception:  # not fetched yet
+                found[partition] = None
+        return found
+
     def status() -> dict[str, Any]:
         return {
+            "highwaters": highwaters(),
             "unclaimed_partitions": sorted(
                 p for p in range(partitions) if is_assigned(p) and p not in engine.state.partitions
             ),

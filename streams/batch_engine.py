@@ -451,8 +451,15 @@ class BatchEngine:
 
     def status(self) -> dict[str, object]:
         """Engine-level facts for ``/ready`` and ``/status``."""
-        checkpointer = self.checkpointer
+        checkpointer, consumer = self.checkpointer, self._consumer
+        highwaters = {}
+        if consumer is not None:
+            for partition in self.engine.state.partitions:
+                highwaters[partition] = consumer.highwater(
+                    TopicPartition(self._outcomes, partition)
+                )
         return {
+            "highwaters": highwaters,
             "unclaimed_partitions": sorted(self._unclaimed),
             "learning_paused": self._learning_paused,
             "store_error": None if checkpointer is None else checkpointer.last_error,

@@ -8,9 +8,12 @@ it here instead of disappearing silently, so the views say which loop died and w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+#: A partition with records waiting whose applied offset has not moved for this long is stalled.
+STALL_S = 30.0
 
 
 @dataclass
@@ -64,3 +67,27 @@ class Health:
                 "stopped": state.stopped,
             }
         return {"ok": ok, "loops": loops, "problems": dict(self.problems)}
+
+
+def stalled_partitions(
+    applied: Mapping[int, tuple[int, float]],
+    highwaters: Mapping[int, int | None],
+    now: float,
+    stall_s: float = STALL_S,
+) -> dict[int, str]:
+    """Partitions that have records waiting but made no progress for ``stall_s`` seconds.
+
+    ``applied`` maps a partition to (applied offset, monotonic time it last moved);
+    ``highwaters`` to the broker's high watermark as last fetched (None if unknown).
+
+    >>> stalled_partitions({0: (9, 0.0), 1: (4, 0.0)}, {0: 10, 1: 20}, now=60.0)
+    {1: '15 records waiting, no progress for 60 s'}
+    """
+    found = {}
+    for partition, (offset, moved_at) in applied.items():
+        highwater = highwaters.get(partition)
+        waiting = 0 if highwater is None else highwater - (offset + 1)
+        idle = now - moved_at
+        if waiting > 0 and idle > stall_s:
+            found[partition] = f"{waiting} records waiting, no progress for {idle:.0f} s"
+    return found

@@ -118,6 +118,7 @@ class OutcomeLearner:
         batch_model = self._batch.current
         p_batch = iter(batch_probabilities(batch_model, [o.features for o in valid]))
         learned = 0
+        now = time.monotonic()
         for record, loaded, item in todo:
             if isinstance(item, str):
                 reason: str | None = item
@@ -134,6 +135,7 @@ class OutcomeLearner:
             else:
                 result.outgoing.append(self._dead_letter(record, reason))
             loaded.applied_offset = record.offset
+            loaded.advanced_at = now
             result.applied.append(record)
         self._metrics.outcomes_learned.inc(learned)
 

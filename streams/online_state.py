@@ -27,6 +27,8 @@ class PartitionModels:
     models: dict[str, KeyModel] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     checkpointed_offset: int = -1
+    #: When the applied offset last moved (monotonic), for the readiness "progressing" check.
+    advanced_at: float = field(default_factory=time.monotonic)
 
     def has_changes(self) -> bool:
         """Whether a checkpoint would write anything for this partition."""
