@@ -74,7 +74,7 @@ class ModelStore:
 
     def load(self, version: str) -> StoredModel:
         """Read a version and verify its checksum; :class:`ModelStoreError` if anything is off."""
-        if not _is_version_name(version):
+        if not is_version_name(version):
             raise ModelStoreError(f"{str(version)[:80]!r} is not a model version name")
         directory = self.root / version
         if not directory.is_dir():
@@ -99,7 +99,7 @@ class ModelStore:
     def delete(self, version: str) -> None:
         """Remove a version (used by retention; never the active one)."""
         directory = self.root / version
-        if _is_version_name(version) and directory.is_dir():
+        if is_version_name(version) and directory.is_dir():
             trash = self.root / f".deleting-{version}-{uuid.uuid4().hex[:6]}"
             os.rename(directory, trash)  # atomic: the version disappears at once
             shutil.rmtree(trash, ignore_errors=True)
@@ -108,9 +108,7 @@ class ModelStore:
         """All complete versions, oldest first."""
         if not self.root.is_dir():
             return []
-        return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and _is_version_name(p.name)
-        )
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_version_name(p.name))
 
 
 VERSION_PATTERN = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}")
@@ -127,10 +125,6 @@ def is_version_name(name: object) -> bool:
     (True, False)
     """
     return isinstance(name, str) and VERSION_PATTERN.fullmatch(name) is not None
-
-
-def _is_version_name(name: str) -> bool:
-    return is_version_name(name)
 
 
 def _write_synced(path: Path, data: bytes) -> None:

@@ -162,7 +162,23 @@ class BatchEngine:
         return TopicPartition(self._outcomes, partition) in self._consumer.assignment()
 
     async def start(self, outbox_topics: dict[str, str]) -> None:
-        """Connect, join the group and start the supervised loop."""
+        """Connect, join the group and start the supervised loop.
+
+        If any step fails, what was started is stopped again before the error propagates (the
+        caller retries start while the broker is unreachable).
+        """
+        try:
+            await self._start(outbox_topics)
+        except BaseException:
+            for client in (self._consumer, self._producer):
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        await client.stop()
+            self._consumer = self._producer = None
+            self.checkpointer = None
+            raise
+
+    async def _start(self, outbox_topics: dict[str, str]) -> None:
         kafka = self._settings.kafka
         processing = self._settings.processing
         self._producer = AIOKafkaProducer(
