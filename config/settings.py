@@ -384,6 +384,11 @@ class ProcessingSettings(_Group):
     max_wait_ms: int = Field(
         default=5, ge=1, description="max wait to fill a micro-batch (latency bound)"
     )
+    shutdown_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a stop (SIGTERM/SIGINT) that has not finished by then exits anyway (code 1)",
+    )
 
 
 class WebSettings(_Group):
