@@ -235,15 +235,14 @@ def _wire_batch_engine(
         while True:
             try:
                 await batch.start(outbox_topics)
-                return
             except Exception as exc:  # broker not reachable yet: keep trying, /ready says why
                 log.error("batch engine failed to start; retrying", extra={"error": repr(exc)})
                 engine.health.problem("start", f"engine not started: {exc!r}")
                 await asyncio.sleep(delay)
                 delay = min(10.0, delay * 2)
-            finally:
-                if batch.checkpointer is not None:
-                    engine.health.problem("start", None)
+                continue
+            engine.health.problem("start", None)
+            return
 
     app.task(run_batch_engine)
 

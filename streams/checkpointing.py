@@ -129,7 +129,8 @@ class Checkpointer:
 
     An engine calls :meth:`applied` after each learned micro-batch, :meth:`due` to ask whether
     to checkpoint, :meth:`checkpoint` to do it (acknowledging what it returns), :meth:`claim`
-    on assignment (seeking where it says) and :meth:`release` on revocation.
+    on assignment (seeking where it says), and on revocation :meth:`checkpoint` (acknowledging
+    what it returns) before it drops the partitions from the state.
     """
 
     def __init__(
@@ -277,18 +278,6 @@ class Checkpointer:
             self._store_ok()
         return resume, missing
 
-    async def release(self, partitions: Iterable[int]) -> CheckpointResult | None:
-        """Partitions are being revoked: checkpoint what was learned, then forget them."""
-        revoked = set(partitions)
-        result = None
-        if revoked and self.state.partitions.keys() & revoked:
-            try:
-                result = await self.checkpoint()
-            except OutputsLostError as exc:
-                log.warning("revoked partitions not checkpointed", extra={"error": str(exc)})
-        self.state.drop(revoked)
-        return result
-
     def reset(self) -> None:
         """Back to the last checkpoint: forget all in-memory state and unconfirmed sends."""
         self.sender.discard()
@@ -350,6 +339,10 @@ class ResumeGuard:
         """Where ``partition`` must be read from, while that is not yet confirmed."""
         pending = self._pending.get(partition)
         return None if pending is None else pending.resume
+
+    def holds(self, partition: int) -> bool:
+        """Whether records of ``partition`` are still checked (a claim is not yet confirmed)."""
+        return partition in self._pending
 
     def admit(self, partition: int, offset: int) -> Admission:
         """Whether a record of ``partition`` at ``offset`` may be learned."""
