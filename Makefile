@@ -24,9 +24,10 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 demo: $(RUNTIME_STAMP)  ## the whole product on the embedded broker and Redis (< 2 minutes)
 	$(BIN)/streamlearn demo
 
-test: $(DEV_STAMP)  ## lint + unit + integration tests (embedded broker and Redis)
+test: $(DEV_STAMP)  ## lint + layers + unit + integration tests (embedded broker and Redis)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
 chaos: $(DEV_STAMP)  ## the full chaos suite, both engines (long); table in bench/results/chaos.json
@@ -35,6 +36,7 @@ chaos: $(DEV_STAMP)  ## the full chaos suite, both engines (long); table in benc
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: $(DEV_STAMP)
 	$(BIN)/ruff format .
@@ -45,6 +47,7 @@ $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 	@touch $@ $(RUNTIME_STAMP)
 
 bench: $(BENCH_STAMP)  ## benchmarks: tables on stdout, JSON (and a PNG) in bench/results/
+	$(BIN)/python -m bench.learner_cost
 	$(BIN)/python -m bench.learner_throughput
 	$(BIN)/python -m bench.scoring_latency
 	$(BIN)/python -m bench.scale

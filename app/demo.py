@@ -24,14 +24,14 @@ from pathlib import Path
 import orjson
 import redis
 
+from app.composition import contract_spec
 from app.embedded import Endpoints, free_port, infrastructure
 from app.status import DeploymentStatus, read_status
 from app.train import train_and_store
 from app.worker import worker_environment
 from config import Settings
+from models.adapters.redis_keys import RedisKeys
 from models.market import MarketSimulator
-from models.redis_keys import RedisKeys
-from streams.engine import contract_spec
 from streams.producer import MessageProducer
 from streams.reader import TopicReader
 from streams.topics import TopicNames, ensure_topics_for

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import redis
 
+from app.composition import drift_config, online_config
+from app.status import learner_state
 from config import Settings
 from models.codec import decode_key_model
-from models.drift.monitor import DriftMonitor
-from models.redis_keys import RedisKeys
-from streams.engine import drift_config, online_config
+from models.drift.monitor import DriftMonitor, ModelReference
+from models.store import ModelStore, ModelStoreError
 from streams.reader import TopicReader
 
 
@@ -67,20 +68,32 @@ def _monitors(settings: Settings) -> dict[str, DriftMonitor]:
     drift = drift_config(settings)
     if drift is None:
         raise DriftCommandError("drift detection is off (drift.enabled = false)")
-    client = redis.Redis.from_url(settings.redis.url)
-    keys = RedisKeys(settings.redis.namespace)
+    snapshots = asyncio.run(learner_state(settings, settings.redis.url))
+    store = ModelStore(settings.batch.store_path)
+    references: dict[str, ModelReference | None] = {}
     found: dict[str, DriftMonitor] = {}
-    try:
-        pattern = keys.partition_state_pattern(settings.topics.outcomes)
-        for name in client.scan_iter(match=pattern, count=1000):
-            for field, blob in client.hgetall(name).items():
-                if field.startswith(b"k:"):
-                    model = decode_key_model(blob, online_config(settings), drift)
-                    if model.drift is not None:
-                        found[field[2:].decode()] = model.drift
-    finally:
-        client.close()
+    for snapshot in snapshots.values():
+        for key, blob in snapshot.states.items():
+            monitor = decode_key_model(blob, online_config(settings), drift).drift
+            if monitor is None:
+                continue
+            version = monitor.model_version
+            if version is not None and version not in references:
+                references[version] = _reference(store, version)
+            reference = references.get(version) if version else None
+            if reference is not None:
+                # Checkpoints keep no reference bins: they are the model version's metadata.
+                monitor.attach(reference)
+            found[key] = monitor
     return found
+
+
+def _reference(store: ModelStore, version: str) -> ModelReference | None:
+    """A version's drift reference, or None if the version is no longer in the store."""
+    try:
+        return ModelReference.from_metadata(version, store.metadata(version))
+    except (ModelStoreError, OSError, ValueError):
+        return None
 
 
 def drift_report(monitor: DriftMonitor) -> dict[str, Any]:

@@ -11,8 +11,9 @@ import orjson
 import redis
 
 from config import Settings
-from models.redis_keys import RedisKeys
-from models.registry import ModelRegistry, RegistryState
+from models.adapters.redis_keys import RedisKeys
+from models.adapters.redis_registry import ModelRegistry
+from models.registry import RegistryState
 from models.store import ModelStore
 from streams.model_updates import ModelUpdatePublisher, from_registry_event
 from streams.retrain_requests import enqueue_retrain, retrain_request

@@ -20,50 +20,24 @@ from typing import TextIO
 import pandas as pd
 import redis
 
+from app.composition import contract_spec, gate_config, train_config
 from app.embedded import Endpoints
 from config import Settings
+from models.adapters.redis_keys import RedisKeys
+from models.adapters.redis_registry import ModelRegistry
 from models.batch import BatchModel, BatchModelError, load_batch_model
-from models.gate import GateConfig, GateDecision
-from models.redis_keys import RedisKeys
-from models.registry import Fence, FencedError, ModelRegistry
+from models.gate import GateDecision
+from models.registry import Fence, FencedError
 from models.retrain import challenge
 from models.store import ModelStore
-from models.training import TrainConfig, load_outcomes_file
+from models.training import load_outcomes_file
 from streams.contracts import RetrainRequest
-from streams.engine import contract_spec
 from streams.failpoints import failpoint
 from streams.model_updates import ModelUpdatePublisher, from_registry_event, model_update
 from streams.retrain_requests import RequestBatch, RetrainRequestQueue
 from streams.windows import DAY_MS, read_window
 
 log = logging.getLogger(__name__)
-
-
-def train_config(settings: Settings) -> TrainConfig:
-    """Training hyper-parameters and split from the ``retrain`` settings."""
-    retrain = settings.retrain
-    return TrainConfig(
-        num_boost_round=retrain.num_boost_round,
-        max_depth=retrain.max_depth,
-        eta=retrain.eta,
-        validation_fraction=retrain.validation_fraction,
-        holdout_fraction=retrain.holdout_fraction,
-        purge_rows=retrain.purge_rows,
-        balance_classes=retrain.balance_classes,
-        weight_by_rr=retrain.weight_by_rr,
-        threads=retrain.threads,
-    )
-
-
-def gate_config(settings: Settings) -> GateConfig:
-    """The champion/challenger gate from the ``retrain`` settings."""
-    retrain = settings.retrain
-    return GateConfig(
-        primary_metric=retrain.primary_metric,
-        margin=retrain.margin,
-        alpha=retrain.alpha,
-        n_resamples=retrain.bootstrap_resamples,
-    )
 
 
 @dataclass(frozen=True)

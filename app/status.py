@@ -12,10 +12,11 @@ import redis.asyncio as aioredis
 from kafka import KafkaAdminClient
 
 from config import Settings
+from models.adapters.redis_keys import RedisKeys
+from models.adapters.redis_registry import ModelRegistry
+from models.adapters.redis_state_store import RedisStateStore
 from models.codec import summary_of
-from models.redis_keys import RedisKeys
-from models.registry import ModelRegistry
-from models.state_store import PartitionStateStore
+from models.state_store import PartitionSnapshot
 from models.store import ModelStore
 from streams.reader import TopicReader
 
@@ -44,10 +45,11 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
-async def _learner_state(settings: Settings, redis_url: str) -> dict[int, Any]:
+async def learner_state(settings: Settings, redis_url: str) -> dict[int, PartitionSnapshot]:
+    """Every stored partition of the learner's state, read without claiming it."""
     client = aioredis.Redis.from_url(redis_url)
     try:
-        store = PartitionStateStore(
+        store = RedisStateStore(
             client, RedisKeys(settings.redis.namespace), settings.topics.outcomes
         )
         return {p: await store.read(p) for p in await store.partitions()}
@@ -65,7 +67,7 @@ def read_status(settings: Settings, bootstrap: str, redis_url: str) -> Deploymen
         active = registry.active()
     finally:
         client.close()
-    snapshots = asyncio.run(_learner_state(settings, redis_url))
+    snapshots = asyncio.run(learner_state(settings, redis_url))
     with TopicReader(bootstrap, settings.topics.outcomes) as reader:
         ends = reader.high_watermarks()
     with TopicReader(bootstrap, settings.topics.requests) as reader:

@@ -9,17 +9,16 @@ from typing import Any
 import pandas as pd
 import redis
 
-from app.retrainer import train_config
+from app.composition import contract_spec, train_config
 from config import Settings
-from models.redis_keys import RedisKeys
-from models.registry import ModelRegistry
+from models.adapters.redis_keys import RedisKeys
+from models.adapters.redis_registry import ModelRegistry
 from models.store import ModelStore
 from models.training import (
     TrainingDataError,
     load_outcomes_file,
     train_batch_model,
 )
-from streams.engine import contract_spec
 from streams.model_updates import ModelUpdatePublisher, from_registry_event
 from streams.windows import read_window
 

@@ -52,7 +52,7 @@ class BrokerProbe:
 async def redis_problem(engine: Engine) -> str | None:
     """None when Redis answers a PING within the timeout, else why not."""
     try:
-        await asyncio.wait_for(engine.redis.ping(), PROBE_TIMEOUT_S)
+        await asyncio.wait_for(engine.ports.redis.ping(), PROBE_TIMEOUT_S)
     except Exception as exc:
         return f"redis unreachable: {type(exc).__name__}: {exc}"
     return None

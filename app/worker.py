@@ -1,4 +1,4 @@
-"""The composition root of a worker: a Faust app wired to the engine, its agents and timers."""
+"""A worker: the Faust app wired to the engine (from ``app.composition``), its agents, timers."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from app.composition import active_version, build_engine
 from app.embedded import Endpoints
 from app.logs import logging_config
 from app.transport import StreamlearnApp
 from app.web import register_views
 from config import Settings, env_name
 from streams.agents import FaustSender, LearnerAgent, ScorerAgent
+from streams.aiokafka_engine import AiokafkaEngine
 from streams.alerts import ALERTS, RETRAIN
-from streams.batch_engine import BatchEngine
 from streams.engine import Engine
 from streams.model_updates import follow_model_updates
 from streams.outbox import OutboxFlusher
@@ -36,11 +37,11 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
     partitions = settings.topics.partitions
     datadir_root = Path(tempfile.gettempdir()) / "streamlearn-faust"
     datadir_root.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
-    batch_mode = settings.processing.engine == "batch"
+    aiokafka_mode = settings.processing.engine == "aiokafka"
     app = StreamlearnApp(
-        # In batch mode the group name belongs to the batch consumer; Faust's own (idle)
+        # With the aiokafka engine the group name belongs to its consumer; Faust's own (idle)
         # consumer gets a group of its own.
-        f"{settings.kafka.consumer_group}-app" if batch_mode else settings.kafka.consumer_group,
+        f"{settings.kafka.consumer_group}-app" if aiokafka_mode else settings.kafka.consumer_group,
         fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
         broker=f"kafka://{endpoints.kafka_bootstrap}",
         autodiscover=False,
@@ -59,8 +60,8 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
         logging_config=logging_config(settings.log.level),
     )
     outbox_topics = {ALERTS: names.drift_alerts, RETRAIN: names.retrain_requests}
-    if batch_mode:
-        engine, engine_status = _wire_batch_engine(app, settings, endpoints, outbox_topics)
+    if aiokafka_mode:
+        engine, engine_status = _wire_aiokafka_engine(app, settings, endpoints, outbox_topics)
     else:
         engine, engine_status = _wire_agents(app, settings, endpoints, outbox_topics)
 
@@ -113,14 +114,14 @@ def _wire_agents(
             return False
         return any(tp.topic == names.outcomes and tp.partition == partition for tp in assignment)
 
-    engine = Engine.build(settings, endpoints.redis_url, is_assigned)
+    engine = build_engine(settings, endpoints.redis_url, is_assigned)
     sender = FaustSender(app)
     outbox = OutboxFlusher(
         sender,
         outbox_topics,
         endpoints.kafka_bootstrap,
-        engine.redis,
-        engine.keys,
+        engine.ports.redis,
+        engine.ports.keys,
         settings.drift.retrain_dedupe_s,
     )
     checkpointer = engine.checkpointer(sender, outbox)
@@ -218,25 +219,25 @@ async def seek_faust_consumer(app: faust.App, tp: TP, offset: int) -> None:
         await consumer._add_gap(tp, committed, offset - 1)
 
 
-def _wire_batch_engine(
+def _wire_aiokafka_engine(
     app: faust.App, settings: Settings, endpoints: Endpoints, outbox_topics: dict[str, str]
 ) -> tuple[Engine, EngineStatus]:
-    """The batch engine: one aiokafka consumer, whole fetches (see streams.batch_engine)."""
-    holder: dict[str, BatchEngine] = {}
+    """the aiokafka engine: one aiokafka consumer, whole fetches (see streams.aiokafka_engine)."""
+    holder: dict[str, AiokafkaEngine] = {}
 
-    def is_assigned(partition: int) -> bool:  # the batch engine exists once this is called
+    def is_assigned(partition: int) -> bool:  # the aiokafka engine exists once this is called
         return holder["batch"].is_assigned(partition)
 
-    engine = Engine.build(settings, endpoints.redis_url, is_assigned)
-    batch = holder["batch"] = BatchEngine(engine, settings, endpoints.kafka_bootstrap)
+    engine = build_engine(settings, endpoints.redis_url, is_assigned)
+    batch = holder["batch"] = AiokafkaEngine(engine, settings, endpoints.kafka_bootstrap)
 
-    async def run_batch_engine() -> None:
+    async def run_aiokafka_engine() -> None:
         delay = 0.5
         while True:
             try:
                 await batch.start(outbox_topics)
             except Exception as exc:  # broker not reachable yet: keep trying, /ready says why
-                log.error("batch engine failed to start; retrying", extra={"error": repr(exc)})
+                log.error("aiokafka engine failed to start; retrying", extra={"error": repr(exc)})
                 engine.health.problem("start", f"engine not started: {exc!r}")
                 await asyncio.sleep(delay)
                 delay = min(10.0, delay * 2)
@@ -244,10 +245,10 @@ def _wire_batch_engine(
             engine.health.problem("start", None)
             return
 
-    app.task(run_batch_engine)
+    app.task(run_aiokafka_engine)
 
     @app.on_before_shutdown.connect
-    async def stop_batch_engine(sender: Any, **_: Any) -> None:
+    async def stop_aiokafka_engine(sender: Any, **_: Any) -> None:
         try:
             await batch.stop()
         finally:
@@ -302,7 +303,7 @@ def run_worker(settings: Settings, endpoints: Endpoints) -> None:
     """Create topics if needed, load the active batch model, and run until stopped."""
     ensure_topics_for(settings, endpoints.kafka_bootstrap)
     app, engine = create_app(settings, endpoints)
-    problem = engine.load_active_model_now(endpoints.redis_url)
+    problem = engine.load_model_now(active_version(settings, endpoints.redis_url))
     if problem:
         log.error("active batch model not loaded at start", extra={"error": problem})
     worker = BoundedWorker(

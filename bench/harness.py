@@ -19,7 +19,7 @@ import redis
 from app.embedded import EmbeddedInfrastructure, Endpoints
 from app.worker import worker_environment
 from config import Settings, load_settings
-from models.redis_keys import RedisKeys
+from models.adapters.redis_keys import RedisKeys
 from streams.topics import TopicNames, ensure_topics_for
 
 RESULTS = Path(__file__).parent / "results"

@@ -1,6 +1,6 @@
 """Where a worker's time goes: py-spy samples of a running worker, grouped by what the code does.
 
-For each engine (Faust agents, batch engine) and each job (learning outcomes, scoring requests),
+For each engine (Faust agents, aiokafka engine) and each job (learning outcomes, scoring requests),
 a backlog is produced first, a ``streamlearn worker`` drains it, and py-spy samples the worker
 for a few seconds mid-drain. Every sample is put in the first group (in the order of
 ``GROUPS``) whose code is on its stack, so the shares add up to 100%. Printed as a table, saved
@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from app.composition import contract_spec
 from bench.harness import (
     activate_batch_model,
     applied_total,
@@ -32,7 +33,6 @@ from bench.harness import (
     wait_until,
 )
 from models.market import MarketSimulator
-from streams.engine import contract_spec
 from streams.producer import MessageProducer
 from streams.reader import TopicReader
 
@@ -135,7 +135,7 @@ def profile(engine: str, job: str, endpoints, workdir: Path, seconds: int) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5, help="sampling time per run")
-    parser.add_argument("--engines", nargs="+", default=["agents", "batch"])
+    parser.add_argument("--engines", nargs="+", default=["faust", "aiokafka"])
     parser.add_argument("--jobs", nargs="+", default=["learn", "score"], choices=["learn", "score"])
     args = parser.parse_args()
     _py_spy()

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from app.composition import contract_spec
 from app.embedded import EmbeddedInfrastructure
 from config import load_settings
 from models.batch import load_batch_model
@@ -29,7 +30,6 @@ from models.gate import GateConfig
 from models.retrain import challenge
 from models.store import ModelStore
 from models.training import TrainConfig
-from streams.engine import contract_spec
 from streams.producer import MessageProducer
 from streams.topics import TopicNames, ensure_topics
 from streams.windows import read_window

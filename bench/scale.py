@@ -23,6 +23,7 @@ from pathlib import Path
 
 import redis
 
+from app.composition import build_engine, contract_spec, drift_config, online_config
 from bench.harness import (
     applied_total,
     create_topics,
@@ -34,12 +35,11 @@ from bench.harness import (
     start_worker,
     wait_until,
 )
+from models.adapters.redis_keys import RedisKeys
 from models.codec import decode_key_model, encode_key_model
 from models.keyed import KeyModel
 from models.market import MarketSimulator
-from models.redis_keys import RedisKeys
 from streams.contracts import encode_message, record_key_of
-from streams.engine import Engine, contract_spec, drift_config, online_config
 from streams.producer import MessageProducer
 from streams.records import InputRecord
 
@@ -58,7 +58,7 @@ def by_keys(n_keys: int, redis_url: str, store: Path) -> dict:
         for i, m in enumerate(messages)
     ]
     records.sort(key=lambda r: (r.partition, r.offset))
-    engine = Engine.build(settings, redis_url, is_assigned=lambda p: True)
+    engine = build_engine(settings, redis_url, is_assigned=lambda p: True)
 
     elapsed = learn_in_process(engine, records, checkpoint_every=2000)
     learned = engine.state.key_count
@@ -162,7 +162,7 @@ def main() -> None:
         restore = restore_seconds_per_1000_keys(workdir / "restore")
         workers = [
             by_workers(n, endpoints, workdir, engine)
-            for engine in ("agents", "batch")
+            for engine in ("faust", "aiokafka")
             for n in (1, 2)
         ]
     print(

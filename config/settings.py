@@ -375,10 +375,21 @@ class DriftSettings(_Group):
 class ProcessingSettings(_Group):
     """How records are consumed, and the micro-batch sizes."""
 
-    engine: Literal["agents", "batch"] = Field(
-        default="agents",
-        description="agents: Faust stream agents; batch: one aiokafka consumer, whole fetches",
+    engine: Literal["aiokafka", "faust"] = Field(
+        default="aiokafka",
+        description=(
+            "aiokafka: one aiokafka consumer, whole fetches as micro-batches (fast); "
+            "faust: Faust stream agents (old names batch/agents are accepted)"
+        ),
     )
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _renamed(cls, value: Any) -> Any:
+        # The engines were called "batch" (a word that also names the XGBoost model and the
+        # micro-batches) and "agents" until 0.x; configurations that say so keep working.
+        return {"batch": "aiokafka", "agents": "faust"}.get(value, value)
+
     learn_batch: int = Field(default=500, ge=1, description="max outcomes per micro-batch")
     score_batch: int = Field(default=500, ge=1, description="max requests per micro-batch")
     max_wait_ms: int = Field(

@@ -1,6 +1,6 @@
 """Faust agents: thin loops that batch events, delegate to the processors, send, then ack.
 
-The checkpoint protocol is :mod:`streams.checkpointing` (shared with the batch engine). The
+The checkpoint protocol is :mod:`streams.checkpointing` (shared with the aiokafka engine). The
 resume point of an outcome partition is the applied offset stored in Redis with its state: on
 every claim the consumer is sought there (Kafka's committed offset may be behind Redis, or
 ahead of it after a Redis failover). Acks decide what Faust commits to Kafka, for lag tools.

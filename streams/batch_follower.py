@@ -1,10 +1,11 @@
-"""Following the active batch model: read the Redis pointer, load off the event loop, swap.
+"""Following the active batch model: read the active pointer, load off the event loop, swap.
 
 The scorer calls :meth:`BatchModelFollower.model_for_batch` at the start of every micro-batch:
-one Redis GET tells which version is active *now*, so the version a signal names was active
-while its request was being processed. Versions are loaded in a worker thread and kept in a
-small cache, so a rollback to a recent version swaps instantly; a new version is usually
-preloaded already by the ``model-updates`` listener or the polling timer.
+one pointer read (a Redis GET in production) tells which version is active *now*, so the
+version a signal names was active while its request was being processed. Versions are loaded
+in a worker thread and kept in a small cache, so a rollback to a recent version swaps
+instantly; a new version is usually preloaded already by the ``model-updates`` listener or the
+polling timer.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from models.batch import BatchModel, BatchModelError, load_batch_model
-from models.redis_keys import RedisKeys
+from models.model_source import ActivePointer
 from models.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,7 @@ class BatchModelFollower:
     def __init__(
         self,
         holder: BatchModelHolder,
-        client: aioredis.Redis,
-        keys: RedisKeys,
+        pointer: ActivePointer,
         store: ModelStore,
         features: Sequence[str],
         threads: int = 1,
@@ -59,8 +58,7 @@ class BatchModelFollower:
         pointer_retry_s: float = 1.0,
     ) -> None:
         self.holder = holder
-        self._client = client
-        self._pointer_key = keys.active_model
+        self._pointer = pointer
         self._store = store
         self._features = tuple(features)
         self._threads = threads
@@ -93,7 +91,7 @@ class BatchModelFollower:
         if now < self._pointer_down_until:
             return self.holder.current, self._pointer_error
         try:
-            raw = await asyncio.wait_for(self._client.get(self._pointer_key), self._pointer_timeout)
+            wanted = await asyncio.wait_for(self._pointer.active(), self._pointer_timeout)
         except (TimeoutError, RedisError, OSError) as exc:
             self._pointer_down_until = now + self._pointer_retry
             self._pointer_error = (
@@ -102,15 +100,14 @@ class BatchModelFollower:
             )
             return self.holder.current, self._pointer_error
         self._pointer_down_until = 0.0
-        await self._follow(raw)
+        await self._follow(wanted)
         return self.holder.current, None
 
     async def sync(self) -> bool:
         """Make the active version current if it is not; True when the model changed."""
-        return await self._follow(await self._client.get(self._pointer_key))
+        return await self._follow(await self._pointer.active())
 
-    async def _follow(self, raw: bytes | None) -> bool:
-        wanted = raw.decode(errors="replace") if raw is not None else None
+    async def _follow(self, wanted: str | None) -> bool:
         if wanted is None or wanted == self.holder.version:
             return False
         async with self._lock:

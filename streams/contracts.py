@@ -1,5 +1,8 @@
 """Message contracts of every topic, as JSON (orjson), with strict validation.
 
+Outcomes and signal requests first try a typed msgspec decode (``streams.fast_decoding``):
+only records it fully accepts take that path; all others are decided and explained here.
+
 Decoders return a typed message or raise :class:`ContractError` whose ``reason`` says exactly
 what is wrong; the agents turn that into a dead-letter record and keep the stream flowing.
 See ``docs/messages.md`` for an example per topic.
@@ -13,9 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from models.blend import Blend
+from streams.fast_decoding import Fast, fast_outcome, fast_request
 
 #: Model key used for every message when no ``model.key_field`` is configured.
 GLOBAL_KEY = "global"
@@ -29,9 +34,12 @@ class ContractError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class TradeOutcome:
-    """A closed trade: its features, whether it won (label 1) and its realised R/R."""
+class TradeOutcome(msgspec.Struct, frozen=True):
+    """A closed trade: its features, whether it won (label 1) and its realised R/R.
+
+    (A msgspec struct rather than a frozen dataclass: built per outcome, and a frozen
+    dataclass's ``__init__`` cost ~1 us of the decoder's 2.7, measured.)
+    """
 
     outcome_id: str
     key: str
@@ -42,9 +50,8 @@ class TradeOutcome:
     realized_rr: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class SignalRequest:
-    """A request to score a prospective trade."""
+class SignalRequest(msgspec.Struct, frozen=True):
+    """A request to score a prospective trade (a msgspec struct, as :class:`TradeOutcome`)."""
 
     request_id: str
     key: str
@@ -102,6 +109,26 @@ def decode_outcome(
     value: bytes | None, record_key: bytes | None, spec: ContractSpec
 ) -> TradeOutcome:
     """Validate and decode a ``trade-outcomes`` record."""
+    if _fits(value, record_key, spec):
+        fast = fast_outcome(value, spec)  # type: ignore[arg-type]
+        if fast is not None and (model_key := _fast_model_key(fast, record_key)) is not None:
+            message = fast.message
+            return TradeOutcome(
+                outcome_id=message.outcome_id,
+                key=message.key,
+                model_key=model_key,
+                ts=message.ts,
+                features=fast.features,
+                label=message.label,
+                realized_rr=message.realized_rr,
+            )
+    return checked_outcome(value, record_key, spec)
+
+
+def checked_outcome(
+    value: bytes | None, record_key: bytes | None, spec: ContractSpec
+) -> TradeOutcome:
+    """:func:`decode_outcome` without the fast path: the contract itself, every reason worded."""
     message = _load_object(value, record_key, spec)
     label = message.get("label")
     if type(label) is not int or label not in (0, 1):
@@ -128,6 +155,24 @@ def decode_request(
     value: bytes | None, record_key: bytes | None, spec: ContractSpec
 ) -> SignalRequest:
     """Validate and decode a ``signal-requests`` record."""
+    if _fits(value, record_key, spec):
+        fast = fast_request(value, spec)  # type: ignore[arg-type]
+        if fast is not None and (model_key := _fast_model_key(fast, record_key)) is not None:
+            message = fast.message
+            return SignalRequest(
+                request_id=message.request_id,
+                key=message.key,
+                model_key=model_key,
+                ts=message.ts,
+                features=fast.features,
+            )
+    return checked_request(value, record_key, spec)
+
+
+def checked_request(
+    value: bytes | None, record_key: bytes | None, spec: ContractSpec
+) -> SignalRequest:
+    """:func:`decode_request` without the fast path: the contract itself, every reason worded."""
     message = _load_object(value, record_key, spec)
     model_key = _checked_model_key(message, record_key, spec)
     return SignalRequest(
@@ -295,6 +340,24 @@ def _load_object(
     if not isinstance(message, dict):
         raise ContractError(f"message must be a JSON object, got {type(message).__name__}")
     return message
+
+
+def _fits(value: bytes | None, record_key: bytes | None, spec: ContractSpec) -> bool:
+    """Whether a record may take the fast path (see ``streams.fast_decoding``)."""
+    return (
+        value is not None
+        and len(value) <= spec.max_value_bytes
+        and record_key is not None
+        and len(record_key) <= spec.max_key_bytes
+    )
+
+
+def _fast_model_key(fast: Fast, record_key: bytes | None) -> str | None:
+    """The model key of a fast-decoded record if its ts and record key are valid, else None."""
+    if not 0 <= fast.message.ts <= MAX_TS:
+        return None
+    model_key = GLOBAL_KEY if fast.model_key is None else fast.model_key
+    return model_key if record_key == model_key.encode() else None
 
 
 def _checked_model_key(

@@ -1,4 +1,6 @@
-"""The engine: every processor and store of one worker, built from settings in one place."""
+"""The engine: the processors, online state and batch-model follower of one worker, assembled
+on its ports (the Redis adapters in production, the in-memory twins in tests); the settings ->
+config mapping and the adapters are the composition root's (``app.composition``)."""
 
 from __future__ import annotations
 
@@ -6,19 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from config import Settings
+from models.adapters.redis_keys import RedisKeys
 from models.batch import BatchModelError, load_batch_model
 from models.blend import Blender
 from models.drift.config import DriftConfig
+from models.model_source import ActivePointer
 from models.online import OnlineConfig
-from models.redis_keys import RedisKeys
-from models.registry import ModelRegistry
-from models.state_store import PartitionStateStore
+from models.state_store import StateStore
 from models.store import ModelStore
 from streams.batch_follower import BatchModelFollower, BatchModelHolder
 from streams.checkpointing import Checkpointer, Publisher, Sender
@@ -32,55 +31,27 @@ from streams.telemetry import EngineMetrics
 from streams.topics import TopicNames
 
 
-def online_config(settings: Settings) -> OnlineConfig:
-    """The learner's hyper-parameters from the ``online`` settings."""
-    online = settings.online
-    return OnlineConfig(
-        learning_rate=online.learning_rate,
-        decay_half_life=online.decay_half_life,
-        weight_by_rr=online.weight_by_rr,
-        max_sample_weight=online.max_sample_weight,
-        dedupe_window=online.dedupe_window,
-    )
+@dataclass(frozen=True)
+class ModelConfigs:
+    """The ``models`` configs the processors are built with (mapped from settings by the
+    composition root, ``app.composition``)."""
+
+    online: OnlineConfig
+    drift: DriftConfig | None
+    spec: ContractSpec
 
 
-def drift_config(settings: Settings) -> DriftConfig | None:
-    """The drift monitors' settings, or None when drift detection is off."""
-    drift = settings.drift
-    if not drift.enabled:
-        return None
-    return DriftConfig(
-        kinds=drift.kinds,
-        concept_sources=drift.concept_sources,
-        alert_sources=drift.alert_sources,
-        detector=drift.detector,
-        adwin_delta=drift.adwin_delta,
-        replay_window=drift.replay_window,
-        min_degradation=drift.min_degradation,
-        recovery_tolerance=drift.recovery_tolerance,
-        cooldown_outcomes=drift.cooldown_outcomes,
-        check_every=drift.check_every,
-        psi_alert=drift.psi_alert,
-        psi_borderline=drift.psi_borderline,
-        ks_alpha=drift.ks_alpha,
-        label_alpha=drift.label_alpha,
-        label_min_shift=drift.label_min_shift,
-        retrain_on=drift.retrain_on,
-        retrain_delay_outcomes=drift.retrain_delay_outcomes,
-        retrain_min_window=drift.retrain_min_window,
-    )
+@dataclass(frozen=True)
+class Ports:
+    """What an engine needs from outside: where learner state lives, which batch model is
+    active, where model versions are stored; plus the Redis connection of the adapters that
+    have no port yet (the outbox's retrain guard, the readiness probe), None on the twins."""
 
-
-def contract_spec(settings: Settings) -> ContractSpec:
-    """What the decoders check, from the ``model`` settings."""
-    limits = settings.limits
-    return ContractSpec(
-        features=settings.model.features,
-        key_field=settings.model.key_field,
-        max_abs_feature=limits.max_abs_feature,
-        max_key_bytes=limits.max_key_bytes,
-        max_value_bytes=limits.max_value_bytes,
-    )
+    state_store: StateStore
+    pointer: ActivePointer
+    model_store: ModelStore
+    redis: aioredis.Redis | None = None
+    keys: RedisKeys | None = None
 
 
 def dead_letterer(
@@ -91,28 +62,13 @@ def dead_letterer(
     return DeadLetterer(source, target, clock, limits.max_key_bytes, limits.max_message_bytes)
 
 
-def redis_client(settings: Settings, url: str) -> aioredis.Redis:
-    """An asyncio Redis client that fails fast: a paused or dead Redis is an error within
-    ``redis.timeout_s`` (redis-py's default waits forever), which the callers turn into "pause
-    learning, keep scoring, retry with backoff" instead of a hung event loop."""
-    timeout = settings.redis.timeout_s
-    return aioredis.Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 1),
-        health_check_interval=30,
-    )
-
-
 @dataclass
 class Engine:
     """Learner, scorer, online state, batch-model follower and metrics of one worker."""
 
     settings: Settings
     topics: TopicNames
-    redis: aioredis.Redis
-    keys: RedisKeys
+    ports: Ports
     metrics: EngineMetrics
     state: OnlineState
     batch: BatchModelHolder
@@ -122,44 +78,40 @@ class Engine:
     health: Health
 
     @classmethod
-    def build(
+    def assemble(
         cls,
         settings: Settings,
-        redis_url: str,
+        configs: ModelConfigs,
+        ports: Ports,
         is_assigned: Callable[[int], bool],
         clock: Callable[[], int] = now_ms,
     ) -> Engine:
-        """Compose the engine; no connection is opened until it is used."""
+        """Compose the engine on ``ports``; no connection is opened until it is used."""
         topics = TopicNames.from_settings(settings)
-        client = redis_client(settings, redis_url)
-        keys = RedisKeys(settings.redis.namespace)
         metrics = EngineMetrics()
-        store = PartitionStateStore(client, keys, topics.outcomes)
         state = OnlineState(
-            store,
-            online_config(settings),
+            ports.state_store,
+            configs.online,
             is_assigned,
-            drift_config(settings),
+            configs.drift,
             on_quarantine=metrics.states_quarantined.inc,
             fence_block_s=settings.kafka.session_timeout_s,
         )
-        spec = contract_spec(settings)
         blender = Blender(
             settings.blend.w_batch, settings.blend.w_online, settings.online.min_updates
         )
         holder = BatchModelHolder()
         follower = BatchModelFollower(
             holder,
-            client,
-            keys,
-            ModelStore(settings.batch.store_path),
+            ports.pointer,
+            ports.model_store,
             settings.model.features,
             threads=settings.batch.predict_threads,
             on_swap=metrics.batch_model_swaps.inc,
         )
         learner = OutcomeLearner(
             state,
-            spec,
+            configs.spec,
             blender,
             holder,
             dead_letterer(settings, topics.outcomes, topics.outcomes_dead_letter, clock),
@@ -167,7 +119,7 @@ class Engine:
         )
         scorer = RequestScorer(
             state,
-            spec,
+            configs.spec,
             blender,
             follower,
             topics.signals,
@@ -176,17 +128,7 @@ class Engine:
             clock,
         )
         return cls(
-            settings,
-            topics,
-            client,
-            keys,
-            metrics,
-            state,
-            holder,
-            follower,
-            learner,
-            scorer,
-            Health(),
+            settings, topics, ports, metrics, state, holder, follower, learner, scorer, Health()
         )
 
     def checkpointer(self, sender: Sender, outbox: Publisher | None) -> Checkpointer:
@@ -203,23 +145,15 @@ class Engine:
             outbox=outbox,
         )
 
-    def load_active_model_now(self, redis_url: str) -> str | None:
-        """Blocking start-up load of the active batch model, so the first signals can use it.
-
-        Returns the reason when the active version could not be loaded (the worker then starts
-        without a batch model and keeps trying), else None.
-        """
-        store = ModelStore(self.settings.batch.store_path)
-        client = redis.Redis.from_url(redis_url)
-        try:
-            version = ModelRegistry(client, self.keys, store).active()
-        finally:
-            client.close()
+    def load_model_now(self, version: str | None) -> str | None:
+        """Blocking start-up load of ``version`` (the active one), so the first signals can use
+        it. Returns the reason when it could not be loaded (the worker then starts without a
+        batch model and keeps following the pointer), else None."""
         if version is None:
             return None
         try:
             model = load_batch_model(
-                store,
+                self.ports.model_store,
                 version,
                 self.settings.model.features,
                 self.settings.batch.predict_threads,
@@ -246,5 +180,6 @@ class Engine:
         }
 
     async def close(self) -> None:
-        """Release the Redis connection pool."""
-        await self.redis.aclose()
+        """Release the Redis connection pool (if the ports have one)."""
+        if self.ports.redis is not None:
+            await self.ports.redis.aclose()

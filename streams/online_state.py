@@ -12,7 +12,7 @@ from models.codec import StateCodecError, decode_key_model, encode_key_model
 from models.drift.config import DriftConfig
 from models.keyed import KeyModel
 from models.online import OnlineConfig
-from models.state_store import PartitionStateStore, PartitionWrite
+from models.state_store import PartitionWrite, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class OnlineState:
 
     def __init__(
         self,
-        store: PartitionStateStore,
+        store: StateStore,
         config: OnlineConfig,
         is_assigned: Callable[[int], bool],
         drift: DriftConfig | None = None,

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 import orjson
 import redis.asyncio as aioredis
 
-from models.redis_keys import RedisKeys
+from models.adapters.redis_keys import RedisKeys
 from streams.alerts import RETRAIN
 from streams.checkpointing import Sender
 from streams.failpoints import failpoint

@@ -11,7 +11,7 @@ import orjson
 import redis
 from kafka import KafkaProducer
 
-from models.redis_keys import RedisKeys
+from models.adapters.redis_keys import RedisKeys
 from streams.contracts import (
     ContractError,
     RetrainRequest,

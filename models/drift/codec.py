@@ -10,6 +10,7 @@ neither forgets an open alert nor raises it again.
 from __future__ import annotations
 
 import base64
+import math
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from models.drift.alerts import Episode
 from models.drift.concept import ErrorStream
 from models.drift.config import DriftConfig
-from models.drift.distribution import DistributionMonitor, ReferenceBins
+from models.drift.distribution import DistributionMonitor
 from models.drift.monitor import DriftMonitor
 from models.drift.ring import Ring
 
@@ -66,6 +67,7 @@ def decode_drift(doc: Any, config: DriftConfig) -> DriftMonitor:
         monitor.label.reference_rate = label["reference_rate"]
         monitor.label.n, monitor.label.wins = float(label["n"]), float(label["wins"])
         monitor.label.episode = Episode.from_dict(label["episode"])
+        monitor.detached = monitor.model_version is not None
     except (KeyError, TypeError, ValueError) as exc:
         raise DriftStateError(f"drift state is invalid: {exc!r}") from None
     return monitor
@@ -93,32 +95,36 @@ def _decode_stream(stream: ErrorStream, data: dict[str, Any]) -> None:
 
 
 def _encode_distribution(monitor: DistributionMonitor) -> dict[str, Any]:
+    # No reference bins: they are the batch model's metadata (see DriftMonitor.attach).
     return {
         "reference_version": monitor.reference_version,
-        "references": {name: bins.reference for name, bins in monitor.bins.items()},
-        "counts": {name: counts.tolist() for name, counts in monitor.counts.items()},
-        "samples": {
-            name: base64.b64encode(ring.values().tobytes()).decode()
-            for name, ring in monitor.samples.items()
-        },
+        "counts": monitor.counts,
+        "samples": {name: ring.encode() for name, ring in monitor.samples.items()},
         "seen": monitor.seen,
         "episode": monitor.episode.as_dict(),
     }
 
 
 def _decode_distribution(monitor: DistributionMonitor, data: dict[str, Any]) -> None:
-    monitor.reference_version = data["reference_version"]
-    monitor.bins = {name: ReferenceBins(entry) for name, entry in data["references"].items()}
-    monitor.counts = {}
-    for name, counts in data["counts"].items():
-        array = np.asarray(counts, dtype=np.float64)
-        if array.shape != monitor.bins[name].expected.shape:
-            raise ValueError(f"counts of {name!r} do not match its bins")
-        monitor.counts[name] = array
-    monitor.samples = {}
-    for name, raw in data["samples"].items():
-        ring = Ring(monitor.config.ks_samples, np.float32)
-        ring.extend(np.frombuffer(base64.b64decode(raw), dtype=np.float32))
-        monitor.samples[name] = ring
-    monitor.seen = int(data["seen"])
-    monitor.episode = Episode.from_dict(data["episode"])
+    counts: dict[str, list[float]] = {}
+    for name, values in data["counts"].items():
+        if not isinstance(values, list) or not all(
+            isinstance(v, float | int) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        ):
+            raise ValueError(f"counts of {name!r} must be a list of finite numbers")
+        counts[name] = [float(v) for v in values]
+    samples = {}
+    for name, saved in data["samples"].items():
+        if isinstance(saved, str):  # state version <= 4: the values in order, base64
+            ring = Ring(monitor.config.ks_samples, np.float32)
+            ring.extend(np.frombuffer(base64.b64decode(saved), dtype=np.float32))
+        else:
+            ring = Ring.decode(saved, monitor.config.ks_samples, np.float32)
+        samples[name] = ring
+    if set(samples) != set(counts):
+        raise ValueError("samples and counts cover different columns")
+    version = data["reference_version"]
+    if version is not None and not isinstance(version, str):
+        raise ValueError("reference_version must be a string or null")
+    monitor.restore(version, counts, samples, int(data["seen"]), Episode.from_dict(data["episode"]))

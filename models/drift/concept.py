@@ -61,8 +61,10 @@ class ErrorStream:
 
     def update(self, error: float, n: int, freeze_baseline: bool) -> None:
         """Feed one error (0 or 1)."""
-        detector = self.detector  # replays saved errors first, if a restore left any
-        self.replay.append(error)
+        if self._replay_pending:
+            self.detector  # noqa: B018 - replays the saved errors first (see replay_into_detector)
+        detector = self._detector
+        self.replay.append(1 if error else 0)
         detector.update(error)
         self.seen += 1
         self.recent_mean.update(error)
@@ -122,6 +124,23 @@ class ConceptMonitor:
         self.config = config
         self.streams = {source: ErrorStream(config) for source in config.concept_sources}
         self.episodes = {source: Episode() for source in config.alert_sources}
+
+    def update_predictions(
+        self,
+        key: str,
+        won: bool,
+        p_batch: float | None,
+        p_online: float | None,
+        p_blend: float | None,
+        n: int,
+    ) -> list[AlertEvent]:
+        """Feed one outcome's three predictions (None where a source made none)."""
+        errors = {
+            "batch": None if p_batch is None else float((p_batch > 0.5) != won),
+            "online": None if p_online is None else float((p_online > 0.5) != won),
+            "blend": None if p_blend is None else float((p_blend > 0.5) != won),
+        }
+        return self.update(key, errors, n)
 
     def update(self, key: str, errors: dict[str, float | None], n: int) -> list[AlertEvent]:
         """Feed one outcome's errors (None where a source made no prediction)."""

@@ -78,46 +78,102 @@ def psi(counts: np.ndarray, expected: np.ndarray) -> float:
 
 
 class DistributionMonitor:
-    """PSI (+ KS when borderline) of some columns against a reference; one episode for all."""
+    """PSI (+ KS when borderline) of some columns against a reference; one episode for all.
+
+    The reference bins are the batch model's (shared by every key, never copied into a key's
+    checkpoint: a restored monitor knows only the reference's version and is re-attached to the
+    bins when the learner next passes that model's reference). Bin counts are Python floats and
+    the recent values sit in compact rings: measured on the learner processor, numpy element
+    writes here cost ~2 us of every outcome.
+    """
 
     def __init__(self, kind: str, config: DriftConfig) -> None:
         self.kind = kind
         self.config = config
         self.reference_version: str | None = None
         self.bins: dict[str, ReferenceBins] = {}
-        self.counts: dict[str, np.ndarray] = {}
+        self.counts: dict[str, list[float]] = {}
         self.samples: dict[str, Ring] = {}
         self.seen = 0
         self.episode = Episode()
         self._block_decay = fading_factor(config.psi_half_life) ** config.check_every
+        self._columns: list[tuple[str, list[float], list[float], Ring]] = []
 
-    def set_reference(self, version: str, references: Mapping[str, Mapping[str, Any]]) -> None:
+    @property
+    def attached(self) -> bool:
+        """Whether the reference's bins are known (False after a restore until re-attached)."""
+        return bool(self.bins) or not self.counts
+
+    def set_reference(self, version: str, bins: Mapping[str, ReferenceBins]) -> None:
         """Compare against a new model's reference from now on (counts start over)."""
         self.reference_version = version
-        self.bins = {name: ReferenceBins(entry) for name, entry in references.items()}
-        self.counts = {name: np.zeros(len(b.expected)) for name, b in self.bins.items()}
-        self.samples = {name: Ring(self.config.ks_samples, np.float32) for name in self.bins}
+        self.counts = {name: [0.0] * len(b.expected) for name, b in bins.items()}
+        self.samples = {name: Ring(self.config.ks_samples, np.float32) for name in bins}
         self.seen = 0
+        self._bind(bins)
+
+    def attach(self, version: str, bins: Mapping[str, ReferenceBins]) -> None:
+        """Give a restored monitor its reference's bins back (same version: counts are kept).
+
+        Counts that do not fit the bins (a different reference under the same name) start over.
+        """
+        if (
+            version != self.reference_version
+            or set(bins) != set(self.counts)
+            or any(len(self.counts[name]) != len(b.expected) for name, b in bins.items())
+        ):
+            self.set_reference(version, bins)
+            return
+        for name in bins:
+            self.samples.setdefault(name, Ring(self.config.ks_samples, np.float32))
+        self._bind(bins)
+
+    def restore(
+        self,
+        version: str | None,
+        counts: Mapping[str, list[float]],
+        samples: Mapping[str, Ring],
+        seen: int,
+        episode: Episode,
+    ) -> None:
+        """Saved state without the bins (see :meth:`attach`)."""
+        self.reference_version = version
+        self.bins, self._columns = {}, []
+        self.counts = {name: list(values) for name, values in counts.items()}
+        self.samples = dict(samples)
+        self.seen = seen
+        self.episode = episode
+
+    def _bind(self, bins: Mapping[str, ReferenceBins]) -> None:
+        self.bins = dict(bins)
+        self._columns = [
+            (name, b.edges, self.counts[name], self.samples[name]) for name, b in self.bins.items()
+        ]
 
     def add(self, values: Mapping[str, float]) -> None:
         """Count one outcome's values."""
-        if not self.bins:
+        if not self._columns:
             return
-        for name, bins in self.bins.items():
+        for name, edges, counts, samples in self._columns:
             value = values.get(name)
             if value is None:
                 continue
-            self.counts[name][bins.bin_of(value)] += 1.0
-            self.samples[name].append(value)
+            counts[bisect.bisect_left(edges, value)] += 1.0
+            samples.append(value)
         self.seen += 1
 
     def statistics(self) -> dict[str, float]:
         """Current PSI of every column."""
-        return {name: psi(self.counts[name], bins.expected) for name, bins in self.bins.items()}
+        return {
+            name: psi(np.asarray(self.counts[name]), bins.expected)
+            for name, bins in self.bins.items()
+        }
 
     def check(self, key: str, n: int) -> list[AlertEvent]:
         """Judge drift now (called every ``check_every`` outcomes), then fade the counts."""
-        if not self.bins or self.seen < self.config.warmup:
+        if not self.bins:  # no reference, or restored and not attached yet: nothing counted
+            return []
+        if self.seen < self.config.warmup:
             self._fade()
             return []
         config = self.config
@@ -150,8 +206,9 @@ class DistributionMonitor:
         return events
 
     def _fade(self) -> None:
+        decay = self._block_decay
         for counts in self.counts.values():
-            np.multiply(counts, self._block_decay, out=counts)
+            counts[:] = [c * decay for c in counts]
 
     def _event(
         self,

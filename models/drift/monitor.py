@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from models.drift.alerts import AlertEvent, Episode, episode_id
 from models.drift.concept import ConceptMonitor
 from models.drift.config import DriftConfig
-from models.drift.distribution import DistributionMonitor
+from models.drift.distribution import DistributionMonitor, ReferenceBins
 from models.drift.label import LabelMonitor
 
 PREDICTION = "p_batch"
@@ -36,6 +37,16 @@ class ModelReference:
             label_rate=metadata.get("label_rate"),
         )
 
+    @cached_property
+    def feature_bins(self) -> dict[str, ReferenceBins]:
+        """Bins of every feature's reference, built once and shared by every key's monitor."""
+        return {name: ReferenceBins(entry) for name, entry in self.features.items()}
+
+    @cached_property
+    def prediction_bins(self) -> dict[str, ReferenceBins]:
+        """Bins of the model's own predictions on validation rows (empty if not recorded)."""
+        return {PREDICTION: ReferenceBins(self.predictions)} if self.predictions else {}
+
 
 @dataclass(frozen=True)
 class RetrainNeed:
@@ -58,6 +69,11 @@ class DriftMonitor:
         self.prediction = DistributionMonitor("prediction", config)
         self.label = LabelMonitor(config)
         self.model_version: str | None = None
+        #: Restored from a checkpoint, which holds no reference bins: see :meth:`attach`.
+        self.detached = False
+        kinds = config.kinds
+        self._concept_on, self._data_on = "concept" in kinds, "data" in kinds
+        self._prediction_on, self._label_on = "prediction" in kinds, "label" in kinds
 
     def update(
         self,
@@ -70,23 +86,21 @@ class DriftMonitor:
         reference: ModelReference | None,
     ) -> tuple[list[AlertEvent], list[RetrainNeed]]:
         """Feed one outcome; returns alerts/recoveries and retrains now due."""
-        self.n += 1
-        n, kinds = self.n, self.config.kinds
-        if reference is not None and reference.version != self.model_version:
-            self._switch_model(reference)
+        self.n = n = self.n + 1
+        kinds = self.config.kinds
+        if reference is not None and (self.detached or reference.version != self.model_version):
+            if reference.version == self.model_version:
+                self.attach(reference)
+            else:
+                self._switch_model(reference)
         events: list[AlertEvent] = []
-        if "concept" in kinds:
-            errors = {
-                "batch": _error(p_batch, won),
-                "online": _error(p_online, won),
-                "blend": _error(p_blend, won),
-            }
-            events += self.concept.update(key, errors, n)
-        if "data" in kinds:
+        if self._concept_on:
+            events = self.concept.update_predictions(key, won, p_batch, p_online, p_blend, n)
+        if self._data_on:
             self.data.add(features)
-        if "prediction" in kinds and p_batch is not None:
+        if self._prediction_on and p_batch is not None:
             self.prediction.add({PREDICTION: p_batch})
-        if "label" in kinds:
+        if self._label_on:
             self.label.add(won)
         if n % self.config.check_every == 0:
             if "data" in kinds:
@@ -109,16 +123,38 @@ class DriftMonitor:
         )
         return named
 
+    def attach(self, reference: ModelReference) -> None:
+        """Give a restored monitor the bins of its model's reference (kept out of checkpoints:
+        they are the model's metadata, the same for every key); a different model's reference
+        starts its comparisons over."""
+        self.detached = False
+        if reference.version != self.model_version:
+            self._switch_model(reference)
+            return
+        self.data.attach(reference.version, reference.feature_bins)
+        self.prediction.attach(reference.version, reference.prediction_bins)
+
     def _switch_model(self, reference: ModelReference) -> None:
         if self.model_version is not None:
             self.concept.on_model_change()
         self.model_version = reference.version
-        self.data.set_reference(reference.version, reference.features)
-        predictions = {PREDICTION: reference.predictions} if reference.predictions else {}
-        self.prediction.set_reference(reference.version, predictions)
+        self.detached = False
+        self.data.set_reference(reference.version, reference.feature_bins)
+        self.prediction.set_reference(reference.version, reference.prediction_bins)
         self.label.set_reference(reference.version, reference.label_rate)
 
     def _retrain_needs(self, key: str, n: int) -> list[RetrainNeed]:
+        # Per outcome, so first the cheap question: is any retrain scheduled at all?
+        if all(
+            e.retrain_due_at is None or e.retrain_requested
+            for e in (
+                *self.concept.episodes.values(),
+                self.data.episode,
+                self.prediction.episode,
+                self.label.episode,
+            )
+        ):
+            return []
         needs = []
         for name, episode in self.episodes().items():
             due = episode.retrain_due_at
@@ -135,9 +171,3 @@ class DriftMonitor:
                     )
                 )
         return needs
-
-
-def _error(p_win: float | None, won: bool) -> float | None:
-    if p_win is None:
-        return None
-    return 0.0 if (p_win > 0.5) == won else 1.0

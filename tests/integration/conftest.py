@@ -8,19 +8,13 @@ from pathlib import Path
 import pytest
 
 from app.embedded import Endpoints
-from tests.integration.infra import Deployment, make_deployment, session_infrastructure
+from tests.integration.infra import Deployment, make_deployment
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
-
-
-@pytest.fixture(scope="session")
-def endpoints() -> Iterator[Endpoints]:
-    with session_infrastructure() as started:
-        yield started
 
 
 @pytest.fixture

@@ -21,22 +21,22 @@ from pathlib import Path
 import orjson
 import redis
 
+from app.composition import contract_spec, online_config
 from app.embedded import EmbeddedInfrastructure, Endpoints
 from app.worker import worker_environment
 from config import Settings, load_settings
+from models.adapters.redis_keys import RedisKeys
+from models.adapters.redis_registry import ModelRegistry
 from models.codec import decode_key_model
 from models.keyed import KeyModel
-from models.redis_keys import RedisKeys
-from models.registry import ModelRegistry
 from models.store import ModelStore
-from streams.engine import contract_spec, online_config
 from streams.producer import MessageProducer
 from streams.reader import read_topic
 from streams.topics import TopicNames, ensure_topics_for
 
 INFRA_MODE_ENV = "STREAMLEARN_TEST_INFRA"
 #: Both consumption engines pass the core tests.
-ENGINES = ("agents", "batch")
+ENGINES = ("faust", "aiokafka")
 
 
 @contextmanager

@@ -10,9 +10,9 @@ import pytest
 import redis
 
 from app.worker import worker_environment
+from models.adapters.redis_keys import RedisKeys
+from models.adapters.redis_registry import ModelRegistry
 from models.market import MarketSimulator
-from models.redis_keys import RedisKeys
-from models.registry import ModelRegistry
 from models.store import ModelStore
 
 COMMANDS = [

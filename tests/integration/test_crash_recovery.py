@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from app.composition import online_config
 from models.keyed import KeyModel
 from models.market import MarketSimulator
-from streams.engine import online_config
 from tests.integration.infra import ENGINES
 
 N_OUTCOMES = 40_000

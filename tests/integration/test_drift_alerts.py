@@ -11,8 +11,8 @@ import redis
 
 from app.train import train_and_store
 from app.worker import worker_environment
+from models.adapters.redis_keys import RedisKeys
 from models.market import MarketSimulator
-from models.redis_keys import RedisKeys
 
 HISTORY, BEFORE_FLIP = 20_000, 10_000
 
@@ -33,7 +33,7 @@ def _active(deployment) -> str:
 def _blend(deployment) -> tuple[float, float]:
     """Blend source (n, correct) of the global key, as checkpointed."""
     source = deployment.key_models()["global"].metrics.sources["blend"]
-    return source.n, source.accuracy.get() * source.n
+    return source.n, source.correct
 
 
 def test_a_regime_flip_gives_one_alert_one_retrain_a_promotion_and_a_recovery(deploy, tmp_path):
@@ -110,9 +110,9 @@ def test_a_regime_flip_gives_one_alert_one_retrain_a_promotion_and_a_recovery(de
 @pytest.mark.parametrize(
     ("failpoint", "engine"),
     [
-        ("before-outbox-publish", "agents"),
-        ("after-outbox-publish", "agents"),
-        ("after-outbox-publish", "batch"),
+        ("before-outbox-publish", "faust"),
+        ("after-outbox-publish", "faust"),
+        ("after-outbox-publish", "aiokafka"),
     ],
 )
 def test_kill_between_drift_and_alert_publishes_exactly_one_alert(

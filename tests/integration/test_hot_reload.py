@@ -8,8 +8,8 @@ import time
 import redis
 
 from app.train import train_and_store
+from models.adapters.redis_keys import RedisKeys
 from models.market import MarketSimulator
-from models.redis_keys import RedisKeys
 from models.store import MODEL_FILE, ModelStore
 
 

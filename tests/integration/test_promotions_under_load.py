@@ -8,9 +8,9 @@ import time
 import pytest
 import redis
 
+from models.adapters.redis_keys import RedisKeys
+from models.adapters.redis_registry import ModelRegistry
 from models.market import FEATURES, MarketSimulator
-from models.redis_keys import RedisKeys
-from models.registry import ModelRegistry
 from models.store import ModelStore
 from models.training import train_batch_model
 from streams.model_updates import ModelUpdatePublisher, from_registry_event

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import redis
 
+from models.adapters.redis_keys import RedisKeys
+from models.adapters.redis_registry import ModelRegistry
 from models.market import FEATURES, MarketSimulator
-from models.redis_keys import RedisKeys
-from models.registry import ModelRegistry, RegistryError
+from models.registry import RegistryError
 from models.store import ModelStore
 from models.training import train_batch_model
 

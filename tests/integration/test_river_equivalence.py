@@ -53,6 +53,6 @@ def test_phishing_through_the_topic_equals_progressive_val_score(deploy, tmp_pat
 
     streamed = deployment.key_models()["global"]
     assert streamed.updates == len(dataset)
-    assert streamed.metrics.sources["online"].accuracy.get() == accuracy.get()
+    assert streamed.metrics.sources["online"].summary()["accuracy"] == accuracy.get()
     assert streamed.learner.weights == reference["LogisticRegression"].weights
     assert streamed.learner.intercept == reference["LogisticRegression"].intercept

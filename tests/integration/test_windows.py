@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from app.composition import contract_spec
 from models.market import MarketSimulator
-from streams.engine import contract_spec
 from streams.windows import DAY_MS, read_window
 
 

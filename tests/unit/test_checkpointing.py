@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from models.memory_state_store import MemoryStateStore
+from models.adapters.memory_state_store import MemoryStateStore
 from models.online import OnlineConfig
 from streams.checkpointing import (
     Admission,

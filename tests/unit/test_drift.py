@@ -183,3 +183,54 @@ def test_invalid_configs_are_refused():
         DriftConfig(concept_sources=("online",), alert_sources=("batch",))
     with pytest.raises(ValueError, match="detector"):
         DriftConfig(detector="magic")
+
+
+def test_a_checkpoint_holds_no_reference_bins_and_a_restore_continues_exactly():
+    """The bins are the model's metadata: a restored monitor is re-attached to them on its
+    next outcome and its counts, samples and PSI are those of a monitor never restored."""
+    rng = np.random.default_rng(11)
+    config = DriftConfig(kinds=("data", "prediction"))
+    deciles = distribution_reference(rng.normal(0, 1, 20_000))
+    predictions = distribution_reference(rng.random(5_000))
+    reference = ModelReference("v1", {"x": deciles, "y": deciles}, predictions, None)
+    straight, restored = DriftMonitor(config), DriftMonitor(config)
+    for i in range(3_000):
+        values = {"x": float(rng.normal(0.3, 1)), "y": float(rng.normal(0, 1))}
+        p = float(rng.random())
+        for monitor in (straight, restored):
+            monitor.update("k", values, True, p, None, None, reference)
+        if i % 701 == 0:
+            doc = orjson.loads(orjson.dumps(encode_drift(restored)))
+            assert "references" not in doc["data"] and "quantiles" not in orjson.dumps(doc).decode()
+            restored = decode_drift(doc, config)
+            assert restored.detached and restored.data.statistics() == {}
+    assert not restored.detached
+    assert restored.data.counts == straight.data.counts
+    assert restored.data.statistics() == straight.data.statistics()
+    assert restored.prediction.statistics() == straight.prediction.statistics()
+    assert (restored.data.samples["x"].values() == straight.data.samples["x"].values()).all()
+    # A restore under a different model starts the comparison over, as a model switch does.
+    v2 = ModelReference("v2", {"x": deciles, "y": deciles}, None, None)
+    again = decode_drift(orjson.loads(orjson.dumps(encode_drift(restored))), config)
+    again.update("k", {"x": 0.0, "y": 0.0}, True, None, None, None, v2)
+    assert again.model_version == "v2" and again.data.seen == 1
+
+
+@pytest.mark.parametrize("appended", [0, 3, 5, 12])
+def test_a_ring_survives_its_checkpoint_encoding_in_order(appended):
+    from models.drift.ring import Ring
+
+    ring = Ring(5, np.float32)
+    for i in range(appended):
+        ring.append(i * 1.5)
+    doc = orjson.loads(orjson.dumps(ring.encode()))
+    held = ring.values().tolist()
+    again = Ring.decode(doc, 5, np.float32)
+    assert again.values().tolist() == held and len(again) == len(ring) == min(5, appended)
+    again.append(99.0)
+    ring.append(99.0)
+    assert again.values().tolist() == ring.values().tolist()
+    smaller = Ring.decode(doc, 2, np.float32)  # a smaller ring keeps the newest values
+    assert smaller.values().tolist() == held[-2:]
+    with pytest.raises(ValueError):
+        Ring.decode({**doc, "count": 99}, 5, np.float32)

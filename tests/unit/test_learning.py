@@ -8,14 +8,14 @@ import orjson
 import pytest
 from river import compose, linear_model, optim, preprocessing
 
+from app.composition import contract_spec, online_config
 from config import load_settings
+from models.adapters.memory_state_store import MemoryStateStore
 from models.blend import Blender
 from models.market import MarketSimulator
-from models.memory_state_store import MemoryStateStore
 from streams.batch_follower import BatchModelHolder
 from streams.contracts import ContractSpec, encode_message
 from streams.dead_letters import DeadLetterer
-from streams.engine import contract_spec, online_config
 from streams.learning import OutcomeLearner
 from streams.online_state import OnlineState
 from streams.records import InputRecord

@@ -1,50 +1,72 @@
-"""Learner state in Redis: claims fence earlier owners, checkpoints are atomic and guarded."""
+"""The state-store contract, run on every adapter (Redis and the in-memory twin).
+
+Claims fence earlier owners; a checkpoint writes all still-owned partitions at once and
+reports the fenced ones; reads never claim; corrupt states are set aside, not fatal.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-
-import redis.asyncio as aioredis
 
 from models.codec import encode_key_model
 from models.keyed import KeyModel
 from models.online import OnlineConfig
-from models.redis_keys import RedisKeys
-from models.state_store import PartitionStateStore, PartitionWrite
+from models.state_store import PartitionWrite
 from streams.online_state import OnlineState
 
 
-def _run(coro):
-    return asyncio.run(coro)
+def _run(backend, scenario):
+    async def wrapped():
+        try:
+            await scenario()
+        finally:
+            await backend.close()
+
+    asyncio.run(wrapped())
 
 
-async def _stores(url: str, n: int = 2) -> tuple[list[PartitionStateStore], list[aioredis.Redis]]:
-    keys = RedisKeys(f"test-{uuid.uuid4().hex[:8]}")
-    clients = [aioredis.Redis.from_url(url) for _ in range(n)]
-    return [PartitionStateStore(c, keys, "outcomes") for c in clients], clients
-
-
-def test_claim_bumps_the_epoch_and_reads_what_was_checkpointed(endpoints):
+def test_claim_bumps_the_epoch_and_reads_what_was_checkpointed(backend):
     async def scenario():
-        (store, _), clients = await _stores(endpoints.redis_url)
+        store = backend.store()
         first = await store.claim(0)
         assert (first.epoch, first.applied_offset, first.states) == (1, -1, {})
         blob = encode_key_model(KeyModel.fresh(OnlineConfig()))
-        fenced = await store.checkpoint({0: PartitionWrite(first.epoch, 41, {"K": blob})})
-        assert fenced == set()
+        assert await store.checkpoint({0: PartitionWrite(first.epoch, 41, {"K": blob})}) == set()
         again = await store.claim(0)
         assert (again.epoch, again.applied_offset, again.states) == (2, 41, {"K": blob})
         assert await store.partitions() == [0]
-        for c in clients:
-            await c.aclose()
 
-    _run(scenario())
+    _run(backend, scenario)
 
 
-def test_a_zombie_checkpoint_is_refused_and_others_in_the_same_write_land(endpoints):
+def test_a_checkpoint_keeps_the_states_it_does_not_write(backend):
     async def scenario():
-        (old_owner, new_owner), clients = await _stores(endpoints.redis_url)
+        store = backend.store()
+        epoch = (await store.claim(2)).epoch
+        await store.checkpoint({2: PartitionWrite(epoch, 1, {"A": b"a1", "B": b"b1"})})
+        await store.checkpoint({2: PartitionWrite(epoch, 2, {"B": b"b2"})})
+        snapshot = await store.read(2)
+        assert (snapshot.applied_offset, snapshot.states) == (2, {"A": b"a1", "B": b"b2"})
+
+    _run(backend, scenario)
+
+
+def test_reading_never_claims_or_creates(backend):
+    async def scenario():
+        store = backend.store()
+        empty = await store.read(7)
+        assert (empty.epoch, empty.applied_offset, empty.states) == (0, -1, {})
+        assert await store.partitions() == []
+        await store.claim(3)
+        assert (await store.read(3)).epoch == 1 and (await store.read(3)).epoch == 1
+        assert await store.partitions() == [3]
+
+    _run(backend, scenario)
+
+
+def test_a_zombie_checkpoint_is_refused_and_others_in_the_same_write_land(backend):
+    async def scenario():
+        old_owner, new_owner = backend.store(), backend.store()
         zombie0 = await old_owner.claim(0)
         zombie1 = await old_owner.claim(1)
         await new_owner.claim(0)  # a rebalance moved partition 0
@@ -54,17 +76,15 @@ def test_a_zombie_checkpoint_is_refused_and_others_in_the_same_write_land(endpoi
         assert fenced == {0}
         assert (await new_owner.read(0)).applied_offset == -1  # untouched by the zombie
         assert (await new_owner.read(1)).applied_offset == 7
-        for c in clients:
-            await c.aclose()
 
-    _run(scenario())
+    _run(backend, scenario)
 
 
-def test_online_state_claims_only_assigned_partitions_and_quarantines_corrupt_state(endpoints):
+def test_corrupt_states_are_quarantined_and_replaced_not_fatal(backend):
     async def scenario():
-        (store, _), clients = await _stores(endpoints.redis_url)
+        store = backend.store()
         state = OnlineState(store, OnlineConfig(), is_assigned=lambda p: p == 0)
-        assert await state.ensure(1) is None
+        assert await state.ensure(1) is None  # not assigned here: never claimed
         loaded = await state.ensure(0)
         assert loaded is not None and loaded.epoch == 1
         assert await state.ensure(0) is loaded  # claimed once
@@ -74,52 +94,43 @@ def test_online_state_claims_only_assigned_partitions_and_quarantines_corrupt_st
         loaded.applied_offset = 5
         assert await state.checkpoint() == set()
         assert not loaded.has_changes()
-        keys = RedisKeys(store._keys.namespace)
-        state_key = keys.partition_state("outcomes", 0)
-        good = await clients[0].hget(state_key, "k:K")
+        good = (await store.read(0)).states["K"]
         # NaN written as JSON null by an older version, and plain garbage: neither may stop a
         # worker that claims the partition (that was a crash loop across every worker).
         nan_state = good.replace(b'"intercept":', b'"intercept":null,"was":', 1)
-        await clients[0].hset(state_key, mapping={"k:K": b"garbage", "k:N": nan_state})
+        await backend.corrupt(0, {"K": b"garbage", "N": nan_state})
         quarantined = []
-        fresh_state = OnlineState(
-            store,
-            OnlineConfig(),
-            is_assigned=lambda p: True,
-            on_quarantine=lambda: quarantined.append(1),
+        fresh = OnlineState(
+            store, OnlineConfig(), lambda p: True, on_quarantine=lambda: quarantined.append(1)
         )
-        restored = await fresh_state.ensure(0)
+        restored = await fresh.ensure(0)
         assert restored is not None and restored.applied_offset == 5
         assert len(quarantined) == 2
         assert restored.models["K"].updates == 0 and restored.models["N"].updates == 0
-        aside = await clients[0].hgetall(keys.quarantine("outcomes", 0))
-        assert aside[b"K"] == b"garbage" and aside[b"N"] == nan_state
-        assert b"not JSON" in aside[b"K:reason"] and b"intercept" in aside[b"N:reason"]
-        assert await fresh_state.checkpoint() == set()  # the fresh states replace the bad ones
+        aside = await backend.quarantined(0)
+        assert aside["K"][0] == b"garbage" and aside["N"][0] == nan_state
+        assert "not JSON" in aside["K"][1] and "intercept" in aside["N"][1]
+        assert await fresh.checkpoint() == set()  # the fresh states replace the bad ones
         again = OnlineState(store, OnlineConfig(), is_assigned=lambda p: True)
         assert (await again.ensure(0)).models["K"].updates == 0
-        for c in clients:
-            await c.aclose()
 
-    _run(scenario())
+    _run(backend, scenario)
 
 
-def test_concurrent_ensures_claim_once(endpoints):
+def test_concurrent_ensures_claim_once(backend):
     async def scenario():
-        (store, _), clients = await _stores(endpoints.redis_url)
+        store = backend.store()
         state = OnlineState(store, OnlineConfig(), is_assigned=lambda p: True)
         results = await asyncio.gather(*(state.ensure(3) for _ in range(10)))
         assert all(r is results[0] for r in results)
         assert (await store.read(3)).epoch == 1
-        for c in clients:
-            await c.aclose()
 
-    _run(scenario())
+    _run(backend, scenario)
 
 
-def test_a_fenced_partition_stays_blocked_until_reassigned(endpoints):
+def test_a_fenced_partition_stays_blocked_until_reassigned(backend):
     async def scenario():
-        (store_a, store_b), clients = await _stores(endpoints.redis_url)
+        store_a, store_b = backend.store(), backend.store()
         worker_a = OnlineState(store_a, OnlineConfig(), is_assigned=lambda p: True)
         worker_b = OnlineState(store_b, OnlineConfig(), is_assigned=lambda p: True)
         mine = await worker_a.ensure(0)
@@ -131,7 +142,5 @@ def test_a_fenced_partition_stays_blocked_until_reassigned(endpoints):
         worker_a.unblock([0])  # a later rebalance gives it back
         again = await worker_a.ensure(0)
         assert again is not None and again.epoch == 3
-        for c in clients:
-            await c.aclose()
 
-    _run(scenario())
+    _run(backend, scenario)

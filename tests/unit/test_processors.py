@@ -1,23 +1,29 @@
-"""Learner and scorer processors on real Redis, without a broker: replays, cold starts."""
+"""Learner and scorer processors on the in-memory twins (no broker, no Redis): replays, cold
+starts, dead letters, the batch model a signal is scored with."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import orjson
 
+from app.composition import memory_ports, model_configs
 from config import load_settings
 from models.market import MarketSimulator
 from streams.contracts import encode_message
-from streams.engine import Engine
+from streams.engine import Engine, Ports
 from streams.records import InputRecord
 
 
-def _engine(redis_url: str, namespace: str | None = None, **groups) -> Engine:
-    namespace = namespace or f"test-{uuid.uuid4().hex[:8]}"
-    settings = load_settings(environ={}).with_overrides(redis={"namespace": namespace}, **groups)
-    return Engine.build(settings, redis_url, is_assigned=lambda p: True, clock=lambda: 123)
+def _engine(ports: Ports | None = None, **groups) -> Engine:
+    settings = load_settings(environ={}).with_overrides(**groups)
+    return Engine.assemble(
+        settings,
+        model_configs(settings),
+        ports or memory_ports(settings),
+        is_assigned=lambda p: True,
+        clock=lambda: 123,
+    )
 
 
 async def _claimed(engine: Engine) -> Engine:
@@ -33,17 +39,17 @@ def _records(messages, start: int = 0, partition: int = 0):
     ]
 
 
-def test_replayed_offsets_are_skipped_after_restore(endpoints):
+def test_replayed_offsets_are_skipped_after_restore():
     async def scenario():
         sim = MarketSimulator(seed=8)
         records = _records(sim.outcomes(300))
-        engine = await _claimed(_engine(endpoints.redis_url))
+        engine = await _claimed(_engine())
         await engine.learner.process(records[:200])
         await engine.state.checkpoint()
         learned = engine.state.model("global").learner.weights
         await engine.close()
 
-        restarted = await _claimed(_engine(endpoints.redis_url, namespace=engine.keys.namespace))
+        restarted = await _claimed(_engine(engine.ports))
         result = await restarted.learner.process(records[150:])  # 50 replays, then 100 new
         assert result.replayed == 50
         model = restarted.state.model("global")
@@ -54,10 +60,10 @@ def test_replayed_offsets_are_skipped_after_restore(endpoints):
     asyncio.run(scenario())
 
 
-def test_scorer_cold_starts_say_what_is_missing(endpoints):
+def test_scorer_cold_starts_say_what_is_missing():
     async def scenario():
         sim = MarketSimulator(seed=8)
-        engine = await _claimed(_engine(endpoints.redis_url, online={"min_updates": 10}))
+        engine = await _claimed(_engine(online={"min_updates": 10}))
         request = _records(sim.requests(1))
         first = orjson.loads((await engine.scorer.score(request)).outgoing[0].value)
         assert (first["status"], first["score"]) == ("no_model", None)
@@ -72,10 +78,10 @@ def test_scorer_cold_starts_say_what_is_missing(endpoints):
     asyncio.run(scenario())
 
 
-def test_learner_dead_letters_advance_the_offset_and_keep_learning(endpoints):
+def test_learner_dead_letters_advance_the_offset_and_keep_learning():
     async def scenario():
         sim = MarketSimulator(seed=8)
-        engine = await _claimed(_engine(endpoints.redis_url))
+        engine = await _claimed(_engine())
         good = sim.outcomes(2)
         records = [
             InputRecord(0, 0, b"global", encode_message(good[0])),
@@ -89,5 +95,34 @@ def test_learner_dead_letters_advance_the_offset_and_keep_learning(endpoints):
         assert engine.state.partitions[0].applied_offset == 2
         assert engine.state.model("global").updates == 2
         await engine.close()
+
+    asyncio.run(scenario())
+
+
+def test_signals_name_the_pointer_version_and_say_when_the_pointer_is_unreadable(tmp_path):
+    """The scorer follows the active-version pointer per micro-batch (here the in-memory
+    twin); an unreadable pointer keeps the model held and marks the signals degraded."""
+    from app.composition import train_config
+    from models.training import train_batch_model
+
+    settings = load_settings(environ={}).with_overrides(batch={"store_path": str(tmp_path)})
+    ports = memory_ports(settings)
+    trained = train_batch_model(
+        MarketSimulator(seed=2).frame(3000), settings.model.features, train_config(settings)
+    )
+    version = ports.model_store.save(trained.model_bytes(), trained.metadata)
+
+    async def scenario():
+        engine = await _claimed(_engine(ports, batch={"store_path": str(tmp_path)}))
+        request = _records(MarketSimulator(seed=8).requests(1))
+        cold = orjson.loads((await engine.scorer.score(request)).outgoing[0].value)
+        assert (cold["batch_version"], cold["status"]) == (None, "no_model")
+        ports.pointer.version = version
+        warm = orjson.loads((await engine.scorer.score(request)).outgoing[0].value)
+        assert warm["batch_version"] == version and warm["p_batch"] is not None
+        assert warm.get("degraded") is None
+        ports.pointer.fail = True
+        degraded = orjson.loads((await engine.scorer.score(request)).outgoing[0].value)
+        assert degraded["batch_version"] == version and "pointer" in degraded["degraded"]
 
     asyncio.run(scenario())

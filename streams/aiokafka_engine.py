@@ -1,4 +1,4 @@
-"""The batch engine: one aiokafka consumer feeds the learner and the scorer whole fetches.
+"""the aiokafka engine: one aiokafka consumer feeds the learner and the scorer whole fetches.
 
 An alternative to the Faust agents (``processing.engine = batch``), for throughput and tail
 latency: Faust's per-event stream machinery cost ~150 us an event in ``bench/``, more than the
@@ -45,7 +45,7 @@ class AiokafkaSender:
     ``bench/`` measured per-record ``send`` as the largest cost of producing signals. Sends are
     pipelined: the loop goes on fetching and scoring while earlier signals are in flight, and
     every delivery report is awaited before the offsets that produced them are committed (see
-    ``BatchEngine._checkpoint``), which is what at-least-once output needs.
+    ``AiokafkaEngine._checkpoint``), which is what at-least-once output needs.
     """
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
@@ -111,7 +111,7 @@ _PARTITIONER = DefaultPartitioner()
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, engine: BatchEngine) -> None:
+    def __init__(self, engine: AiokafkaEngine) -> None:
         self._engine = engine
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
@@ -121,7 +121,7 @@ class _Rebalance(ConsumerRebalanceListener):
         await self._engine.on_assigned(assigned)
 
 
-class BatchEngine:
+class AiokafkaEngine:
     """Runs the learner and the scorer over batches fetched by one consumer.
 
     The loop is supervised: an error in a step (a send the broker did not confirm, a bug)
@@ -132,7 +132,7 @@ class BatchEngine:
     checkpoint lands again. The protocol itself lives in :mod:`streams.checkpointing`.
     """
 
-    LOOP = "batch-engine"
+    LOOP = "aiokafka-engine"
 
     def __init__(self, engine: Engine, settings: Settings, bootstrap_servers: str) -> None:
         self.engine = engine
@@ -193,8 +193,8 @@ class BatchEngine:
             self.sender,
             outbox_topics,
             self._bootstrap,
-            self.engine.redis,
-            self.engine.keys,
+            self.engine.ports.redis,
+            self.engine.ports.keys,
             self._settings.drift.retrain_dedupe_s,
         )
         self.checkpointer = self.engine.checkpointer(self.sender, self.outbox)
@@ -221,7 +221,7 @@ class BatchEngine:
         if self._stopping:
             return
         reason = "cancelled" if task.cancelled() else repr(task.exception())
-        log.error("batch engine loop ended", extra={"reason": reason})
+        log.error("aiokafka engine loop ended", extra={"reason": reason})
         self.engine.health.stopped(self.LOOP, reason)
 
     async def stop(self) -> None:
@@ -261,7 +261,7 @@ class BatchEngine:
                 self._failures += 1
                 delay = min(5.0, 0.1 * 2**self._failures)
                 log.error(
-                    "batch engine step failed; back to the last checkpoint",
+                    "aiokafka engine step failed; back to the last checkpoint",
                     extra={"error": repr(exc), "retry_in_s": delay},
                 )
                 self.engine.metrics.engine_resets.inc()

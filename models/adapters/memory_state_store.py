@@ -1,4 +1,4 @@
-"""An in-memory twin of :class:`~models.state_store.PartitionStateStore` for fast tests.
+"""An in-memory twin of :class:`~models.adapters.redis_state_store.RedisStateStore` for fast tests.
 
 Same contract (claims bump a fencing epoch; a checkpoint writes every still-owned partition at
 once and reports the fenced ones), no Redis. ``fail`` makes the next calls raise
@@ -59,9 +59,9 @@ class MemoryStateStore:
         self.quarantined[(partition, model_key)] = (blob, reason)
 
     async def read(self, partition: int) -> PartitionSnapshot:
-        """Read without claiming."""
+        """Read without claiming (an unknown partition reads as empty and stays unknown)."""
         self._check()
-        stored = self._hash(partition)
+        stored = self.hashes.get(partition) or {"epoch": 0, "offset": NO_OFFSET, "states": {}}
         return PartitionSnapshot(
             partition, stored["epoch"], stored["offset"], dict(stored["states"])
         )

@@ -1,0 +1,37 @@
+"""The active-version pointer contract, on every adapter (Redis and the in-memory twin)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+
+def _run(backend, scenario):
+    async def wrapped():
+        try:
+            await scenario()
+        finally:
+            await backend.close()
+
+    asyncio.run(wrapped())
+
+
+def test_no_version_until_one_is_activated_then_the_newest(pointer_backend):
+    async def scenario():
+        pointer = pointer_backend.pointer()
+        assert await pointer.active() is None
+        await pointer_backend.activate("20260101T000000000000Z-aaaaaaaa")
+        assert await pointer.active() == "20260101T000000000000Z-aaaaaaaa"
+        await pointer_backend.activate("20260102T000000000000Z-bbbbbbbb")
+        assert await pointer.active() == "20260102T000000000000Z-bbbbbbbb"
+
+    _run(pointer_backend, scenario)
+
+
+def test_an_unreachable_pointer_raises_a_connection_error(pointer_backend):
+    async def scenario():
+        with pytest.raises(ConnectionError):
+            await pointer_backend.pointer(reachable=False).active()
+
+    _run(pointer_backend, scenario)
