@@ -209,7 +209,7 @@ class Retrainer:
                 stop.wait(delay)
 
     def _lead(self, stop: threading.Event) -> None:
-        lock = self.client.lock(self.keys.retrainer_leader, timeout=60)
+        lock = leader_lock(self.client, self.keys.retrainer_leader)
         self.say("waiting to be the active retrainer")
         while not lock.acquire(blocking_timeout=1):
             if stop.is_set():
@@ -288,6 +288,16 @@ class Retrainer:
         except BatchModelError as exc:
             self.say(f"active version {active} cannot be loaded ({exc}); gating against base rate")
             return None
+
+
+def leader_lock(client: redis.Redis, key: str) -> redis.lock.Lock:
+    """The retrainer leader's lock (60 s, renewed every 15 s by a keep-alive thread).
+
+    Not thread-local: the thread that renews it is not the one that took it (with redis-py's
+    default, the renewal raised AttributeError after 15 s, the thread died and the lock expired
+    under a leader that was still working).
+    """
+    return client.lock(key, timeout=60, thread_local=False)
 
 
 def _keep_lock(lock: redis.lock.Lock, stop: threading.Event, lost: threading.Event) -> None:

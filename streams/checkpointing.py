@@ -29,13 +29,13 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
-from streams.online_state import OnlineState
+from streams.online_state import OnlineState, OutboxDue
 from streams.telemetry import EngineMetrics
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,8 @@ class Sender(Protocol):
 class Publisher(Protocol):
     """Publishes the checkpointed outbox (drift alerts, retrain requests)."""
 
-    async def flush(self, state: OnlineState) -> int:
-        """Publish pending entries; returns how many were sent."""
+    async def flush(self, state: OnlineState, due: Sequence[OutboxDue]) -> int:
+        """Publish the entries a written checkpoint covers; returns how many were sent."""
         ...
 
 
@@ -212,7 +212,7 @@ class Checkpointer:
         self._last = self._clock()
         if self.outbox is not None:
             try:
-                await self.outbox.flush(self.state)
+                await self.outbox.flush(self.state, self.state.due_outbox(snapshot))
             except Exception as exc:  # entries stay checkpointed; the next checkpoint retries
                 log.warning("outbox not published; will retry", extra={"error": repr(exc)})
         metrics = self._metrics

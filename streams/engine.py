@@ -113,7 +113,7 @@ class Engine:
             state,
             configs.spec,
             blender,
-            holder,
+            follower,
             dead_letterer(settings, topics.outcomes, topics.outcomes_dead_letter, clock),
             metrics,
         )

@@ -14,7 +14,7 @@ from models.drift.alerts import AlertEvent
 from models.drift.monitor import RetrainNeed
 from models.keyed import KeyModel
 from streams.alerts import ALERTS, RETRAIN, alert_message, drift_retrain_message, outbox_entry
-from streams.batch_follower import BatchModelHolder
+from streams.batch_follower import BatchModelFollower
 from streams.contracts import ContractError, ContractSpec, TradeOutcome, decode_outcome
 from streams.dead_letters import DeadLetterer
 from streams.online_state import OnlineState, PartitionModels
@@ -57,7 +57,7 @@ class OutcomeLearner:
         state: OnlineState,
         spec: ContractSpec,
         blender: Blender,
-        batch: BatchModelHolder,
+        batch: BatchModelFollower,
         dead_letter: DeadLetterer,
         metrics: EngineMetrics,
     ) -> None:
@@ -98,7 +98,13 @@ class OutcomeLearner:
                 todo.append((record, loaded, decode_outcome(record.value, record.key, self._spec)))
             except ContractError as exc:
                 todo.append((record, loaded, exc.reason))
-        self._apply(todo, result)
+        if todo:
+            # The version active now, as the scorer reads it for every micro-batch: an outcome
+            # is scored prequentially by the model that would have scored its signal (waiting
+            # for the polling timer let a fast engine score thousands of outcomes with a
+            # replaced model after a promotion). An unreadable pointer keeps the model held.
+            batch_model, _ = await self._batch.model_for_batch()
+            self._apply(todo, batch_model, result)
         self._metrics.outcomes_replayed.inc(result.replayed)
         if result.outgoing:
             self._metrics.dead_letters.labels(self._dead_letter.source_topic).inc(
@@ -109,13 +115,11 @@ class OutcomeLearner:
     def _apply(
         self,
         todo: list[tuple[InputRecord, PartitionModels, TradeOutcome | str]],
+        batch_model: BatchModel | None,
         result: LearnResult,
     ) -> None:
         """Learn or dead-letter each record in order; its offset is applied after its effect."""
-        if not todo:
-            return
         valid = [item for _, _, item in todo if not isinstance(item, str)]
-        batch_model = self._batch.current
         p_batch = iter(batch_probabilities(batch_model, [o.features for o in valid]))
         learned = 0
         now = time.monotonic()

@@ -37,10 +37,30 @@ class PartitionModels:
 
 @dataclass
 class Snapshot:
-    """What one checkpoint writes, captured at one instant (see :meth:`OnlineState.snapshot`)."""
+    """What one checkpoint writes, captured at one instant (see :meth:`OnlineState.snapshot`).
+
+    ``outbox`` names the outbox entries this checkpoint covers: once it is written, exactly
+    these may be published (entries queued while the write is in flight are not in it, and
+    publishing them before their own checkpoint would let a crash replay them a second time).
+    """
 
     writes: dict[int, PartitionWrite]
     taken: dict[int, set[str]]
+    outbox: list[OutboxDue] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OutboxDue:
+    """The first ``count`` outbox entries of a key, covered by a written checkpoint."""
+
+    loaded: PartitionModels
+    model_key: str
+    model: KeyModel
+    count: int
+
+    def entries(self) -> list[dict]:
+        """The entries due (the oldest ``count``; newer ones wait for their checkpoint)."""
+        return self.model.outbox[: self.count]
 
 
 class OnlineState:
@@ -172,16 +192,14 @@ class OnlineState:
         """The key has outbox entries to publish after the next checkpoint."""
         self._outbox.add((partition, model_key))
 
-    def take_outbox(self) -> list[tuple[PartitionModels, str, KeyModel]]:
-        """Keys with outbox entries, in loaded partitions (their entries are checkpointed)."""
-        found = []
-        for partition, model_key in sorted(self._outbox):
-            loaded = self._partitions.get(partition)
-            model = None if loaded is None else loaded.models.get(model_key)
-            if loaded is not None and model is not None and model.outbox:
-                found.append((loaded, model_key, model))
-        self._outbox.clear()
-        return found
+    def due_outbox(self, snapshot: Snapshot) -> list[OutboxDue]:
+        """The outbox entries a written ``snapshot`` covers, in partitions still held here."""
+        return [
+            due
+            for due in snapshot.outbox
+            if self._partitions.get(due.loaded.partition) is due.loaded
+            and due.loaded.models.get(due.model_key) is due.model
+        ]
 
     @property
     def has_outbox(self) -> bool:
@@ -221,7 +239,16 @@ class OnlineState:
                 applied_offset=loaded.applied_offset,
                 states={k: encode_key_model(loaded.models[k]) for k in keys},
             )
-        return Snapshot(writes, taken)
+        # Every key with outbox entries is dirty since it queued them, or was written before:
+        # all of its entries are in this snapshot or an earlier checkpoint.
+        outbox = []
+        for partition, model_key in sorted(self._outbox):
+            loaded = self._partitions.get(partition)
+            model = None if loaded is None else loaded.models.get(model_key)
+            if loaded is not None and model is not None and model.outbox:
+                outbox.append(OutboxDue(loaded, model_key, model, len(model.outbox)))
+        self._outbox.clear()
+        return Snapshot(writes, taken, outbox)
 
     async def write(self, snapshot: Snapshot) -> set[int]:
         """Write a snapshot in one transaction; returns (and drops) the fenced partitions."""
@@ -242,7 +269,9 @@ class OnlineState:
         return fenced
 
     def abandon(self, snapshot: Snapshot) -> None:
-        """A snapshot was not written: its keys are dirty again."""
+        """A snapshot was not written: its keys are dirty again, its outbox still pending."""
+        for due in snapshot.outbox:
+            self.note_outbox(due.loaded.partition, due.model_key)
         for partition, keys in snapshot.taken.items():
             loaded = self._partitions.get(partition)
             if loaded is not None and loaded.epoch == snapshot.writes[partition].epoch:

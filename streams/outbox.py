@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import orjson
 import redis.asyncio as aioredis
@@ -22,7 +22,7 @@ from models.adapters.redis_keys import RedisKeys
 from streams.alerts import RETRAIN
 from streams.checkpointing import Sender
 from streams.failpoints import failpoint
-from streams.online_state import OnlineState
+from streams.online_state import OnlineState, OutboxDue
 from streams.reader import TopicReader
 from streams.records import OutgoingRecord
 
@@ -69,20 +69,20 @@ class OutboxFlusher:
         self._dedupe_s = retrain_dedupe_s
         self.published = 0
 
-    async def flush(self, state: OnlineState) -> int:
-        """Publish every pending entry; returns how many messages were sent."""
-        pending = state.take_outbox()
-        if not pending:
+    async def flush(self, state: OnlineState, due: Sequence[OutboxDue]) -> int:
+        """Publish the entries a written checkpoint covers; returns how many were sent."""
+        if not due:
             return 0
         try:
-            return await self._publish(pending)
+            return await self._publish(due)
         except BaseException:
-            for loaded, model_key, _ in pending:  # still checkpointed: try again next time
-                state.note_outbox(loaded.partition, model_key)
+            for item in due:  # still checkpointed: the next checkpoint takes them again
+                state.note_outbox(item.loaded.partition, item.model_key)
             raise
 
-    async def _publish(self, pending: list) -> int:
-        entries = [entry for _, _, model in pending for entry in model.outbox]
+    async def _publish(self, due: Sequence[OutboxDue]) -> int:
+        taken = [(item, item.entries()) for item in due]
+        entries = [entry for _, batch in taken for entry in batch]
         already = await self._already_published([e for e in entries if e.get("verify")])
         records = []
         for entry in entries:
@@ -102,9 +102,13 @@ class OutboxFlusher:
         await self._sender.send_all(records)
         await self._sender.flush()
         failpoint("after-outbox-publish")
-        for loaded, model_key, model in pending:
-            model.outbox.clear()
-            loaded.dirty.add(model_key)
+        for item, batch in taken:
+            # Only what was published leaves the outbox: entries queued meanwhile stay (their
+            # key is noted for the next checkpoint, which covers them).
+            outbox = item.model.outbox
+            if outbox[: len(batch)] == batch:
+                del outbox[: len(batch)]
+            item.loaded.dirty.add(item.model_key)
         self.published += len(records)
         return len(records)
 

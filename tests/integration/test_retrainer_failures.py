@@ -147,3 +147,34 @@ def test_a_stale_fencing_token_cannot_change_the_registry(deploy, tmp_path):
     assert registry.active() == second and set(store.versions()) == {first, second}
     assert [e.by for e in registry.journal.events()] == ["old leader", "new leader"]
     assert os.environ.get("STREAMLEARN_FAILPOINTS") is None
+
+
+def test_the_leader_lock_is_renewed_from_the_keep_alive_thread(endpoints):
+    """The keep-alive thread renews a lock another thread took (it died on the first renewal
+    with redis-py's thread-local locks, and the lock expired under a working leader)."""
+    import threading
+    import uuid
+
+    import redis
+
+    from app.retrainer import leader_lock
+
+    client = redis.Redis.from_url(endpoints.redis_url)
+    key = f"test-{uuid.uuid4().hex[:8]}:retrainer:leader"
+    lock = leader_lock(client, key)
+    assert lock.acquire(blocking=False)
+    client.pexpire(key, 5_000)  # as if 55 of its 60 s had passed
+    errors: list[BaseException] = []
+
+    def renew() -> None:
+        try:
+            lock.reacquire()
+        except BaseException as exc:  # the keep-alive thread's view
+            errors.append(exc)
+
+    thread = threading.Thread(target=renew)
+    thread.start()
+    thread.join()
+    assert errors == [] and client.pttl(key) > 50_000
+    lock.release()
+    client.close()

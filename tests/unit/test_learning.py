@@ -10,10 +10,12 @@ from river import compose, linear_model, optim, preprocessing
 
 from app.composition import contract_spec, online_config
 from config import load_settings
+from models.adapters.memory_pointer import MemoryPointer
 from models.adapters.memory_state_store import MemoryStateStore
 from models.blend import Blender
 from models.market import MarketSimulator
-from streams.batch_follower import BatchModelHolder
+from models.store import ModelStore
+from streams.batch_follower import BatchModelFollower, BatchModelHolder
 from streams.contracts import ContractSpec, encode_message
 from streams.dead_letters import DeadLetterer
 from streams.learning import OutcomeLearner
@@ -31,7 +33,7 @@ def _learner(store: MemoryStateStore, spec: ContractSpec | None = None, **online
         state,
         spec or contract_spec(settings),
         Blender(0.8, 0.2, 10),
-        BatchModelHolder(),
+        BatchModelFollower(BatchModelHolder(), MemoryPointer(), ModelStore("unused"), ()),
         DeadLetterer("outcomes", "outcomes.dlq", lambda: 1),
         EngineMetrics(),
     )

@@ -100,8 +100,8 @@ def test_learner_dead_letters_advance_the_offset_and_keep_learning():
 
 
 def test_signals_name_the_pointer_version_and_say_when_the_pointer_is_unreadable(tmp_path):
-    """The scorer follows the active-version pointer per micro-batch (here the in-memory
-    twin); an unreadable pointer keeps the model held and marks the signals degraded."""
+    """The scorer and the learner follow the active-version pointer per micro-batch (here the
+    in-memory twin); an unreadable pointer keeps the model held and marks signals degraded."""
     from app.composition import train_config
     from models.training import train_batch_model
 
@@ -124,5 +124,10 @@ def test_signals_name_the_pointer_version_and_say_when_the_pointer_is_unreadable
         ports.pointer.fail = True
         degraded = orjson.loads((await engine.scorer.score(request)).outgoing[0].value)
         assert degraded["batch_version"] == version and "pointer" in degraded["degraded"]
+        # The learner reads the same pointer per micro-batch: no outcome learned after an
+        # activation is scored with the model it replaced (no waiting for a polling timer).
+        ports.pointer.fail = False
+        await engine.learner.process(_records(MarketSimulator(seed=9).outcomes(40)))
+        assert engine.state.model("global").metrics.sources["batch"].n == 40
 
     asyncio.run(scenario())

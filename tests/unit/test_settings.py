@@ -85,3 +85,23 @@ def test_bad_config_files_are_reported(tmp_path):
     scalar.write_text("42\n")
     with pytest.raises(SettingsError, match="mapping"):
         load_settings(scalar, environ={})
+
+
+@pytest.mark.parametrize(
+    ("value", "engine"),
+    [
+        (None, "aiokafka"),
+        ("aiokafka", "aiokafka"),
+        ("faust", "faust"),
+        ("batch", "aiokafka"),
+        ("agents", "faust"),
+    ],
+)
+def test_the_fast_engine_is_the_default_and_the_old_engine_names_still_work(value, engine):
+    env = {} if value is None else {"STREAMLEARN_PROCESSING__ENGINE": value}
+    assert load_settings(environ=env).processing.engine == engine
+
+
+def test_an_unknown_engine_is_refused():
+    with pytest.raises(SettingsError, match="engine"):
+        load_settings(environ={"STREAMLEARN_PROCESSING__ENGINE": "spark"})
