@@ -8,9 +8,12 @@ an :class:`~streams.engine.Engine` from the in-memory twins instead (``memory_po
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
+from pydantic import BaseModel
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -31,83 +34,46 @@ from streams.engine import Engine, ModelConfigs, Ports
 from streams.learning import now_ms
 from streams.topics import TopicNames
 
+T = TypeVar("T")
+
+
+def _mapped(config: type[T], group: BaseModel, **extra: Any) -> T:
+    """A ``models`` config from the settings group fields of the same names (+ ``extra``);
+    fields the settings do not expose keep the config's defaults."""
+    named = {
+        f.name: getattr(group, f.name) for f in fields(config) if f.name in type(group).model_fields
+    }
+    return config(**named, **extra)
+
 
 def online_config(settings: Settings) -> OnlineConfig:
     """The learner's hyper-parameters from the ``online`` settings."""
-    online = settings.online
-    return OnlineConfig(
-        learning_rate=online.learning_rate,
-        decay_half_life=online.decay_half_life,
-        weight_by_rr=online.weight_by_rr,
-        max_sample_weight=online.max_sample_weight,
-        dedupe_window=online.dedupe_window,
-    )
+    return _mapped(OnlineConfig, settings.online)
 
 
 def drift_config(settings: Settings) -> DriftConfig | None:
     """The drift monitors' settings, or None when drift detection is off."""
-    drift = settings.drift
-    if not drift.enabled:
-        return None
-    return DriftConfig(
-        kinds=drift.kinds,
-        concept_sources=drift.concept_sources,
-        alert_sources=drift.alert_sources,
-        detector=drift.detector,
-        adwin_delta=drift.adwin_delta,
-        replay_window=drift.replay_window,
-        min_degradation=drift.min_degradation,
-        recovery_tolerance=drift.recovery_tolerance,
-        cooldown_outcomes=drift.cooldown_outcomes,
-        check_every=drift.check_every,
-        psi_alert=drift.psi_alert,
-        psi_borderline=drift.psi_borderline,
-        ks_alpha=drift.ks_alpha,
-        label_alpha=drift.label_alpha,
-        label_min_shift=drift.label_min_shift,
-        retrain_on=drift.retrain_on,
-        retrain_delay_outcomes=drift.retrain_delay_outcomes,
-        retrain_min_window=drift.retrain_min_window,
-    )
+    return _mapped(DriftConfig, settings.drift) if settings.drift.enabled else None
 
 
 def contract_spec(settings: Settings) -> ContractSpec:
     """What the decoders check, from the ``model`` and ``limits`` settings."""
-    limits = settings.limits
-    return ContractSpec(
+    return _mapped(
+        ContractSpec,
+        settings.limits,
         features=settings.model.features,
         key_field=settings.model.key_field,
-        max_abs_feature=limits.max_abs_feature,
-        max_key_bytes=limits.max_key_bytes,
-        max_value_bytes=limits.max_value_bytes,
     )
 
 
 def train_config(settings: Settings) -> TrainConfig:
     """Training hyper-parameters and split from the ``retrain`` settings."""
-    retrain = settings.retrain
-    return TrainConfig(
-        num_boost_round=retrain.num_boost_round,
-        max_depth=retrain.max_depth,
-        eta=retrain.eta,
-        validation_fraction=retrain.validation_fraction,
-        holdout_fraction=retrain.holdout_fraction,
-        purge_rows=retrain.purge_rows,
-        balance_classes=retrain.balance_classes,
-        weight_by_rr=retrain.weight_by_rr,
-        threads=retrain.threads,
-    )
+    return _mapped(TrainConfig, settings.retrain)
 
 
 def gate_config(settings: Settings) -> GateConfig:
     """The champion/challenger gate from the ``retrain`` settings."""
-    retrain = settings.retrain
-    return GateConfig(
-        primary_metric=retrain.primary_metric,
-        margin=retrain.margin,
-        alpha=retrain.alpha,
-        n_resamples=retrain.bootstrap_resamples,
-    )
+    return _mapped(GateConfig, settings.retrain, n_resamples=settings.retrain.bootstrap_resamples)
 
 
 def model_configs(settings: Settings) -> ModelConfigs:

@@ -17,10 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from river import compose, linear_model, preprocessing
-
 from app.composition import memory_ports, model_configs, train_config
 from bench.harness import markdown, save
+from bench.learner_throughput import bare_river
 from config import Settings, load_settings
 from models.batch import load_batch_model
 from models.market import MarketSimulator
@@ -31,21 +30,6 @@ from streams.records import InputRecord
 
 N, KEYS, BATCH, CHECKPOINT_EVERY, RUNS = 30_000, 100, 500, 1_000, 3
 TARGET_US = 32.0
-
-
-def bare_river_us(outcomes: list[dict]) -> float:
-    """River's ``StandardScaler | LogisticRegression`` alone: predict + learn per outcome."""
-    models: dict[str, compose.Pipeline] = {}
-    started = time.perf_counter()
-    for outcome in outcomes:
-        model = models.get(outcome["key"])
-        if model is None:
-            model = models[outcome["key"]] = (
-                preprocessing.StandardScaler() | linear_model.LogisticRegression()
-            )
-        model.predict_proba_one(outcome["features"])
-        model.learn_one(outcome["features"], outcome["label"] == 1)
-    return (time.perf_counter() - started) / len(outcomes) * 1e6
 
 
 def processor_us(
@@ -95,7 +79,7 @@ def main() -> None:
         rows = []
         for name, batch, drift in configurations:
             settings = base.with_overrides(drift={"enabled": drift})
-            river = min(bare_river_us(outcomes) for _ in range(RUNS))
+            river = 1e6 / max(bare_river(outcomes) for _ in range(RUNS))
             cost = min(
                 processor_us(settings, records, version if batch else None) for _ in range(RUNS)
             )

@@ -53,18 +53,9 @@ def decode_key_model(
     data: bytes | str, config: OnlineConfig, drift: DriftConfig | None = None
 ) -> KeyModel:
     """Rebuild a key's state from :func:`encode_key_model` output, validating it."""
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise StateCodecError(f"state is not JSON: {exc}") from None
-    _expect(isinstance(doc, dict), "state must be a JSON object")
-    _expect(doc.get("v") in READABLE_VERSIONS, f"unsupported state version {doc.get('v')!r}")
+    doc = _document(data)
     learner = _decode_learner(_field(doc, "learner", dict), config)
-    encoded_metrics = _field(doc, "metrics", dict)
-    _expect(set(encoded_metrics) == set(SOURCES), f"metrics must cover {SOURCES}")
-    prequential = PrequentialMetrics(
-        sources={name: _decode_source(encoded_metrics[name], doc["v"]) for name in SOURCES}
-    )
+    prequential = _decode_metrics(doc)
     last_ts = doc.get("last_ts")
     _expect(last_ts is None or _is_int(last_ts), "last_ts must be an integer or null")
     outbox = doc.get("outbox") or []
@@ -106,22 +97,31 @@ def summary_of(data: bytes | str) -> dict[str, Any]:
     Computed from the stored metrics on read (status views are rare; checkpoints are not:
     storing it cost 24 us per key per checkpoint, measured).
     """
+    doc = _document(data)
+    return {
+        "updates": _count(_field(doc, "learner", dict), "updates"),
+        "last_ts": doc.get("last_ts"),
+        "metrics": _decode_metrics(doc).summary(),
+    }
+
+
+def _document(data: bytes | str) -> dict[str, Any]:
+    """The state's JSON object, of a readable version."""
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise StateCodecError(f"state is not JSON: {exc}") from None
     _expect(isinstance(doc, dict), "state must be a JSON object")
     _expect(doc.get("v") in READABLE_VERSIONS, f"unsupported state version {doc.get('v')!r}")
-    encoded_metrics = _field(doc, "metrics", dict)
-    _expect(set(encoded_metrics) == set(SOURCES), f"metrics must cover {SOURCES}")
-    metrics = PrequentialMetrics(
-        sources={name: _decode_source(encoded_metrics[name], doc["v"]) for name in SOURCES}
+    return doc
+
+
+def _decode_metrics(doc: dict[str, Any]) -> PrequentialMetrics:
+    encoded = _field(doc, "metrics", dict)
+    _expect(set(encoded) == set(SOURCES), f"metrics must cover {SOURCES}")
+    return PrequentialMetrics(
+        sources={name: _decode_source(encoded[name], doc["v"]) for name in SOURCES}
     )
-    return {
-        "updates": _count(_field(doc, "learner", dict), "updates"),
-        "last_ts": doc.get("last_ts"),
-        "metrics": metrics.summary(),
-    }
 
 
 # -- learner ---------------------------------------------------------------------------------

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import msgspec
 import orjson
 
 from models.blend import Blend
-from streams.fast_decoding import Fast, fast_outcome, fast_request
+from streams.fast_decoding import Fast, TypedDecoders, fast_outcome, fast_request
 
 #: Model key used for every message when no ``model.key_field`` is configured.
 GLOBAL_KEY = "global"
@@ -95,6 +96,11 @@ class ContractSpec:
     max_key_bytes: int = 1024
     max_value_bytes: int = 262_144
 
+    @cached_property
+    def typed(self) -> TypedDecoders:
+        """The msgspec decoders of this spec (the fast path), built on first use."""
+        return TypedDecoders(self)
+
     def model_key(self, message: Mapping[str, Any]) -> str:
         """The model key of a (valid) message: its ``key_field`` value, or the global key."""
         if self.key_field is None:
@@ -109,20 +115,19 @@ def decode_outcome(
     value: bytes | None, record_key: bytes | None, spec: ContractSpec
 ) -> TradeOutcome:
     """Validate and decode a ``trade-outcomes`` record."""
-    if _fits(value, record_key, spec):
-        fast = fast_outcome(value, spec)  # type: ignore[arg-type]
-        if fast is not None and (model_key := _fast_model_key(fast, record_key)) is not None:
-            message = fast.message
-            return TradeOutcome(
-                outcome_id=message.outcome_id,
-                key=message.key,
-                model_key=model_key,
-                ts=message.ts,
-                features=fast.features,
-                label=message.label,
-                realized_rr=message.realized_rr,
-            )
-    return checked_outcome(value, record_key, spec)
+    fast = _fast(fast_outcome, value, record_key, spec)
+    if fast is None:
+        return checked_outcome(value, record_key, spec)
+    message, model_key = fast.message, fast.model_key
+    return TradeOutcome(
+        outcome_id=message.outcome_id,
+        key=message.key,
+        model_key=model_key,
+        ts=message.ts,
+        features=fast.features,
+        label=message.label,
+        realized_rr=message.realized_rr,
+    )
 
 
 def checked_outcome(
@@ -155,18 +160,17 @@ def decode_request(
     value: bytes | None, record_key: bytes | None, spec: ContractSpec
 ) -> SignalRequest:
     """Validate and decode a ``signal-requests`` record."""
-    if _fits(value, record_key, spec):
-        fast = fast_request(value, spec)  # type: ignore[arg-type]
-        if fast is not None and (model_key := _fast_model_key(fast, record_key)) is not None:
-            message = fast.message
-            return SignalRequest(
-                request_id=message.request_id,
-                key=message.key,
-                model_key=model_key,
-                ts=message.ts,
-                features=fast.features,
-            )
-    return checked_request(value, record_key, spec)
+    fast = _fast(fast_request, value, record_key, spec)
+    if fast is None:
+        return checked_request(value, record_key, spec)
+    message = fast.message
+    return SignalRequest(
+        request_id=message.request_id,
+        key=message.key,
+        model_key=fast.model_key,
+        ts=message.ts,
+        features=fast.features,
+    )
 
 
 def checked_request(
@@ -342,22 +346,28 @@ def _load_object(
     return message
 
 
-def _fits(value: bytes | None, record_key: bytes | None, spec: ContractSpec) -> bool:
-    """Whether a record may take the fast path (see ``streams.fast_decoding``)."""
-    return (
-        value is not None
-        and len(value) <= spec.max_value_bytes
-        and record_key is not None
-        and len(record_key) <= spec.max_key_bytes
-    )
-
-
-def _fast_model_key(fast: Fast, record_key: bytes | None) -> str | None:
-    """The model key of a fast-decoded record if its ts and record key are valid, else None."""
-    if not 0 <= fast.message.ts <= MAX_TS:
+def _fast(
+    decode: Callable[[bytes, ContractSpec], Fast | None],
+    value: bytes | None,
+    record_key: bytes | None,
+    spec: ContractSpec,
+) -> Fast | None:
+    """The fast path (``streams.fast_decoding``) with the checks that need this module's
+    constants: limits on the raw record, ts range, record key == model key. None: the contract
+    decides."""
+    if (
+        value is None
+        or record_key is None
+        or len(value) > spec.max_value_bytes
+        or len(record_key) > spec.max_key_bytes
+    ):
         return None
-    model_key = GLOBAL_KEY if fast.model_key is None else fast.model_key
-    return model_key if record_key == model_key.encode() else None
+    fast = decode(value, spec)
+    if fast is None or not 0 <= fast.message.ts <= MAX_TS:
+        return None
+    if fast.model_key is None:
+        fast.model_key = GLOBAL_KEY
+    return fast if record_key == fast.model_key.encode() else None
 
 
 def _checked_model_key(

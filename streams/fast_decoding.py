@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 _STANDARD = ("outcome_id", "request_id", "key", "ts", "features", "label", "realized_rr")
 
 
-class _Decoders:
-    """The typed decoders of one contract spec (built once per spec)."""
+class TypedDecoders:
+    """The typed decoders of one contract spec (``ContractSpec.typed`` builds them once)."""
 
     def __init__(self, spec: ContractSpec) -> None:
         features = msgspec.defstruct(
@@ -61,20 +61,11 @@ class _Decoders:
         self.request = msgspec.json.Decoder(request)
 
 
-def _decoders(spec: ContractSpec) -> _Decoders:
-    # Cached on the spec object itself: hashing the frozen spec per call (for a dict or
-    # lru_cache) cost more than the decode.
-    decoders = spec.__dict__.get("_typed_decoders")
-    if decoders is None:
-        decoders = _Decoders(spec)
-        object.__setattr__(spec, "_typed_decoders", decoders)
-    return decoders
-
-
 class Fast:
     """A record the fast path decoded: the typed message, its model-key field and features.
 
-    ``model_key`` is None when the spec has no ``key_field`` (the contract's global key).
+    ``model_key`` is None when the spec has no ``key_field`` (the contract then sets its global
+    key).
     """
 
     __slots__ = ("features", "message", "model_key")
@@ -87,35 +78,37 @@ class Fast:
 
 def fast_outcome(value: bytes, spec: ContractSpec) -> Fast | None:
     """The decoded outcome if its types and values pass, else None (ask the contract)."""
-    decoders = _decoders(spec)
-    try:
-        message = decoders.outcome.decode(value)
-    except Exception:  # any refusal (even deep nesting) is the contract's to word
+    message = _typed(spec.typed.outcome, value)
+    if message is None:
         return None
     realized = message.realized_rr
     limit = spec.max_abs_feature
     if realized is not None and not (math.isfinite(realized) and -limit <= realized <= limit):
         return None
-    return _checked(message, message.outcome_id, spec, decoders)
+    return _checked(message, message.outcome_id, spec)
 
 
 def fast_request(value: bytes, spec: ContractSpec) -> Fast | None:
     """The decoded signal request if its types and values pass, else None (ask the contract)."""
-    decoders = _decoders(spec)
+    message = _typed(spec.typed.request, value)
+    return None if message is None else _checked(message, message.request_id, spec)
+
+
+def _typed(decoder: msgspec.json.Decoder, value: bytes) -> Any:
     try:
-        message = decoders.request.decode(value)
+        return decoder.decode(value)
     except Exception:  # any refusal (even deep nesting) is the contract's to word
         return None
-    return _checked(message, message.request_id, spec, decoders)
 
 
-def _checked(message: Any, identifier: str, spec: ContractSpec, decoders: _Decoders) -> Fast | None:
+def _checked(message: Any, identifier: str, spec: ContractSpec) -> Fast | None:
     """The checks msgspec's types do not express; None when any fails."""
     limit_bytes = spec.max_key_bytes
     key = message.key
     if not identifier or not key or len(identifier) * 4 > limit_bytes or len(key) * 4 > limit_bytes:
         return None  # empty, or possibly too long in UTF-8: the contract decides
-    model_key = None if decoders.key_attr is None else getattr(message, decoders.key_attr)
+    key_attr = spec.typed.key_attr
+    model_key = None if key_attr is None else getattr(message, key_attr)
     if model_key is not None and (
         type(model_key) is not str or not model_key or len(model_key) * 4 > limit_bytes
     ):

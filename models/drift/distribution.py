@@ -99,11 +99,6 @@ class DistributionMonitor:
         self._block_decay = fading_factor(config.psi_half_life) ** config.check_every
         self._columns: list[tuple[str, list[float], list[float], Ring]] = []
 
-    @property
-    def attached(self) -> bool:
-        """Whether the reference's bins are known (False after a restore until re-attached)."""
-        return bool(self.bins) or not self.counts
-
     def set_reference(self, version: str, bins: Mapping[str, ReferenceBins]) -> None:
         """Compare against a new model's reference from now on (counts start over)."""
         self.reference_version = version

@@ -87,7 +87,6 @@ class DriftMonitor:
     ) -> tuple[list[AlertEvent], list[RetrainNeed]]:
         """Feed one outcome; returns alerts/recoveries and retrains now due."""
         self.n = n = self.n + 1
-        kinds = self.config.kinds
         if reference is not None and (self.detached or reference.version != self.model_version):
             if reference.version == self.model_version:
                 self.attach(reference)
@@ -103,11 +102,11 @@ class DriftMonitor:
         if self._label_on:
             self.label.add(won)
         if n % self.config.check_every == 0:
-            if "data" in kinds:
+            if self._data_on:
                 events += self.data.check(key, n)
-            if "prediction" in kinds:
+            if self._prediction_on:
                 events += self.prediction.check(key, n)
-            if "label" in kinds:
+            if self._label_on:
                 events += self.label.check(key, n)
         return events, self._retrain_needs(key, n)
 

@@ -1,74 +1,12 @@
-"""Every adapter of a port, behind one fixture: the contract suites run once per adapter.
-
-The in-memory twins need nothing; the Redis adapters use the session's embedded Redis (started
-on first use). A twin that drifts from its real adapter fails the same test the adapter passes.
-"""
+"""Fixtures giving each contract suite every adapter of its port in turn (see ``backends``)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
-from models.adapters.memory_pointer import MemoryPointer
-from models.adapters.memory_state_store import MemoryStateStore
-from models.adapters.redis_keys import RedisKeys
-from models.adapters.redis_pointer import RedisPointer
-from models.adapters.redis_state_store import RedisStateStore
-from models.model_source import ActivePointer
-from models.state_store import StateStore
-
-TOPIC = "outcomes"
-
-
-@dataclass
-class StateBackend:
-    """Stores sharing one backend (one per simulated worker), plus test-only access to it."""
-
-    name: str
-    namespace: str = field(default_factory=lambda: f"contract-{uuid.uuid4().hex[:8]}")
-    redis_url: str | None = None
-    _memory: MemoryStateStore | None = None
-    _clients: list[Any] = field(default_factory=list)
-
-    def store(self) -> StateStore:
-        """A store as one worker holds it (its own connection, the same data)."""
-        if self.name == "memory":
-            if self._memory is None:
-                self._memory = MemoryStateStore()
-            return self._memory
-        client = aioredis.Redis.from_url(self.redis_url)
-        self._clients.append(client)
-        return RedisStateStore(client, RedisKeys(self.namespace), TOPIC)
-
-    async def corrupt(self, partition: int, states: dict[str, bytes]) -> None:
-        """Overwrite stored key states behind the store's back (what a bug or an old version
-        could have left)."""
-        if self._memory is not None:
-            self._memory.hashes[partition]["states"].update(states)
-            return
-        key = RedisKeys(self.namespace).partition_state(TOPIC, partition)
-        await self._clients[0].hset(key, mapping={f"k:{k}": v for k, v in states.items()})
-
-    async def quarantined(self, partition: int) -> dict[str, tuple[bytes, str]]:
-        """What the store set aside: key -> (blob, reason)."""
-        if self._memory is not None:
-            return {k: v for (p, k), v in self._memory.quarantined.items() if p == partition}
-        raw = await self._clients[0].hgetall(RedisKeys(self.namespace).quarantine(TOPIC, partition))
-        return {
-            name.decode(): (blob, raw[name + b":reason"].decode())
-            for name, blob in raw.items()
-            if not name.endswith(b":reason")
-        }
-
-    async def close(self) -> None:
-        """Release connections."""
-        for client in self._clients:
-            await client.aclose()
+from tests.contract.backends import PointerBackend, StateBackend
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -79,43 +17,6 @@ def pointer_backend(request: pytest.FixtureRequest) -> Iterator[PointerBackend]:
     else:
         backend = PointerBackend("memory")
     yield backend
-
-
-@dataclass
-class PointerBackend:
-    """An active-version pointer, a way to set it (as the registry does) and to break it."""
-
-    name: str
-    redis_url: str | None = None
-    namespace: str = field(default_factory=lambda: f"contract-{uuid.uuid4().hex[:8]}")
-    _client: Any = None
-    _memory: MemoryPointer | None = None
-
-    def pointer(self, reachable: bool = True) -> ActivePointer:
-        """The adapter; ``reachable=False`` gives one whose backend cannot answer."""
-        if self.name == "memory":
-            if self._memory is None:
-                self._memory = MemoryPointer()
-            self._memory.fail = not reachable
-            return self._memory
-        url = self.redis_url if reachable else "redis://127.0.0.1:1/0"
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=1)
-        self._client = client
-        return RedisPointer(client, RedisKeys(self.namespace))
-
-    async def activate(self, version: str) -> None:
-        """Point at ``version``, as a registry change does."""
-        if self._memory is not None:
-            self._memory.version = version
-            return
-        client = aioredis.Redis.from_url(self.redis_url)
-        await client.set(RedisKeys(self.namespace).active_model, version)
-        await client.aclose()
-
-    async def close(self) -> None:
-        """Release the connection."""
-        if self._client is not None:
-            await self._client.aclose()
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-
-def _run(backend, scenario):
-    async def wrapped():
-        try:
-            await scenario()
-        finally:
-            await backend.close()
-
-    asyncio.run(wrapped())
+from tests.contract.backends import run_then_close
 
 
 def test_no_version_until_one_is_activated_then_the_newest(pointer_backend):
@@ -26,7 +16,7 @@ def test_no_version_until_one_is_activated_then_the_newest(pointer_backend):
         await pointer_backend.activate("20260102T000000000000Z-bbbbbbbb")
         assert await pointer.active() == "20260102T000000000000Z-bbbbbbbb"
 
-    _run(pointer_backend, scenario)
+    run_then_close(pointer_backend, scenario)
 
 
 def test_an_unreachable_pointer_raises_a_connection_error(pointer_backend):
@@ -34,4 +24,4 @@ def test_an_unreachable_pointer_raises_a_connection_error(pointer_backend):
         with pytest.raises(ConnectionError):
             await pointer_backend.pointer(reachable=False).active()
 
-    _run(pointer_backend, scenario)
+    run_then_close(pointer_backend, scenario)

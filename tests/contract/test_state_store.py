@@ -13,16 +13,7 @@ from models.keyed import KeyModel
 from models.online import OnlineConfig
 from models.state_store import PartitionWrite
 from streams.online_state import OnlineState
-
-
-def _run(backend, scenario):
-    async def wrapped():
-        try:
-            await scenario()
-        finally:
-            await backend.close()
-
-    asyncio.run(wrapped())
+from tests.contract.backends import run_then_close
 
 
 def test_claim_bumps_the_epoch_and_reads_what_was_checkpointed(backend):
@@ -36,7 +27,7 @@ def test_claim_bumps_the_epoch_and_reads_what_was_checkpointed(backend):
         assert (again.epoch, again.applied_offset, again.states) == (2, 41, {"K": blob})
         assert await store.partitions() == [0]
 
-    _run(backend, scenario)
+    run_then_close(backend, scenario)
 
 
 def test_a_checkpoint_keeps_the_states_it_does_not_write(backend):
@@ -48,7 +39,7 @@ def test_a_checkpoint_keeps_the_states_it_does_not_write(backend):
         snapshot = await store.read(2)
         assert (snapshot.applied_offset, snapshot.states) == (2, {"A": b"a1", "B": b"b2"})
 
-    _run(backend, scenario)
+    run_then_close(backend, scenario)
 
 
 def test_reading_never_claims_or_creates(backend):
@@ -61,7 +52,7 @@ def test_reading_never_claims_or_creates(backend):
         assert (await store.read(3)).epoch == 1 and (await store.read(3)).epoch == 1
         assert await store.partitions() == [3]
 
-    _run(backend, scenario)
+    run_then_close(backend, scenario)
 
 
 def test_a_zombie_checkpoint_is_refused_and_others_in_the_same_write_land(backend):
@@ -77,7 +68,7 @@ def test_a_zombie_checkpoint_is_refused_and_others_in_the_same_write_land(backen
         assert (await new_owner.read(0)).applied_offset == -1  # untouched by the zombie
         assert (await new_owner.read(1)).applied_offset == 7
 
-    _run(backend, scenario)
+    run_then_close(backend, scenario)
 
 
 def test_corrupt_states_are_quarantined_and_replaced_not_fatal(backend):
@@ -114,7 +105,7 @@ def test_corrupt_states_are_quarantined_and_replaced_not_fatal(backend):
         again = OnlineState(store, OnlineConfig(), is_assigned=lambda p: True)
         assert (await again.ensure(0)).models["K"].updates == 0
 
-    _run(backend, scenario)
+    run_then_close(backend, scenario)
 
 
 def test_concurrent_ensures_claim_once(backend):
@@ -125,7 +116,7 @@ def test_concurrent_ensures_claim_once(backend):
         assert all(r is results[0] for r in results)
         assert (await store.read(3)).epoch == 1
 
-    _run(backend, scenario)
+    run_then_close(backend, scenario)
 
 
 def test_a_fenced_partition_stays_blocked_until_reassigned(backend):
@@ -143,4 +134,4 @@ def test_a_fenced_partition_stays_blocked_until_reassigned(backend):
         again = await worker_a.ensure(0)
         assert again is not None and again.epoch == 3
 
-    _run(backend, scenario)
+    run_then_close(backend, scenario)
