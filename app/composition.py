@@ -1,14 +1,17 @@
-"""The composition root: settings -> the models' configs, and the adapters an engine runs on.
+"""The composition root: settings -> the models' configs, and the adapters every service runs on.
 
 Every mapping from a settings group to a ``models`` config object lives here, once; every
-Redis adapter a worker uses is created here. Tests and benchmarks that need no Redis assemble
-an :class:`~streams.engine.Engine` from the in-memory twins instead (``memory_ports``).
+Redis adapter (of the worker, the retrainer and the CLI) is created here, so no other module
+knows the Redis key layout. Tests and benchmarks that need no Redis assemble an
+:class:`~streams.engine.Engine` from the in-memory twins instead (``memory_ports``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import fields
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 import redis
@@ -18,15 +21,20 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from config import Settings
+from models.adapters.memory_coordination import MemoryRetrainGuard
 from models.adapters.memory_pointer import MemoryPointer
 from models.adapters.memory_state_store import MemoryStateStore
+from models.adapters.redis_coordination import RedisRetrainerState, RedisRetrainGuard
 from models.adapters.redis_keys import RedisKeys
 from models.adapters.redis_pointer import RedisPointer
-from models.adapters.redis_registry import ModelRegistry
+from models.adapters.redis_registry import RedisRegistry
 from models.adapters.redis_state_store import RedisStateStore
+from models.coordination import RetrainerState
 from models.drift.config import DriftConfig
 from models.gate import GateConfig
 from models.online import OnlineConfig
+from models.registry import ModelRegistry
+from models.state_store import StateStore
 from models.store import ModelStore
 from models.training import TrainConfig
 from streams.contracts import ContractSpec
@@ -102,9 +110,9 @@ def redis_ports(settings: Settings, redis_url: str) -> Ports:
     return Ports(
         state_store=RedisStateStore(client, keys, TopicNames.from_settings(settings).outcomes),
         pointer=RedisPointer(client, keys),
-        model_store=ModelStore(settings.batch.store_path),
-        redis=client,
-        keys=keys,
+        model_store=model_store(settings),
+        retrain_guard=RedisRetrainGuard(client, keys),
+        connection=client,
     )
 
 
@@ -113,7 +121,8 @@ def memory_ports(settings: Settings) -> Ports:
     return Ports(
         state_store=MemoryStateStore(),
         pointer=MemoryPointer(),
-        model_store=ModelStore(settings.batch.store_path),
+        model_store=model_store(settings),
+        retrain_guard=MemoryRetrainGuard(),
     )
 
 
@@ -129,11 +138,72 @@ def build_engine(
     )
 
 
-def active_version(settings: Settings, redis_url: str) -> str | None:
-    """The registry's active version, read once (blocking; for start-up)."""
+def model_store(settings: Settings) -> ModelStore:
+    """Where batch model versions (and the registry journal) are stored."""
+    return ModelStore(settings.batch.store_path)
+
+
+def registry_on(settings: Settings, client: redis.Redis) -> ModelRegistry:
+    """The model registry on an open Redis connection (the caller owns it)."""
+    return ModelRegistry(
+        RedisRegistry(client, RedisKeys(settings.redis.namespace)), model_store(settings)
+    )
+
+
+@contextmanager
+def registry(settings: Settings, redis_url: str) -> Iterator[ModelRegistry]:
+    """The model registry on its own connection, closed on exit (for CLI commands)."""
     client = redis.Redis.from_url(redis_url)
     try:
-        keys = RedisKeys(settings.redis.namespace)
-        return ModelRegistry(client, keys, ModelStore(settings.batch.store_path)).active()
+        yield registry_on(settings, client)
     finally:
         client.close()
+
+
+def active_version(settings: Settings, redis_url: str) -> str | None:
+    """The registry's active version, read once (blocking; for start-up)."""
+    with registry(settings, redis_url) as models:
+        return models.active()
+
+
+@dataclass
+class RetrainerPorts:
+    """What a retrainer runs on: the registry and its own coordination state."""
+
+    registry: ModelRegistry
+    state: RetrainerState
+    client: redis.Redis
+
+    def close(self) -> None:
+        """Release the connection."""
+        self.client.close()
+
+
+def retrainer_ports(settings: Settings, redis_url: str) -> RetrainerPorts:
+    """A retrainer's ports on Redis (one connection)."""
+    client = redis.Redis.from_url(redis_url)
+    keys = RedisKeys(settings.redis.namespace)
+    return RetrainerPorts(registry_on(settings, client), RedisRetrainerState(client, keys), client)
+
+
+@asynccontextmanager
+async def stored_state(settings: Settings, redis_url: str) -> AsyncIterator[StateStore]:
+    """The learner's state store on its own fail-fast connection, for reading (status, drift
+    report, progress probes)."""
+    client = redis_client(settings, redis_url)
+    try:
+        yield RedisStateStore(
+            client, RedisKeys(settings.redis.namespace), TopicNames.from_settings(settings).outcomes
+        )
+    finally:
+        await client.aclose()
+
+
+def claimed_partitions(settings: Settings, redis_url: str) -> list[int]:
+    """Input partitions some worker has claimed in the state store (blocking)."""
+
+    async def read() -> list[int]:
+        async with stored_state(settings, redis_url) as store:
+            return await store.partitions()
+
+    return asyncio.run(read())

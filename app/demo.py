@@ -24,13 +24,12 @@ from pathlib import Path
 import orjson
 import redis
 
-from app.composition import contract_spec
+from app.composition import active_version, claimed_partitions, contract_spec
 from app.embedded import Endpoints, free_port, infrastructure
 from app.status import DeploymentStatus, read_status
 from app.train import train_and_store
 from app.worker import worker_environment
 from config import Settings
-from models.adapters.redis_keys import RedisKeys
 from models.market import MarketSimulator
 from streams.producer import MessageProducer
 from streams.reader import TopicReader
@@ -162,18 +161,15 @@ class DemoRun:
 
     def wait_until_ready(self, worker: subprocess.Popen[bytes], timeout_s: float = 90.0) -> None:
         """Wait until the worker has claimed every input partition."""
-        client = redis.Redis.from_url(self.endpoints.redis_url)
-        pattern = f"{self.settings.redis.namespace}:online:{self.names.outcomes}:*"
         deadline = time.monotonic() + timeout_s
-        try:
-            while len(list(client.scan_iter(match=pattern))) < self.settings.topics.partitions:
-                if worker.poll() is not None:
-                    raise DemoError(f"worker exited early with code {worker.returncode}")
-                if time.monotonic() > deadline:
-                    raise DemoError("worker did not join the consumer group in time")
-                time.sleep(0.2)
-        finally:
-            client.close()
+        while len(claimed_partitions(self.settings, self.endpoints.redis_url)) < (
+            self.settings.topics.partitions
+        ):
+            if worker.poll() is not None:
+                raise DemoError(f"worker exited early with code {worker.returncode}")
+            if time.monotonic() > deadline:
+                raise DemoError("worker did not join the consumer group in time")
+            time.sleep(0.2)
 
     def count_signals(self, reader: TopicReader) -> None:
         """Consume whatever signals arrived and tally their statuses."""
@@ -231,12 +227,7 @@ class DemoRun:
 
     def active_version(self) -> str | None:
         """The registry's active batch version."""
-        client = redis.Redis.from_url(self.endpoints.redis_url)
-        try:
-            value = client.get(RedisKeys(self.settings.redis.namespace).active_model)
-        finally:
-            client.close()
-        return value.decode() if value is not None else None
+        return active_version(self.settings, self.endpoints.redis_url)
 
     def show_alerts(self) -> None:
         """Print drift alerts and recoveries as the worker publishes them."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from app.composition import drift_config, online_config
+from app.composition import drift_config, model_store, online_config
 from app.status import learner_state
 from config import Settings
 from models.codec import decode_key_model
@@ -69,7 +69,7 @@ def _monitors(settings: Settings) -> dict[str, DriftMonitor]:
     if drift is None:
         raise DriftCommandError("drift detection is off (drift.enabled = false)")
     snapshots = asyncio.run(learner_state(settings, settings.redis.url))
-    store = ModelStore(settings.batch.store_path)
+    store = model_store(settings)
     references: dict[str, ModelReference | None] = {}
     found: dict[str, DriftMonitor] = {}
     for snapshot in snapshots.values():

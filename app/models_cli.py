@@ -8,13 +8,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
-import redis
 
+from app.composition import registry as open_registry
 from config import Settings
-from models.adapters.redis_keys import RedisKeys
-from models.adapters.redis_registry import ModelRegistry
-from models.registry import RegistryState
-from models.store import ModelStore
+from models.registry import ModelRegistry, RegistryState
 from streams.model_updates import ModelUpdatePublisher, from_registry_event
 from streams.retrain_requests import enqueue_retrain, retrain_request
 
@@ -34,13 +31,8 @@ def _operator() -> str:
 def _registry(settings: Settings) -> Iterator[ModelRegistry]:
     if not settings.redis.url:
         raise RegistryCommandError("the registry lives in Redis: set REDIS_URL")
-    client = redis.Redis.from_url(settings.redis.url)
-    try:
-        yield ModelRegistry(
-            client, RedisKeys(settings.redis.namespace), ModelStore(settings.batch.store_path)
-        )
-    finally:
-        client.close()
+    with open_registry(settings, settings.redis.url) as models:
+        yield models
 
 
 def _announce(settings: Settings, message: dict[str, Any]) -> str:

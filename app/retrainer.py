@@ -2,8 +2,8 @@
 
 A burst of requests yields one retrain: everything queued when the retrainer looks is served by
 one run, and requests arriving within ``retrain.cooldown_s`` of a finished retrain are dropped
-(logged) unless they say ``force``. Only one retrainer acts at a time (a Redis lock); a second
-one waits as a standby.
+(logged) unless they say ``force``. Only one retrainer acts at a time (a leader lease, in Redis);
+a second one waits as a standby. Its ports come from the composition root.
 """
 
 from __future__ import annotations
@@ -18,18 +18,23 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import pandas as pd
-import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app.composition import contract_spec, gate_config, train_config
+from app.composition import (
+    RetrainerPorts,
+    contract_spec,
+    gate_config,
+    retrainer_ports,
+    train_config,
+)
 from app.embedded import Endpoints
 from config import Settings
-from models.adapters.redis_keys import RedisKeys
-from models.adapters.redis_registry import ModelRegistry
 from models.batch import BatchModel, BatchModelError, load_batch_model
+from models.coordination import LeaderLease
 from models.gate import GateDecision
 from models.registry import Fence, FencedError
 from models.retrain import challenge
-from models.store import ModelStore
 from models.training import load_outcomes_file
 from streams.contracts import RetrainRequest
 from streams.failpoints import failpoint
@@ -54,14 +59,20 @@ class RetrainReport:
 class Retrainer:
     """Reads the training window, trains a challenger, gates it, stores and announces it."""
 
-    def __init__(self, settings: Settings, endpoints: Endpoints, out: TextIO = sys.stderr) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        endpoints: Endpoints,
+        out: TextIO = sys.stderr,
+        ports: RetrainerPorts | None = None,
+    ) -> None:
         self.settings = settings
         self.endpoints = endpoints
         self._out = out
-        self.client = redis.Redis.from_url(endpoints.redis_url)
-        self.keys = RedisKeys(settings.redis.namespace)
-        self.store = ModelStore(settings.batch.store_path)
-        self.registry = ModelRegistry(self.client, self.keys, self.store)
+        self.ports = ports or retrainer_ports(settings, endpoints.redis_url)
+        self.registry = self.ports.registry
+        self.store = self.registry.store
+        self.state = self.ports.state
         self.publisher = ModelUpdatePublisher(
             endpoints.kafka_bootstrap, settings.topics.model_updates
         )
@@ -128,7 +139,7 @@ class Retrainer:
         pruned = self.registry.prune(self.settings.retrain.keep_versions)
         if pruned:
             self.say(f"retention removed {len(pruned)} old versions")
-        self.client.set(self.keys.retrainer_last_finished, time.time())
+        self.state.mark_finished(time.time())
         seconds = time.monotonic() - started
         self.say(f"version {version} {action} ({seconds:.1f}s)")
         return RetrainReport(version, action, decision, len(frame), seconds)
@@ -194,7 +205,7 @@ class Retrainer:
     def run(self, stop: threading.Event) -> None:
         """Serve retrain requests until ``stop`` is set; never exits on an error.
 
-        Leadership is a Redis lock kept alive by a thread; each time this process becomes
+        Leadership is a lease (a Redis lock) kept alive by a thread; each time this process becomes
         leader it takes a new fencing token, which every registry change it makes carries.
         Errors (Redis or the broker unreachable, a failed retrain) are logged and retried with
         backoff; a lost lock sends it back to waiting as a standby.
@@ -209,12 +220,12 @@ class Retrainer:
                 stop.wait(delay)
 
     def _lead(self, stop: threading.Event) -> None:
-        lock = leader_lock(self.client, self.keys.retrainer_leader)
+        lock = self.state.leader_lease()
         self.say("waiting to be the active retrainer")
         while not lock.acquire(blocking_timeout=1):
             if stop.is_set():
                 return
-        fence = Fence(self.keys.retrainer_fence, int(self.client.incr(self.keys.retrainer_fence)))
+        fence = self.registry.backend.take_fence()
         lost = threading.Event()
         keepalive = threading.Thread(target=_keep_lock, args=(lock, stop, lost), daemon=True)
         keepalive.start()
@@ -222,8 +233,7 @@ class Retrainer:
             self.endpoints.kafka_bootstrap,
             self.settings.topics.retrain_requests,
             self.settings.topics.dead_letter(self.settings.topics.retrain_requests),
-            self.client,
-            self.keys,
+            self.state,
         )
         self.say(f"ready; reading {self.settings.topics.retrain_requests} (token {fence.token})")
         try:
@@ -239,10 +249,10 @@ class Retrainer:
                 lock.release()
 
     def _cooldown_left(self) -> float:
-        finished = self.client.get(self.keys.retrainer_last_finished)
+        finished = self.state.last_finished()
         if finished is None:
             return 0.0
-        return float(finished) + self.settings.retrain.cooldown_s - time.time()
+        return finished + self.settings.retrain.cooldown_s - time.time()
 
     def _window_of(self, requests: Sequence[RetrainRequest]) -> tuple[int | None, float | None]:
         outcomes = [r.window_outcomes for r in requests if r.window_outcomes]
@@ -290,25 +300,16 @@ class Retrainer:
             return None
 
 
-def leader_lock(client: redis.Redis, key: str) -> redis.lock.Lock:
-    """The retrainer leader's lock (60 s, renewed every 15 s by a keep-alive thread).
-
-    Not thread-local: the thread that renews it is not the one that took it (with redis-py's
-    default, the renewal raised AttributeError after 15 s, the thread died and the lock expired
-    under a leader that was still working).
-    """
-    return client.lock(key, timeout=60, thread_local=False)
-
-
-def _keep_lock(lock: redis.lock.Lock, stop: threading.Event, lost: threading.Event) -> None:
+def _keep_lock(lock: LeaderLease, stop: threading.Event, lost: threading.Event) -> None:
     while not stop.wait(15) and not lost.is_set():
         try:
             lock.reacquire()
-        except redis.exceptions.LockError:
+        except (ConnectionError, TimeoutError, RedisConnectionError, RedisTimeoutError) as exc:
+            # An outage: try again; the fence protects the registry meanwhile.
+            log.warning("retrainer lock not renewed", extra={"error": repr(exc)})
+        except Exception:  # the lease is gone (expired and taken, or released)
             log.error("lost the retrainer lock")
             lost.set()
-        except redis.exceptions.RedisError as exc:  # an outage: try again; the fence protects
-            log.warning("retrainer lock not renewed", extra={"error": repr(exc)})
 
 
 def run_retrainer(settings: Settings, endpoints: Endpoints) -> int:
@@ -324,4 +325,5 @@ def run_retrainer(settings: Settings, endpoints: Endpoints) -> int:
         stop.set()
     finally:
         retrainer.publisher.close()
+        retrainer.ports.close()
     return 0

@@ -7,17 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import redis
-import redis.asyncio as aioredis
 from kafka import KafkaAdminClient
 
+from app.composition import active_version, stored_state
 from config import Settings
-from models.adapters.redis_keys import RedisKeys
-from models.adapters.redis_registry import ModelRegistry
-from models.adapters.redis_state_store import RedisStateStore
 from models.codec import summary_of
 from models.state_store import PartitionSnapshot
-from models.store import ModelStore
 from streams.reader import TopicReader
 
 
@@ -47,26 +42,13 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
 
 async def learner_state(settings: Settings, redis_url: str) -> dict[int, PartitionSnapshot]:
     """Every stored partition of the learner's state, read without claiming it."""
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        store = RedisStateStore(
-            client, RedisKeys(settings.redis.namespace), settings.topics.outcomes
-        )
+    async with stored_state(settings, redis_url) as store:
         return {p: await store.read(p) for p in await store.partitions()}
-    finally:
-        await client.aclose()
 
 
 def read_status(settings: Settings, bootstrap: str, redis_url: str) -> DeploymentStatus:
     """Active version, per-partition applied offset / end / lag, and per-key summaries."""
-    client = redis.Redis.from_url(redis_url)
-    try:
-        registry = ModelRegistry(
-            client, RedisKeys(settings.redis.namespace), ModelStore(settings.batch.store_path)
-        )
-        active = registry.active()
-    finally:
-        client.close()
+    active = active_version(settings, redis_url)
     snapshots = asyncio.run(learner_state(settings, redis_url))
     with TopicReader(bootstrap, settings.topics.outcomes) as reader:
         ends = reader.high_watermarks()

@@ -9,11 +9,8 @@ from typing import Any
 import pandas as pd
 import redis
 
-from app.composition import contract_spec, train_config
+from app.composition import contract_spec, model_store, registry_on, train_config
 from config import Settings
-from models.adapters.redis_keys import RedisKeys
-from models.adapters.redis_registry import ModelRegistry
-from models.store import ModelStore
 from models.training import (
     TrainingDataError,
     load_outcomes_file,
@@ -60,10 +57,10 @@ def train_and_store(
     trained = train_batch_model(
         frame, settings.model.features, train_config(settings), source=source, progress=progress
     )
-    store = ModelStore(settings.batch.store_path)
+    store = model_store(settings)
     metadata = {**trained.metadata, "reason": reason, "parent_version": None}
     if activate_with is not None:
-        registry = ModelRegistry(activate_with, RedisKeys(settings.redis.namespace), store)
+        registry = registry_on(settings, activate_with)
         metadata["parent_version"] = registry.active()
     version = store.save(trained.model_bytes(), metadata)
     if activate_with is not None:

@@ -50,9 +50,12 @@ class BrokerProbe:
 
 
 async def redis_problem(engine: Engine) -> str | None:
-    """None when Redis answers a PING within the timeout, else why not."""
+    """None when Redis answers a PING within the timeout (or the engine runs on in-memory
+    twins), else why not."""
+    if engine.ports.connection is None:
+        return None
     try:
-        await asyncio.wait_for(engine.ports.redis.ping(), PROBE_TIMEOUT_S)
+        await asyncio.wait_for(engine.ports.connection.ping(), PROBE_TIMEOUT_S)
     except Exception as exc:
         return f"redis unreachable: {type(exc).__name__}: {exc}"
     return None

@@ -120,8 +120,7 @@ def _wire_agents(
         sender,
         outbox_topics,
         endpoints.kafka_bootstrap,
-        engine.ports.redis,
-        engine.ports.keys,
+        engine.ports.retrain_guard,
         settings.drift.retrain_dedupe_s,
     )
     checkpointer = engine.checkpointer(sender, outbox)

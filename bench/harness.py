@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -16,10 +17,10 @@ from typing import Any
 
 import redis
 
+from app.composition import stored_state
 from app.embedded import EmbeddedInfrastructure, Endpoints
 from app.worker import worker_environment
 from config import Settings, load_settings
-from models.adapters.redis_keys import RedisKeys
 from streams.topics import TopicNames, ensure_topics_for
 
 RESULTS = Path(__file__).parent / "results"
@@ -141,16 +142,13 @@ def start_worker(settings: Settings, endpoints: Endpoints, log: Path) -> Process
 
 def applied_total(settings: Settings, endpoints: Endpoints) -> int:
     """Outcomes whose effect is checkpointed in Redis (sum over partitions)."""
-    client = redis.Redis.from_url(endpoints.redis_url)
-    keys = RedisKeys(settings.redis.namespace)
-    try:
-        return sum(
-            int(client.hget(keys.partition_state(settings.topics.outcomes, p), "__offset__") or -1)
-            + 1
-            for p in range(settings.topics.partitions)
-        )
-    finally:
-        client.close()
+
+    async def read() -> int:
+        async with stored_state(settings, endpoints.redis_url) as store:
+            offsets = [await store.applied_offset(p) for p in range(settings.topics.partitions)]
+        return sum(offset + 1 for offset in offsets)
+
+    return asyncio.run(read())
 
 
 def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.05) -> float:

@@ -15,15 +15,20 @@ bytes per 1,000 keys, and two workers of one consumer group against one.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
-import redis
-
-from app.composition import build_engine, contract_spec, drift_config, online_config
+from app.composition import (
+    build_engine,
+    contract_spec,
+    drift_config,
+    online_config,
+    stored_state,
+)
 from bench.harness import (
     applied_total,
     create_topics,
@@ -35,7 +40,6 @@ from bench.harness import (
     start_worker,
     wait_until,
 )
-from models.adapters.redis_keys import RedisKeys
 from models.codec import decode_key_model, encode_key_model
 from models.keyed import KeyModel
 from models.market import MarketSimulator
@@ -62,15 +66,12 @@ def by_keys(n_keys: int, redis_url: str, store: Path) -> dict:
 
     elapsed = learn_in_process(engine, records, checkpoint_every=2000)
     learned = engine.state.key_count
-    client = redis.Redis.from_url(redis_url)
-    redis_bytes = sum(
-        client.memory_usage(
-            RedisKeys(settings.redis.namespace).partition_state(settings.topics.outcomes, p)
-        )
-        or 0
-        for p in range(4)
-    )
-    client.close()
+
+    async def stored_bytes() -> int:
+        async with stored_state(settings, redis_url) as states:
+            return sum([await states.stored_bytes(p) for p in range(4)])
+
+    redis_bytes = asyncio.run(stored_bytes())
     return {
         "keys": n_keys,
         "keys_learned": learned,

@@ -1,17 +1,23 @@
 """The model registry: which batch version is active or staged, and the history of changes.
 
 Every change is first appended (fsynced) to a journal next to the models,
-``<store>/registry.jsonl``, then applied to Redis in one MULTI/EXEC under a short lock (the
-adapter: :mod:`models.adapters.redis_registry`). Workers read the pointer from Redis; if Redis
-is wiped, ``ModelRegistry.rebuild`` replays the journal and restores the same active version,
-staged version and history.
+``<store>/registry.jsonl``, then applied to the registry's backend atomically under a short lock
+(the port: :class:`RegistryBackend`; adapters: :mod:`models.adapters.redis_registry`, the
+registry in Redis, and the in-memory twin :mod:`models.adapters.memory_registry`, both run
+through ``tests/contract``). Workers read the pointer from the backend; if it is wiped,
+:meth:`ModelRegistry.rebuild` replays the journal and restores the same active version, staged
+version and history.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import orjson
 
@@ -101,6 +107,13 @@ class Journal:
         finally:
             os.close(fd)
 
+    def state(self) -> RegistryState:
+        """The registry as the journal tells it."""
+        state = RegistryState()
+        for event in self.events():
+            state.apply(event)
+        return state
+
     def events(self) -> list[RegistryEvent]:
         """All complete events, oldest first (a torn last line from a crash is ignored)."""
         if not self.path.exists():
@@ -123,9 +136,149 @@ class Fence:
     same transaction that would have written it.
     """
 
-    key: str
     token: int
 
 
 class FencedError(RuntimeError):
     """A registry change was refused: the caller's fencing token is no longer the newest."""
+
+
+class RegistryBackend(Protocol):
+    """Where the registry's pointers and history live (the port).
+
+    ``read`` and ``active`` may be called by anyone at any time; changes go through
+    ``locked`` + ``apply`` (or ``replace``), which must be atomic: a reader never sees the
+    active pointer of one event with the history of another.
+    """
+
+    def active(self) -> str | None:
+        """The active version (one cheap read)."""
+        ...
+
+    def read(self) -> RegistryState:
+        """Active, staged and history, read together."""
+        ...
+
+    def locked(self) -> AbstractContextManager[None]:
+        """Serialise registry changes across processes; :class:`RegistryError` if another
+        change holds the lock for too long."""
+        ...
+
+    def apply(self, event: RegistryEvent, fence: Fence | None, durable: Callable[[], None]) -> None:
+        """Apply ``event`` (as :meth:`RegistryState.apply` would) in one atomic write.
+
+        With a ``fence``, refuse with :class:`FencedError` unless it is still the newest token,
+        also if a newer one is taken while the write is prepared. ``durable`` (the journal
+        append) is called after the fence check and before the write.
+        """
+        ...
+
+    def replace(self, state: RegistryState) -> None:
+        """Overwrite pointers and history with ``state`` (a rebuild from the journal)."""
+        ...
+
+    def take_fence(self) -> Fence:
+        """A new fencing token, newer than every token taken before (a new leader's)."""
+        ...
+
+    def fence_is_current(self, fence: Fence) -> bool:
+        """Whether ``fence`` is still the newest token."""
+        ...
+
+
+class ModelRegistry:
+    """Active / staged batch model versions on a :class:`RegistryBackend`, journaled on disk.
+
+    The rules (what may be promoted, rolled back, pruned) live here once; backends only store.
+    """
+
+    def __init__(self, backend: RegistryBackend, store: ModelStore) -> None:
+        self.backend = backend
+        self.store = store
+        self.journal = Journal(store)
+
+    def active(self) -> str | None:
+        """The active version (what every worker scores with)."""
+        return self.backend.active()
+
+    def state(self) -> RegistryState:
+        """Active, staged and history as the backend holds them."""
+        return self.backend.read()
+
+    def activate(
+        self, version: str, by: str, reason: str, fence: Fence | None = None
+    ) -> RegistryEvent:
+        """Make ``version`` active (it must exist in the store and pass its checksum)."""
+        self.store.load(version)
+        return self._record("activate", version, by, reason, fence)
+
+    def stage(
+        self, version: str, by: str, reason: str, fence: Fence | None = None
+    ) -> RegistryEvent:
+        """Mark ``version`` as waiting for a manual promotion."""
+        self.store.load(version)
+        return self._record("stage", version, by, reason, fence)
+
+    def check_fence(self, fence: Fence | None) -> None:
+        """Raise :class:`FencedError` if ``fence`` is no longer the newest token."""
+        if fence is not None and not self.backend.fence_is_current(fence):
+            raise FencedError(f"fencing token {fence.token} is stale: another retrainer leads now")
+
+    def promote(self, version: str | None, by: str, reason: str) -> RegistryEvent:
+        """Activate ``version``, or the staged version when none is given."""
+        target = version or self.state().staged
+        if target is None:
+            raise RegistryError("nothing is staged; name the version to promote")
+        return self.activate(target, by, reason)
+
+    def rollback(self, version: str | None, by: str, reason: str) -> RegistryEvent:
+        """Re-activate ``version`` (default: the one active before the current one)."""
+        state = self.state()
+        target = version or state.previous_active()
+        if target is None:
+            raise RegistryError("no earlier active version to roll back to")
+        if target not in state.ever_active():
+            raise RegistryError(f"version {target} was never active; use promote")
+        if target == state.active:
+            raise RegistryError(f"version {target} is already active")
+        self.store.load(target)
+        return self._record("rollback", target, by, reason)
+
+    def rebuild(self) -> RegistryState:
+        """Restore the backend from the journal (after it lost the registry)."""
+        state = self.journal.state()
+        with self.backend.locked():
+            self.backend.replace(state)
+        return state
+
+    def protected_versions(self) -> set[str]:
+        """Versions retention must keep: every version ever active, and the staged one."""
+        state = self.state()
+        journal = self.journal.state()
+        keep = set(state.ever_active()) | set(journal.ever_active())
+        return keep | {v for v in (state.staged, journal.staged, state.active) if v}
+
+    def prune(self, keep_last: int) -> list[str]:
+        """Delete versions beyond the newest ``keep_last``, except protected ones."""
+        protected = self.protected_versions()
+        versions = self.store.versions()
+        doomed = [v for v in versions[: max(0, len(versions) - keep_last)] if v not in protected]
+        for version in doomed:
+            self.store.delete(version)
+        return doomed
+
+    def _record(
+        self, action: str, version: str, by: str, reason: str, fence: Fence | None = None
+    ) -> RegistryEvent:
+        with self.backend.locked():
+            state = self.state()
+            event = RegistryEvent(
+                action=action,
+                version=version,
+                previous=state.active if action in ACTIVATING else state.staged,
+                at=datetime.now(UTC).isoformat(),
+                by=by,
+                reason=reason,
+            )
+            self.backend.apply(event, fence, lambda: self.journal.append(event))
+        return event

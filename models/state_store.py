@@ -56,3 +56,8 @@ class StateStore(Protocol):
     async def partitions(self) -> list[int]:
         """Partitions that have any stored state."""
         ...
+
+    async def applied_offset(self, partition: int) -> int:
+        """The last applied offset of a partition (``NO_OFFSET`` if none), without reading
+        its key states (progress probes)."""
+        ...

@@ -193,8 +193,7 @@ class AiokafkaEngine:
             self.sender,
             outbox_topics,
             self._bootstrap,
-            self.engine.ports.redis,
-            self.engine.ports.keys,
+            self.engine.ports.retrain_guard,
             self._settings.drift.retrain_dedupe_s,
         )
         self.checkpointer = self.engine.checkpointer(self.sender, self.outbox)

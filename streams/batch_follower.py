@@ -16,8 +16,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from redis.exceptions import RedisError
-
 from models.batch import BatchModel, BatchModelError, load_batch_model
 from models.model_source import ActivePointer
 from models.store import ModelStore
@@ -92,7 +90,7 @@ class BatchModelFollower:
             return self.holder.current, self._pointer_error
         try:
             wanted = await asyncio.wait_for(self._pointer.active(), self._pointer_timeout)
-        except (TimeoutError, RedisError, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             self._pointer_down_until = now + self._pointer_retry
             self._pointer_error = (
                 f"active-version pointer unreadable ({type(exc).__name__}); scored with the "

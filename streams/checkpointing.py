@@ -33,15 +33,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from redis.exceptions import RedisError
-
 from streams.online_state import OnlineState, OutboxDue
 from streams.telemetry import EngineMetrics
 
 log = logging.getLogger(__name__)
 
-#: What a store outage looks like from here (connection refused or reset, timeouts).
-STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
+#: What a store outage looks like from here (connection refused or reset, timeouts): the
+#: adapters raise ``ConnectionError`` (an ``OSError``) for their backend's own errors.
+STORE_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError)
 
 
 class OutputsLostError(RuntimeError):

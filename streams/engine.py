@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import redis.asyncio as aioredis
+from typing import Any, Protocol
 
 from config import Settings
-from models.adapters.redis_keys import RedisKeys
 from models.batch import BatchModelError, load_batch_model
 from models.blend import Blender
+from models.coordination import RetrainGuard
 from models.drift.config import DriftConfig
 from models.model_source import ActivePointer
 from models.online import OnlineConfig
@@ -41,17 +39,30 @@ class ModelConfigs:
     spec: ContractSpec
 
 
+class Connection(Protocol):
+    """The connection the adapters share (the Redis pool in production): probed by
+    ``/ready``, closed with the engine."""
+
+    async def ping(self) -> Any:
+        """Raise if the backing service cannot answer."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release it."""
+        ...
+
+
 @dataclass(frozen=True)
 class Ports:
     """What an engine needs from outside: where learner state lives, which batch model is
-    active, where model versions are stored; plus the Redis connection of the adapters that
-    have no port yet (the outbox's retrain guard, the readiness probe), None on the twins."""
+    active, where model versions are stored, who may request a drift retrain; plus the
+    connection behind those adapters (None on the in-memory twins)."""
 
     state_store: StateStore
     pointer: ActivePointer
     model_store: ModelStore
-    redis: aioredis.Redis | None = None
-    keys: RedisKeys | None = None
+    retrain_guard: RetrainGuard
+    connection: Connection | None = None
 
 
 def dead_letterer(
@@ -180,6 +191,6 @@ class Engine:
         }
 
     async def close(self) -> None:
-        """Release the Redis connection pool (if the ports have one)."""
-        if self.ports.redis is not None:
-            await self.ports.redis.aclose()
+        """Release the ports' connection (if they have one)."""
+        if self.ports.connection is not None:
+            await self.ports.connection.aclose()

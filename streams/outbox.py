@@ -4,8 +4,9 @@ The transactional-outbox pattern: alerts and retrain requests are appended to th
 checkpointed to Redis with it, and only then published; once published they are removed (and
 that removal is checkpointed). Entries restored after a crash may or may not have reached the
 broker, so they are checked against the tail of their topic first and only sent if absent.
-Drift retrain requests are also deduplicated across keys and workers: the first one to win a
-Redis ``SET NX`` guard (with a TTL) is sent, the others are dropped.
+Drift retrain requests are also deduplicated across keys and workers: the first one to win the
+:class:`~models.coordination.RetrainGuard` (a Redis ``SET NX`` with a TTL) is sent, the others
+are dropped.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
 import orjson
-import redis.asyncio as aioredis
 
-from models.adapters.redis_keys import RedisKeys
+from models.coordination import RetrainGuard
 from streams.alerts import RETRAIN
 from streams.checkpointing import Sender
 from streams.failpoints import failpoint
@@ -57,15 +57,13 @@ class OutboxFlusher:
         sender: Sender,
         topics: Mapping[str, str],
         bootstrap_servers: str,
-        client: aioredis.Redis,
-        keys: RedisKeys,
+        guard: RetrainGuard,
         retrain_dedupe_s: float,
     ) -> None:
         self._sender = sender
         self._topics = dict(topics)
         self._bootstrap = bootstrap_servers
-        self._client = client
-        self._guard = keys.drift_retrain_guard
+        self._guard = guard
         self._dedupe_s = retrain_dedupe_s
         self.published = 0
 
@@ -88,7 +86,9 @@ class OutboxFlusher:
         for entry in entries:
             if entry["id"] in already:
                 continue
-            if entry["topic"] == RETRAIN and not await self._claim_retrain(entry["id"]):
+            if entry["topic"] == RETRAIN and not await self._guard.claim(
+                entry["id"], self._dedupe_s
+            ):
                 log.info("drift retrain request deduplicated", extra={"request_id": entry["id"]})
                 continue
             records.append(
@@ -127,9 +127,3 @@ class OutboxFlusher:
             extra={"entries": len(entries), "already_published": len(found)},
         )
         return found
-
-    async def _claim_retrain(self, request_id: str) -> bool:
-        if await self._client.set(self._guard, request_id, nx=True, ex=int(self._dedupe_s)):
-            return True
-        holder = await self._client.get(self._guard)
-        return holder is not None and holder.decode() == request_id

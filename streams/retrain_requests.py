@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import redis
 from kafka import KafkaProducer
 
-from models.adapters.redis_keys import RedisKeys
+from models.coordination import RetrainerState
 from streams.contracts import (
     ContractError,
     RetrainRequest,
@@ -61,9 +60,9 @@ class RequestBatch:
 class RetrainRequestQueue:
     """Reads ``retrain-requests`` (one partition) from the offset committed in Redis.
 
-    Manual assignment with kafka-python (no consumer group), the committed offset kept in Redis
-    next to the rest of the state; the retrainer commits after acting on a batch, so a crash
-    mid-retrain repeats the retrain instead of losing the request.
+    Manual assignment with kafka-python (no consumer group), the committed offset kept in the
+    retrainer's state (Redis in production); the retrainer commits after acting on a batch, so
+    a crash mid-retrain repeats the retrain instead of losing the request.
     """
 
     def __init__(
@@ -71,11 +70,9 @@ class RetrainRequestQueue:
         bootstrap_servers: str,
         topic: str,
         dead_letter_topic: str,
-        client: redis.Redis,
-        keys: RedisKeys,
+        state: RetrainerState,
     ) -> None:
-        self._client = client
-        self._offset_key = keys.retrainer_offset
+        self._state = state
         self._topic = topic
         self._dead_letter_topic = dead_letter_topic
         self._reader = TopicReader(bootstrap_servers, topic)
@@ -83,8 +80,8 @@ class RetrainRequestQueue:
         self._reader.seek({0: self.committed()})
 
     def committed(self) -> int:
-        """Next offset to read, as committed in Redis."""
-        return int(self._client.get(self._offset_key) or 0)
+        """Next offset to read, as committed."""
+        return self._state.committed_offset()
 
     def poll(self) -> RequestBatch:
         """Everything available now (empty when nothing arrived)."""
@@ -104,7 +101,7 @@ class RetrainRequestQueue:
 
     def commit(self, next_offset: int) -> None:
         """Remember that everything before ``next_offset`` was acted on."""
-        self._client.set(self._offset_key, next_offset)
+        self._state.commit_offset(next_offset)
 
     def close(self) -> None:
         """Close the reader and producer."""

@@ -70,3 +70,8 @@ class MemoryStateStore:
         """Partitions with anything stored."""
         self._check()
         return sorted(self.hashes)
+
+    async def applied_offset(self, partition: int) -> int:
+        """The partition's applied offset."""
+        self._check()
+        return (self.hashes.get(partition) or {"offset": NO_OFFSET})["offset"]

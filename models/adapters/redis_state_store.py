@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
+from models.adapters.redis_errors import as_connection_errors
 from models.adapters.redis_keys import RedisKeys
 from models.state_store import NO_OFFSET, PartitionSnapshot, PartitionWrite
 
@@ -24,7 +25,7 @@ KEY_PREFIX = "k:"
 
 
 class RedisStateStore:
-    """The :class:`~models.state_store.StateStore` port on Redis."""
+    """The :class:`~models.state_store.StateStore` port on Redis (errors: ``ConnectionError``)."""
 
     def __init__(self, client: aioredis.Redis, keys: RedisKeys, topic: str) -> None:
         self._client = client
@@ -34,6 +35,7 @@ class RedisStateStore:
     def _key(self, partition: int) -> str:
         return self._keys.partition_state(self._topic, partition)
 
+    @as_connection_errors
     async def claim(self, partition: int) -> PartitionSnapshot:
         """Take ownership of a partition (fencing any earlier owner) and read its state."""
         key = self._key(partition)
@@ -43,6 +45,7 @@ class RedisStateStore:
             _, fields = await pipe.execute()
         return _snapshot(partition, fields)
 
+    @as_connection_errors
     async def checkpoint(self, writes: Mapping[int, PartitionWrite]) -> set[int]:
         """Atomically write states and offsets of all ``writes`` still owned by this worker.
 
@@ -74,20 +77,34 @@ class RedisStateStore:
                     continue  # a hash changed under us: re-check epochs and retry
         return fenced
 
+    @as_connection_errors
     async def quarantine(self, partition: int, model_key: str, blob: bytes, reason: str) -> None:
         """Keep an undecodable key state aside (with why) before the key is started afresh."""
         key = self._keys.quarantine(self._topic, partition)
         await self._client.hset(key, mapping={model_key: blob, f"{model_key}:reason": reason})
 
+    @as_connection_errors
     async def read(self, partition: int) -> PartitionSnapshot:
         """Read a partition's state without claiming it (for status views)."""
         return _snapshot(partition, await self._client.hgetall(self._key(partition)))
 
+    @as_connection_errors
     async def partitions(self) -> list[int]:
         """Partitions of the topic that have any stored state."""
         pattern = self._keys.partition_state_pattern(self._topic)
         found = [key async for key in self._client.scan_iter(match=pattern, count=1000)]
         return sorted(int(key.decode().rsplit(":", 1)[1]) for key in found)
+
+    @as_connection_errors
+    async def applied_offset(self, partition: int) -> int:
+        """One HGET of the offset field."""
+        raw = await self._client.hget(self._key(partition), OFFSET_FIELD)
+        return NO_OFFSET if raw is None else int(raw)
+
+    @as_connection_errors
+    async def stored_bytes(self, partition: int) -> int:
+        """What the partition's hash takes in Redis (``MEMORY USAGE``; for the benchmarks)."""
+        return int(await self._client.memory_usage(self._key(partition)) or 0)
 
 
 def _snapshot(partition: int, fields: Mapping[bytes, bytes]) -> PartitionSnapshot:

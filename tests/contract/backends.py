@@ -17,12 +17,18 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from models.adapters.memory_coordination import MemoryRetrainerState, MemoryRetrainGuard
 from models.adapters.memory_pointer import MemoryPointer
+from models.adapters.memory_registry import MemoryRegistry
 from models.adapters.memory_state_store import MemoryStateStore
+from models.adapters.redis_coordination import RedisRetrainerState, RedisRetrainGuard
 from models.adapters.redis_keys import RedisKeys
 from models.adapters.redis_pointer import RedisPointer
+from models.adapters.redis_registry import RedisRegistry
 from models.adapters.redis_state_store import RedisStateStore
+from models.coordination import RetrainerState, RetrainGuard
 from models.model_source import ActivePointer
+from models.registry import RegistryBackend
 from models.state_store import StateStore
 
 TOPIC = "outcomes"
@@ -123,3 +129,49 @@ def run_then_close(
             await backend.close()
 
     asyncio.run(wrapped())
+
+
+@dataclass
+class CoordinationBackend:
+    """Registry and retrainer-coordination adapters sharing one backend (one per simulated
+    process: ``registry()`` / ``retrainer_state()`` called twice give two processes' views)."""
+
+    name: str
+    redis_url: str | None = None
+    namespace: str = field(default_factory=lambda: f"contract-{uuid.uuid4().hex[:8]}")
+    _memory: dict[str, Any] = field(default_factory=dict)
+    _clients: list[Any] = field(default_factory=list)
+
+    def _client(self) -> Any:
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        self._clients.append(client)
+        return client
+
+    def registry(self) -> RegistryBackend:
+        """A registry backend."""
+        if self.name == "memory":
+            return self._memory.setdefault("registry", MemoryRegistry())
+        return RedisRegistry(self._client(), RedisKeys(self.namespace))
+
+    def retrainer_state(self) -> RetrainerState:
+        """A retrainer's coordination state."""
+        if self.name == "memory":
+            return self._memory.setdefault("retrainer", MemoryRetrainerState())
+        return RedisRetrainerState(self._client(), RedisKeys(self.namespace))
+
+    def guard(self) -> RetrainGuard:
+        """A worker's drift-retrain guard (async)."""
+        if self.name == "memory":
+            return self._memory.setdefault("guard", MemoryRetrainGuard())
+        client = aioredis.Redis.from_url(self.redis_url)
+        self._clients.append(client)
+        return RedisRetrainGuard(client, RedisKeys(self.namespace))
+
+    def close(self) -> None:
+        """Release connections (sync clients; async ones are closed by their loop's end)."""
+        for client in self._clients:
+            if hasattr(client, "aclose"):
+                continue
+            client.close()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.contract.backends import PointerBackend, StateBackend
+from tests.contract.backends import CoordinationBackend, PointerBackend, StateBackend
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -26,3 +26,14 @@ def backend(request: pytest.FixtureRequest) -> Iterator[StateBackend]:
         yield StateBackend("redis", redis_url=request.getfixturevalue("endpoints").redis_url)
     else:
         yield StateBackend("memory")
+
+
+@pytest.fixture(params=["memory", "redis"])
+def coordination(request: pytest.FixtureRequest) -> Iterator[CoordinationBackend]:
+    """Each registry / retrainer-coordination adapter in turn."""
+    if request.param == "redis":
+        backend = CoordinationBackend("redis", request.getfixturevalue("endpoints").redis_url)
+    else:
+        backend = CoordinationBackend("memory")
+    yield backend
+    backend.close()

@@ -38,6 +38,7 @@ def test_a_checkpoint_keeps_the_states_it_does_not_write(backend):
         await store.checkpoint({2: PartitionWrite(epoch, 2, {"B": b"b2"})})
         snapshot = await store.read(2)
         assert (snapshot.applied_offset, snapshot.states) == (2, {"A": b"a1", "B": b"b2"})
+        assert await store.applied_offset(2) == 2
 
     run_then_close(backend, scenario)
 
@@ -47,6 +48,7 @@ def test_reading_never_claims_or_creates(backend):
         store = backend.store()
         empty = await store.read(7)
         assert (empty.epoch, empty.applied_offset, empty.states) == (0, -1, {})
+        assert await store.applied_offset(7) == -1
         assert await store.partitions() == []
         await store.claim(3)
         assert (await store.read(3)).epoch == 1 and (await store.read(3)).epoch == 1

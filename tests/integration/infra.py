@@ -7,6 +7,7 @@ through testcontainers instead (opt-in; needs a Docker engine).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -21,15 +22,21 @@ from pathlib import Path
 import orjson
 import redis
 
-from app.composition import contract_spec, online_config
+from app.composition import (
+    RetrainerPorts,
+    contract_spec,
+    online_config,
+    registry_on,
+    retrainer_ports,
+    stored_state,
+)
 from app.embedded import EmbeddedInfrastructure, Endpoints
 from app.worker import worker_environment
 from config import Settings, load_settings
-from models.adapters.redis_keys import RedisKeys
-from models.adapters.redis_registry import ModelRegistry
 from models.codec import decode_key_model
 from models.keyed import KeyModel
-from models.store import ModelStore
+from models.registry import ModelRegistry
+from models.state_store import PartitionSnapshot
 from streams.producer import MessageProducer
 from streams.reader import read_topic
 from streams.topics import TopicNames, ensure_topics_for
@@ -93,13 +100,22 @@ class Deployment:
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.endpoints.redis_url)
 
-    @property
-    def keys(self) -> RedisKeys:
-        return RedisKeys(self.settings.redis.namespace)
-
     def registry(self) -> ModelRegistry:
         """The batch-model registry of this deployment (its own Redis client)."""
-        return ModelRegistry(self.redis(), self.keys, ModelStore(self.settings.batch.store_path))
+        return registry_on(self.settings, self.redis())
+
+    def retrainer_ports(self) -> RetrainerPorts:
+        """The retrainer's registry and coordination state (its own Redis client)."""
+        return retrainer_ports(self.settings, self.endpoints.redis_url)
+
+    def snapshots(self) -> dict[int, PartitionSnapshot]:
+        """Every input partition's checkpointed state, read through the state-store port."""
+
+        async def read() -> dict[int, PartitionSnapshot]:
+            async with stored_state(self.settings, self.endpoints.redis_url) as store:
+                return {p: await store.read(p) for p in range(self.settings.topics.partitions)}
+
+        return asyncio.run(read())
 
     def worker(self, log_dir: Path) -> WorkerProcess:
         worker = WorkerProcess(self, log_dir / f"worker-{len(self.workers)}.log")
@@ -110,32 +126,23 @@ class Deployment:
         return [orjson.loads(r.value) for r in read_topic(self.endpoints.kafka_bootstrap, topic)]
 
     def applied_offsets(self) -> dict[int, int]:
-        client = self.redis()
-        try:
-            return {
-                p: int(
-                    client.hget(self.keys.partition_state(self.names.outcomes, p), "__offset__")
-                    or -1
-                )
-                for p in range(self.settings.topics.partitions)
-            }
-        finally:
-            client.close()
+        """Each input partition's applied offset (-1: nothing applied)."""
+
+        async def read() -> dict[int, int]:
+            async with stored_state(self.settings, self.endpoints.redis_url) as store:
+                partitions = range(self.settings.topics.partitions)
+                return {p: await store.applied_offset(p) for p in partitions}
+
+        return asyncio.run(read())
 
     def key_models(self) -> dict[str, KeyModel]:
         """Every key's state as checkpointed in Redis."""
-        client = self.redis()
         config = online_config(self.settings)
-        found: dict[str, KeyModel] = {}
-        try:
-            for p in range(self.settings.topics.partitions):
-                fields = client.hgetall(self.keys.partition_state(self.names.outcomes, p))
-                for name, blob in fields.items():
-                    if name.startswith(b"k:"):
-                        found[name[2:].decode()] = decode_key_model(blob, config)
-        finally:
-            client.close()
-        return found
+        return {
+            key: decode_key_model(blob, config)
+            for snapshot in self.snapshots().values()
+            for key, blob in snapshot.states.items()
+        }
 
     def wait_for(self, condition, timeout_s: float = 60.0, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout_s
@@ -217,27 +224,13 @@ class WorkerProcess:
 
     def wait_until_claimed(self, timeout_s: float = 60.0) -> None:
         """Until the worker has claimed every input partition in Redis (epoch bumped)."""
-        client = self.deployment.redis()
-        settings = self.deployment.settings
-        keys = self.deployment.keys
-        start_epochs = {
-            p: int(client.hget(keys.partition_state(settings.topics.outcomes, p), "__epoch__") or 0)
-            for p in range(settings.topics.partitions)
-        }
+        start_epochs = {p: s.epoch for p, s in self.deployment.snapshots().items()}
 
         def claimed() -> bool:
-            return all(
-                int(
-                    client.hget(keys.partition_state(settings.topics.outcomes, p), "__epoch__") or 0
-                )
-                > start_epochs[p]
-                for p in range(settings.topics.partitions)
-            )
+            now = self.deployment.snapshots()
+            return all(now[p].epoch > epoch for p, epoch in start_epochs.items())
 
-        try:
-            self.deployment.wait_for(claimed, timeout_s, "the worker to claim its partitions")
-        finally:
-            client.close()
+        self.deployment.wait_for(claimed, timeout_s, "the worker to claim its partitions")
 
     def raise_if_crashed(self) -> None:
         if self.stopped:

@@ -7,11 +7,8 @@ import subprocess
 import sys
 
 import pytest
-import redis
 
 from app.worker import worker_environment
-from models.adapters.redis_keys import RedisKeys
-from models.adapters.redis_registry import ModelRegistry
 from models.market import MarketSimulator
 from models.store import ModelStore
 
@@ -117,12 +114,7 @@ def test_train_from_file_and_from_topic_activate_a_version(deploy):
 
     from_file = _cli("train", "--from-file", str(path), env=env)
     assert from_file.returncode == 0, from_file.stderr
-    client = redis.Redis.from_url(deployment.endpoints.redis_url)
-    registry = ModelRegistry(
-        client,
-        RedisKeys(deployment.settings.redis.namespace),
-        ModelStore(deployment.settings.batch.store_path),
-    )
+    registry = deployment.registry()
     first = registry.active()
     assert first and first in from_file.stdout and "active" in from_file.stdout
 

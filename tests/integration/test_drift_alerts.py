@@ -11,7 +11,6 @@ import redis
 
 from app.train import train_and_store
 from app.worker import worker_environment
-from models.adapters.redis_keys import RedisKeys
 from models.market import MarketSimulator
 
 HISTORY, BEFORE_FLIP = 20_000, 10_000
@@ -26,8 +25,7 @@ def _champion(deployment, sim) -> str:
 
 
 def _active(deployment) -> str:
-    client = redis.Redis.from_url(deployment.endpoints.redis_url)
-    return client.get(RedisKeys(deployment.settings.redis.namespace).active_model).decode()
+    return deployment.registry().active()
 
 
 def _blend(deployment) -> tuple[float, float]:

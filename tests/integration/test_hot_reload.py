@@ -8,8 +8,8 @@ import time
 import redis
 
 from app.train import train_and_store
-from models.adapters.redis_keys import RedisKeys
 from models.market import MarketSimulator
+from models.registry import RegistryEvent
 from models.store import MODEL_FILE, ModelStore
 
 
@@ -18,7 +18,12 @@ def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path
     names = deployment.names
     sim = MarketSimulator(seed=4)
     client = redis.Redis.from_url(deployment.endpoints.redis_url)
-    keys = RedisKeys(deployment.settings.redis.namespace)
+    backend = deployment.registry().backend
+
+    def point_at(version: str) -> None:  # bypass the registry's own checksum check
+        event = RegistryEvent("activate", version, None, "now", "test", "bypass the checks")
+        backend.apply(event, None, lambda: None)
+
     v1, _ = train_and_store(deployment.settings, sim.frame(2000), "test", client, verbose=False)
     producer = deployment.producer()
     deployment.worker(tmp_path).start()
@@ -56,7 +61,7 @@ def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path
     data = bytearray((store / tampered / MODEL_FILE).read_bytes())
     data[len(data) // 2] ^= 0xFF
     (store / tampered / MODEL_FILE).write_bytes(bytes(data))
-    client.set(keys.active_model, tampered)  # bypass the registry's own checksum check
+    point_at(tampered)
     assert versions_of_next_50_signals() == {v2}
     worker = deployment.workers[0]
     assert worker.alive()
@@ -67,13 +72,13 @@ def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path
         (store / v2 / MODEL_FILE).read_bytes()[:300],
         {**ModelStore(store).metadata(v2), "reason": "truncated on purpose"},
     )
-    client.set(keys.active_model, truncated)
+    point_at(truncated)
     assert versions_of_next_50_signals() == {v2}
     assert "not a valid XGBoost model" in worker.log_path.read_text()
     assert worker.alive()
 
     # A pointer that names a path outside the store is refused by its name alone.
-    client.set(keys.active_model, str(tmp_path / "evilZ-1"))
+    point_at(str(tmp_path / "evilZ-1"))
     assert versions_of_next_50_signals() == {v2}
     assert "is not a model version name" in worker.log_path.read_text()
     assert worker.alive()

@@ -6,12 +6,8 @@ import threading
 import time
 
 import pytest
-import redis
 
-from models.adapters.redis_keys import RedisKeys
-from models.adapters.redis_registry import ModelRegistry
 from models.market import FEATURES, MarketSimulator
-from models.store import ModelStore
 from models.training import train_batch_model
 from streams.model_updates import ModelUpdatePublisher, from_registry_event
 from tests.integration.infra import ENGINES
@@ -26,9 +22,8 @@ def test_promotions_and_rollbacks_under_load(deploy, tmp_path, engine):
         batch={"poll_interval_s": 1.0}, processing={"score_batch": 100, "engine": engine}
     )
     names = deployment.names
-    client = redis.Redis.from_url(deployment.endpoints.redis_url)
-    store = ModelStore(deployment.settings.batch.store_path)
-    registry = ModelRegistry(client, RedisKeys(deployment.settings.redis.namespace), store)
+    registry = deployment.registry()
+    store = registry.store
     sim = MarketSimulator(seed=23)
     versions = []
     for seed in range(3):

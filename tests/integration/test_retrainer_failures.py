@@ -3,7 +3,6 @@ mid-promotion leaves one consistent registry; a stale leader cannot promote."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,6 @@ import pytest
 
 from app.worker import worker_environment
 from models.market import MarketSimulator
-from models.registry import Fence, FencedError
 from streams.retrain_requests import enqueue_retrain, retrain_request
 
 RETRAIN = {"bootstrap_resamples": 200, "cooldown_s": 0.0, "num_boost_round": 60}
@@ -55,9 +53,9 @@ def test_a_failed_retrain_is_announced_committed_and_the_retrainer_goes_on(deplo
         failed = deployment.read(deployment.names.model_updates)[0]
         assert failed["event"] == "failed" and failed["version"] is None
         assert failed["reason"] and len(failed["requests"]) == 1
-        client = deployment.redis()
+        retrainer_state = deployment.retrainer_ports().state
         deployment.wait_for(
-            lambda: int(client.get(deployment.keys.retrainer_offset) or 0) == 1,
+            lambda: retrainer_state.committed_offset() == 1,
             30,
             "the failed request committed",
         )
@@ -121,60 +119,3 @@ def test_a_retrainer_killed_mid_promotion_leaves_one_consistent_registry(deploy,
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
-
-
-def test_a_stale_fencing_token_cannot_change_the_registry(deploy, tmp_path):
-    deployment = deploy()
-    registry = deployment.registry()
-    store = registry.store
-    from app.train import train_and_store
-
-    client = deployment.redis()
-    first, _ = train_and_store(
-        deployment.settings, MarketSimulator(seed=35).frame(2000), "t", None, verbose=False
-    )
-    second, _ = train_and_store(
-        deployment.settings, MarketSimulator(seed=36).frame(2000), "t", None, verbose=False
-    )
-    key = deployment.keys.retrainer_fence
-    old = Fence(key, int(client.incr(key)))
-    registry.activate(first, "old leader", "before the pause", old)
-    new = Fence(key, int(client.incr(key)))  # another retrainer took the lead
-    with pytest.raises(FencedError, match="stale"):
-        registry.activate(second, "old leader", "after the pause", old)
-    assert registry.active() == first
-    registry.activate(second, "new leader", "it leads", new)
-    assert registry.active() == second and set(store.versions()) == {first, second}
-    assert [e.by for e in registry.journal.events()] == ["old leader", "new leader"]
-    assert os.environ.get("STREAMLEARN_FAILPOINTS") is None
-
-
-def test_the_leader_lock_is_renewed_from_the_keep_alive_thread(endpoints):
-    """The keep-alive thread renews a lock another thread took (it died on the first renewal
-    with redis-py's thread-local locks, and the lock expired under a working leader)."""
-    import threading
-    import uuid
-
-    import redis
-
-    from app.retrainer import leader_lock
-
-    client = redis.Redis.from_url(endpoints.redis_url)
-    key = f"test-{uuid.uuid4().hex[:8]}:retrainer:leader"
-    lock = leader_lock(client, key)
-    assert lock.acquire(blocking=False)
-    client.pexpire(key, 5_000)  # as if 55 of its 60 s had passed
-    errors: list[BaseException] = []
-
-    def renew() -> None:
-        try:
-            lock.reacquire()
-        except BaseException as exc:  # the keep-alive thread's view
-            errors.append(exc)
-
-    thread = threading.Thread(target=renew)
-    thread.start()
-    thread.join()
-    assert errors == [] and client.pttl(key) > 50_000
-    lock.release()
-    client.close()

@@ -153,7 +153,7 @@ def test_only_outbox_entries_a_written_checkpoint_covers_are_published():
     """An alert queued while a checkpoint is being written is not in it: publishing it with
     that checkpoint's outbox (and clearing it) lost it, or -- after a crash before its own
     checkpoint -- let the replay raise it a second time."""
-    from models.adapters.redis_keys import RedisKeys
+    from models.adapters.memory_coordination import MemoryRetrainGuard
     from streams.alerts import ALERTS, outbox_entry
     from streams.outbox import OutboxFlusher
 
@@ -169,7 +169,7 @@ def test_only_outbox_entries_a_written_checkpoint_covers_are_published():
             loaded.dirty.add("K")
 
         sender = CollectingSender()
-        flusher = OutboxFlusher(sender, {ALERTS: "alerts"}, "unused:9092", None, RedisKeys("t"), 60)
+        flusher = OutboxFlusher(sender, {ALERTS: "alerts"}, "unused:9092", MemoryRetrainGuard(), 60)
         queue("a1")
         snapshot = state.snapshot()
         queue("a2")  # learned while the write is in flight

@@ -1,0 +1,93 @@
+"""In-memory twins of the coordination ports, for tests without Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class MemoryRetrainGuard:
+    """One guard with an expiry, on a settable clock.
+
+    >>> import asyncio
+    >>> guard = MemoryRetrainGuard()
+    >>> asyncio.run(guard.claim("a", 60)), asyncio.run(guard.claim("b", 60))
+    (True, False)
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._holder: tuple[str, float] | None = None
+
+    async def claim(self, request_id: str, ttl_s: float) -> bool:
+        """Take the guard if it is free or expired; else tell whether ``request_id`` holds it."""
+        now = self._clock()
+        if self._holder is None or self._holder[1] <= now:
+            self._holder = (request_id, now + max(1, int(ttl_s)))
+            return True
+        return self._holder[0] == request_id
+
+
+class LeaseLostError(RuntimeError):
+    """The lease was renewed by a handle that no longer holds it."""
+
+
+class MemoryLease:
+    """A lease shared by the handles of one :class:`MemoryRetrainerState` (no expiry)."""
+
+    def __init__(self, owner: MemoryRetrainerState) -> None:
+        self._owner = owner
+
+    def acquire(self, blocking_timeout: float) -> bool:
+        """Take the lease if free, waiting up to ``blocking_timeout``."""
+        deadline = time.monotonic() + blocking_timeout
+        while True:
+            with self._owner.guard:
+                if self._owner.leader is None:
+                    self._owner.leader = self
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+    def reacquire(self) -> None:
+        """Raise :class:`LeaseLostError` unless this handle holds the lease."""
+        if self._owner.leader is not self:
+            raise LeaseLostError("the retrainer lease is held by another handle")
+
+    def release(self) -> None:
+        """Free the lease if this handle holds it."""
+        with self._owner.guard:
+            if self._owner.leader is self:
+                self._owner.leader = None
+
+
+class MemoryRetrainerState:
+    """Offset, last finish and the leader lease in one process."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self.finished: float | None = None
+        self.leader: MemoryLease | None = None
+        self.guard = threading.Lock()
+
+    def committed_offset(self) -> int:
+        """The committed offset."""
+        return self.offset
+
+    def commit_offset(self, next_offset: int) -> None:
+        """Remember the offset."""
+        self.offset = next_offset
+
+    def last_finished(self) -> float | None:
+        """The last finish time."""
+        return self.finished
+
+    def mark_finished(self, at: float) -> None:
+        """Remember the finish time."""
+        self.finished = at
+
+    def leader_lease(self) -> MemoryLease:
+        """A new handle on the one lease."""
+        return MemoryLease(self)

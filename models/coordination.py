@@ -1,0 +1,59 @@
+"""Ports for coordinating retrains across processes: the workers' drift-retrain guard and the
+retrainer's own state (its read position, last finish, leadership).
+
+Adapters: :mod:`models.adapters.redis_coordination` and the in-memory twins in
+:mod:`models.adapters.memory_coordination`, both run through ``tests/contract``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class RetrainGuard(Protocol):
+    """Lets one drift retrain request through per period, across keys and workers."""
+
+    async def claim(self, request_id: str, ttl_s: float) -> bool:
+        """True if ``request_id`` holds the guard (it took it now, or already held it); False
+        while another request holds it (for at most ``ttl_s`` after that one took it)."""
+        ...
+
+
+class LeaderLease(Protocol):
+    """A lease only one retrainer holds at a time; it expires unless renewed."""
+
+    def acquire(self, blocking_timeout: float) -> bool:
+        """Take the lease, waiting at most ``blocking_timeout`` seconds."""
+        ...
+
+    def reacquire(self) -> None:
+        """Renew the lease; raises if it was lost (expired and taken, or released)."""
+        ...
+
+    def release(self) -> None:
+        """Give the lease up."""
+        ...
+
+
+class RetrainerState(Protocol):
+    """What a retrainer keeps outside itself, so another can take over where it stopped."""
+
+    def committed_offset(self) -> int:
+        """Next ``retrain-requests`` offset to act on (0 when none was committed)."""
+        ...
+
+    def commit_offset(self, next_offset: int) -> None:
+        """Everything before ``next_offset`` was acted on."""
+        ...
+
+    def last_finished(self) -> float | None:
+        """Epoch seconds when the last retrain finished, or None."""
+        ...
+
+    def mark_finished(self, at: float) -> None:
+        """Record that a retrain finished at ``at`` (epoch seconds; drives the cooldown)."""
+        ...
+
+    def leader_lease(self) -> LeaderLease:
+        """A new handle on the retrainer leader's lease."""
+        ...

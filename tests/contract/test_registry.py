@@ -1,0 +1,122 @@
+"""The registry contract: its rules on every backend (Redis and the in-memory twin).
+
+Activate / stage / promote / rollback, retention, fencing and rebuilding from the journal run
+through :class:`~models.registry.ModelRegistry` on each :class:`~models.registry.RegistryBackend`
+adapter; a twin that drifts from Redis fails the test Redis passes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from models.market import FEATURES, MarketSimulator
+from models.registry import FencedError, ModelRegistry, RegistryError, RegistryState
+from models.store import ModelStore
+from models.training import train_batch_model
+
+
+@pytest.fixture(scope="module")
+def model_bytes() -> bytes:
+    return train_batch_model(MarketSimulator(seed=1).frame(1500), FEATURES).model_bytes()
+
+
+@pytest.fixture
+def registry(coordination, tmp_path, model_bytes) -> ModelRegistry:
+    store = ModelStore(tmp_path / "store")
+    registry = ModelRegistry(coordination.registry(), store)
+    registry.new_versions = lambda n: [  # type: ignore[attr-defined]
+        store.save(model_bytes, {"n": i}) for i in range(n)
+    ]
+    return registry
+
+
+def test_activate_stage_promote_and_rollback(registry):
+    v1, v2, v3 = registry.new_versions(3)
+    assert registry.state() == RegistryState() and registry.active() is None
+    with pytest.raises(RegistryError, match="no earlier active version"):
+        registry.rollback(None, "t", "nothing yet")
+    with pytest.raises(RegistryError, match="nothing is staged"):
+        registry.promote(None, "t", "nothing staged")
+    registry.activate(v1, "t", "first")
+    registry.activate(v2, "t", "second")
+    registry.stage(v3, "t", "waiting")
+    assert (registry.state().active, registry.state().staged) == (v2, v3)
+    event = registry.promote(None, "t", "go")
+    assert (event.version, event.previous) == (v3, v2)
+    assert registry.state().staged is None and registry.active() == v3
+    back = registry.rollback(None, "t", "bad model")
+    assert (back.action, back.version, back.previous) == ("rollback", v2, v3)
+    assert registry.rollback(v1, "t", "further").version == v1
+    with pytest.raises(RegistryError, match="already active"):
+        registry.rollback(v1, "t", "again")
+    with pytest.raises(RegistryError, match="never active"):
+        registry.rollback(registry.new_versions(1)[0], "t", "new")
+    state = registry.state()
+    assert [e.action for e in state.history] == [
+        "activate",
+        "activate",
+        "stage",
+        "activate",
+        "rollback",
+        "rollback",
+    ]
+    assert state.history == registry.journal.events(), "the journal says what the backend says"
+
+
+def test_activating_an_unknown_or_damaged_version_changes_nothing(registry):
+    (good,) = registry.new_versions(1)
+    registry.activate(good, "t", "first")
+    with pytest.raises(Exception, match="no-such-version"):
+        registry.activate("no-such-version", "t", "typo")
+    assert registry.active() == good and len(registry.state().history) == 1
+
+
+def test_activating_the_staged_version_by_name_clears_the_stage(registry):
+    v1, v2 = registry.new_versions(2)
+    registry.stage(v1, "t", "waiting")
+    registry.activate(v2, "t", "another one")
+    assert registry.state().staged == v1, "activating another version keeps the stage"
+    registry.activate(v1, "t", "by name")
+    assert (registry.active(), registry.state().staged) == (v1, None)
+
+
+def test_retention_keeps_every_version_ever_active(registry):
+    versions = registry.new_versions(8)
+    registry.activate(versions[1], "t", "old but once active")
+    registry.activate(versions[5], "t", "current")
+    removed = registry.prune(keep_last=2)
+    kept = set(registry.store.versions())
+    assert kept == {versions[1], versions[5], versions[6], versions[7]}
+    assert set(removed) == set(versions) - kept
+
+
+def test_a_stale_fencing_token_cannot_change_the_registry(registry, coordination):
+    first, second = registry.new_versions(2)
+    other = ModelRegistry(coordination.registry(), registry.store)  # another process
+    old = registry.backend.take_fence()
+    registry.activate(first, "old leader", "before the pause", old)
+    new = other.backend.take_fence()  # another retrainer took the lead
+    assert new.token > old.token
+    assert not registry.backend.fence_is_current(old) and other.backend.fence_is_current(new)
+    with pytest.raises(FencedError, match="stale"):
+        registry.activate(second, "old leader", "after the pause", old)
+    with pytest.raises(FencedError, match="stale"):
+        registry.stage(second, "old leader", "after the pause", old)
+    with pytest.raises(FencedError):
+        registry.check_fence(old)
+    assert registry.active() == first and registry.state().staged is None
+    other.activate(second, "new leader", "it leads", new)
+    assert registry.active() == second
+    assert [e.by for e in registry.journal.events()] == ["old leader", "new leader"]
+
+
+def test_a_lost_registry_is_rebuilt_from_the_journal(registry):
+    v1, v2, v3 = registry.new_versions(3)
+    registry.activate(v1, "t", "a")
+    registry.activate(v3, "t", "b")
+    registry.stage(v2, "t", "c")
+    before = registry.state()
+    registry.backend.replace(RegistryState())  # Redis lost the keys
+    assert registry.active() is None and registry.state().history == []
+    rebuilt = registry.rebuild()
+    assert registry.state() == before == rebuilt
