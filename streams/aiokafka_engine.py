@@ -1,9 +1,9 @@
 """the aiokafka engine: one aiokafka consumer feeds the learner and the scorer whole fetches.
 
-An alternative to the Faust agents (``processing.engine = batch``), for throughput and tail
-latency: Faust's per-event stream machinery cost ~150 us an event in ``bench/``, more than the
-work itself. Same processors, state, checkpoints and outbox as the agents; what differs is how
-records arrive and how exactly-once is kept:
+The default engine (``processing.engine = aiokafka``; the Faust agents are the other), for
+throughput and tail latency: Faust's per-event stream machinery cost ~150 us an event in
+``bench/``, more than the work itself. Same processors, state, checkpoints and outbox as the
+agents; what differs is how records arrive and how exactly-once is kept:
 
 * one consumer, subscribed to ``trade-outcomes`` and ``signal-requests`` with the range
   assignor, so a worker gets the same partition numbers of both (co-partitioned);
@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner, murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
@@ -31,6 +29,7 @@ from config import Settings
 from streams.checkpointing import Admission, Checkpointer, OutputsLostError, ResumeGuard
 from streams.engine import Engine
 from streams.outbox import OutboxFlusher
+from streams.partitioning import partition_for
 from streams.records import InputRecord, OutgoingRecord
 
 log = logging.getLogger(__name__)
@@ -94,20 +93,6 @@ class AiokafkaSender:
         self._in_flight = []
 
 
-def partition_for(key: bytes | None, partitions: Sequence[int]) -> int:
-    """The partition Kafka's default partitioner gives ``key`` (murmur2, as the Java client)."""
-    if key is None:
-        return _PARTITIONER(None, list(partitions), list(partitions))
-    return partitions[_murmur_index(key, len(partitions))]
-
-
-@functools.lru_cache(maxsize=65_536)
-def _murmur_index(key: bytes, count: int) -> int:
-    # Pure-Python murmur2 costs microseconds; model keys repeat, so it is cached.
-    return (murmur2(key) & 0x7FFFFFFF) % count
-
-
-_PARTITIONER = DefaultPartitioner()
 
 
 class _Rebalance(ConsumerRebalanceListener):

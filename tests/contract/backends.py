@@ -30,6 +30,7 @@ from models.coordination import RetrainerState, RetrainGuard
 from models.model_source import ActivePointer
 from models.registry import RegistryBackend
 from models.state_store import StateStore
+from streams.checkpointing import Sender
 
 TOPIC = "outcomes"
 
@@ -175,3 +176,82 @@ class CoordinationBackend:
             if hasattr(client, "aclose"):
                 continue
             client.close()
+
+
+@dataclass
+class SenderBackend:
+    """Senders of one kind, fresh topics for them, and a way to read back what arrived."""
+
+    name: str
+    bootstrap: str | None = None
+    _memory: Any = None
+    _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    async def topic(self, partitions: int) -> str:
+        """A new, empty topic with ``partitions`` partitions."""
+        name = f"contract-{uuid.uuid4().hex[:10]}"
+        if self.name == "memory":
+            self._memory_partitions[name] = partitions
+            return name
+        from kafka.admin import KafkaAdminClient, NewTopic
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="contract")
+        try:
+            admin.create_topics([NewTopic(name, partitions, 1)])
+        finally:
+            admin.close()
+        return name
+
+    @property
+    def _memory_partitions(self) -> dict[str, int]:
+        return self._memory._partitions
+
+    async def sender(self) -> Sender:
+        """The adapter, started."""
+        if self.name == "memory":
+            return self._memory
+        if self.name == "aiokafka":
+            from aiokafka import AIOKafkaProducer
+
+            from streams.aiokafka_engine import AiokafkaSender
+
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=1)
+            await producer.start()
+            self._closers.append(producer.stop)
+            return AiokafkaSender(producer)
+        from app.transport import StreamlearnApp
+        from streams.agents import FaustSender
+
+        app = StreamlearnApp(
+            f"contract-{uuid.uuid4().hex[:8]}",
+            broker=f"kafka://{self.bootstrap}",
+            autodiscover=False,
+            web_enabled=False,
+            producer_acks=-1,
+        )
+        await app.producer.start()
+        self._closers.append(app.producer.stop)
+        return FaustSender(app)
+
+    async def delivered(self, topic: str) -> list[tuple[int, bytes | None, bytes]]:
+        """What is on ``topic``: (partition, key, value), in offset order per partition."""
+        if self.name == "memory":
+            return self._memory.delivered(topic)
+        from streams.reader import read_topic
+
+        records = await asyncio.get_running_loop().run_in_executor(
+            None, read_topic, self.bootstrap, topic
+        )
+        return [(r.partition, r.key, r.value) for r in records]
+
+    def run(self, scenario: Callable[[], Awaitable]) -> None:
+        """Run an async scenario, then stop the producers in the same loop."""
+
+        async def wrapped() -> None:
+            try:
+                await scenario()
+            finally:
+                for close in self._closers:
+                    await close()
+
+        asyncio.run(wrapped())

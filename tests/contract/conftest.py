@@ -6,7 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.contract.backends import CoordinationBackend, PointerBackend, StateBackend
+from streams.memory_sender import MemorySender
+from tests.contract.backends import (
+    CoordinationBackend,
+    PointerBackend,
+    SenderBackend,
+    StateBackend,
+)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -37,3 +43,11 @@ def coordination(request: pytest.FixtureRequest) -> Iterator[CoordinationBackend
         backend = CoordinationBackend("memory")
     yield backend
     backend.close()
+
+
+@pytest.fixture(params=["memory", "aiokafka", "faust"])
+def senders(request: pytest.FixtureRequest) -> SenderBackend:
+    """Each sender adapter in turn (the Kafka ones on the session's embedded broker)."""
+    if request.param == "memory":
+        return SenderBackend("memory", _memory=MemorySender())
+    return SenderBackend(request.param, request.getfixturevalue("endpoints").kafka_bootstrap)

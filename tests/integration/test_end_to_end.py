@@ -10,7 +10,7 @@ import redis
 
 from app.train import train_and_store
 from models.market import MarketSimulator
-from streams.aiokafka_engine import partition_for
+from streams.partitioning import partition_for
 from streams.reader import read_topic
 from tests.integration.infra import ENGINES
 

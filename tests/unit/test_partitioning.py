@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.aiokafka_engine import partition_for
+from streams.partitioning import partition_for
 
 
 def test_partition_for_matches_kafkas_default_partitioner():
