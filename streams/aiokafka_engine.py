@@ -93,8 +93,6 @@ class AiokafkaSender:
         self._in_flight = []
 
 
-
-
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, engine: AiokafkaEngine) -> None:
         self._engine = engine
