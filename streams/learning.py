@@ -173,10 +173,12 @@ class OutcomeLearner:
         if seen is not None:
             seen.add(hashed)
         blend = self._blender.blend(pb, p_online, learner.updates - 1)
-        metrics = key_model.metrics
-        metrics.update("online", won, p_online)
-        metrics.update("batch", won, pb)
-        metrics.update("blend", won, blend.score)
+        sources = key_model.metrics.sources  # PrequentialMetrics.update, without the dispatch
+        sources["online"].update(won, p_online)
+        if pb is not None:
+            sources["batch"].update(won, pb)
+        if blend.score is not None:
+            sources["blend"].update(won, blend.score)
         if key_model.drift is not None:
             reference = None if batch_model is None else batch_model.reference
             events, needs = key_model.drift.update(

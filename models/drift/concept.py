@@ -67,9 +67,16 @@ class ErrorStream:
         self.replay.append(1 if error else 0)
         detector.update(error)
         self.seen += 1
-        self.recent_mean.update(error)
+        # FadingMean.update, inlined (same arithmetic): three per outcome and source.
+        mean = self.recent_mean
+        mean.weight = weight = mean.weight * mean.factor + 1.0
+        value = mean.value
+        mean.value = error if value is None else value + (error - value) / weight
         if not freeze_baseline:
-            self.baseline_mean.update(error)
+            mean = self.baseline_mean
+            mean.weight = weight = mean.weight * mean.factor + 1.0
+            value = mean.value
+            mean.value = error if value is None else value + (error - value) / weight
         if detector.drift_detected:
             self.suspect_until = n + self._config.confirm_within
 
@@ -135,44 +142,52 @@ class ConceptMonitor:
         n: int,
     ) -> list[AlertEvent]:
         """Feed one outcome's three predictions (None where a source made none)."""
-        errors = {
-            "batch": None if p_batch is None else float((p_batch > 0.5) != won),
-            "online": None if p_online is None else float((p_online > 0.5) != won),
-            "blend": None if p_blend is None else float((p_blend > 0.5) != won),
-        }
-        return self.update(key, errors, n)
+        events: list[AlertEvent] = []
+        for source, p in (("batch", p_batch), ("online", p_online), ("blend", p_blend)):
+            if p is not None:
+                self._update_source(key, source, 1.0 if (p > 0.5) != won else 0.0, n, events)
+        return events
 
     def update(self, key: str, errors: dict[str, float | None], n: int) -> list[AlertEvent]:
         """Feed one outcome's errors (None where a source made no prediction)."""
         events: list[AlertEvent] = []
-        config = self.config
         for source, error in errors.items():
-            stream = self.streams.get(source)
-            if stream is None or error is None:
-                continue
-            episode = self.episodes.get(source)
-            stream.update(error, n, freeze_baseline=episode is not None and episode.open)
-            if episode is None:
-                continue
-            if (
-                episode.can_open(n)
-                and stream.seen >= config.warmup
-                and n <= stream.suspect_until
-                and stream.degradation >= config.min_degradation
-            ):
-                episode.start(n, {"baseline": stream.baseline, "recent_at_alert": stream.recent})
-                if "concept" in config.retrain_on and source == "batch":
-                    episode.retrain_due_at = n + config.retrain_delay_outcomes
-                events.append(self._event("alert", key, source, stream, episode, n))
-            elif (
-                episode.open
-                and n - episode.started_at >= config.recent_half_life
-                and stream.recent is not None
-                and stream.recent <= episode.details["baseline"] + config.recovery_tolerance
-            ):
-                events.append(self._event("recovery", key, source, stream, episode, n))
-                episode.close(n, config.cooldown_outcomes)
+            if error is not None:
+                self._update_source(key, source, error, n, events)
         return events
+
+    def _update_source(
+        self, key: str, source: str, error: float, n: int, events: list[AlertEvent]
+    ) -> None:
+        stream = self.streams.get(source)
+        if stream is None:
+            return
+        episode = self.episodes.get(source)
+        if episode is None:
+            stream.update(error, n, freeze_baseline=False)
+            return
+        stream.update(error, n, freeze_baseline=episode.open)
+        config = self.config
+        # Cheapest test first: no detection within ``confirm_within`` -> no alert (the
+        # conditions have no side effects, so their order does not change the outcome).
+        if (
+            n <= stream.suspect_until
+            and episode.can_open(n)
+            and stream.seen >= config.warmup
+            and stream.degradation >= config.min_degradation
+        ):
+            episode.start(n, {"baseline": stream.baseline, "recent_at_alert": stream.recent})
+            if "concept" in config.retrain_on and source == "batch":
+                episode.retrain_due_at = n + config.retrain_delay_outcomes
+            events.append(self._event("alert", key, source, stream, episode, n))
+        elif (
+            episode.open
+            and n - episode.started_at >= config.recent_half_life
+            and stream.recent is not None
+            and stream.recent <= episode.details["baseline"] + config.recovery_tolerance
+        ):
+            events.append(self._event("recovery", key, source, stream, episode, n))
+            episode.close(n, config.cooldown_outcomes)
 
     def on_model_change(self) -> None:
         """The batch model was replaced: its error stream starts over (detector, warm-up)."""

@@ -96,7 +96,7 @@ class DriftMonitor:
         if self._concept_on:
             events = self.concept.update_predictions(key, won, p_batch, p_online, p_blend, n)
         if self._data_on:
-            self.data.add(features)
+            self.data.add(features, n)  # every outcome: its sample window is exact by ``n``
         if self._prediction_on and p_batch is not None:
             self.prediction.add({PREDICTION: p_batch})
         if self._label_on:

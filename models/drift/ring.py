@@ -78,7 +78,16 @@ class Ring:
     def encode(self) -> dict[str, object]:
         """Plain data for a checkpoint: the raw buffer as stored (base64), where the next value
         goes and how many are held. Not reordered: measured, ordering and copying the nine
-        sample rings of a key took 2.5 us each of a checkpoint's 37 us per key."""
+        sample rings of a key took 2.5 us each of a checkpoint's 37 us per key.
+
+        A ring not yet full writes only its filled part, as a full ring of that length
+        starting at 0 (the same values in the same order for :meth:`decode`, old readers
+        included): a key's three 5,000-value replay rings cost 3.4 us each to encode whole,
+        however few values they held.
+        """
+        if self._count < self._size:
+            filled = memoryview(self._data)[: self._count]
+            return {"raw": base64.b64encode(filled).decode(), "next": 0, "count": self._count}
         return {
             "raw": base64.b64encode(self._data).decode(),
             "next": self._next,

@@ -234,3 +234,32 @@ def test_a_ring_survives_its_checkpoint_encoding_in_order(appended):
     assert smaller.values().tolist() == held[-2:]
     with pytest.raises(ValueError):
         Ring.decode({**doc, "count": 99}, 5, np.float32)
+
+
+@pytest.mark.parametrize(("check_every", "ks_samples"), [(500, 200), (50, 30), (40, 100)])
+def test_sample_writes_skipped_by_outcome_number_leave_every_check_the_same(
+    check_every, ks_samples
+):
+    """Keeping only the values a check will read (by ``n``) gives the checks the same samples
+    and counts as keeping every value, across reference changes mid-interval."""
+    from models.drift.distribution import DistributionMonitor
+
+    rng = np.random.default_rng(check_every)
+    config = DriftConfig(check_every=check_every, ks_samples=ks_samples, warmup=10)
+    every, windowed = DistributionMonitor("data", config), DistributionMonitor("data", config)
+    references = [
+        {"x": ReferenceBins(distribution_reference(rng.normal(m, 1, 5000)))} for m in (0, 1)
+    ]
+    switch_at = {0: 0, 7 * check_every + 13: 1, 9 * check_every - 3: 0}
+    for n in range(1, 12 * check_every + 1):
+        if n - 1 in switch_at:
+            version = f"v{n}"
+            every.set_reference(version, references[switch_at[n - 1]])
+            windowed.set_reference(version, references[switch_at[n - 1]])
+        values = {"x": float(rng.normal(0.5 * (n > 6 * check_every), 1))}
+        every.add(values)
+        windowed.add(values, n)
+        if n % check_every == 0:
+            assert every.samples["x"].values().tolist() == windowed.samples["x"].values().tolist()
+            assert every.counts == windowed.counts
+            assert every.check("k", n) == windowed.check("k", n)
