@@ -79,7 +79,12 @@ class SourceMetrics:
         self.log_loss_mean += (1.0 / self.n) * (loss - self.log_loss_mean)
         if (p_win > 0.5) == won:
             self.correct += 1
-        self.roc_auc.update(won, p_win)
+        roc = self.roc_auc  # BinnedROCAUC.update, inlined (three sources per outcome)
+        index = min(int(p_win * roc.bins), roc.bins - 1)
+        if won:
+            roc.wins[index] += 1
+        else:
+            roc.losses[index] += 1
 
     def summary(self) -> dict[str, float | int | None]:
         """Plain numbers for status views (None until something was scored)."""

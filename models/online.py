@@ -65,15 +65,26 @@ class OnlineLearner:
         self.updates = 0
 
     def predict_proba(self, x: dict[str, float]) -> float:
-        """Probability that a trade with features ``x`` wins."""
-        return self.pipeline.predict_proba_one(x)[True]
+        """Probability that a trade with features ``x`` wins.
+
+        The pipeline's two steps called directly, as ``Pipeline.predict_proba_one`` calls them
+        (same values; its plan and parameter routing cost ~1 us an outcome, measured in
+        ``bench/learner_cost``; ``tests/unit/test_online_learner.py`` checks equality).
+        """
+        return self.model.predict_proba_one(self.scaler.transform_one(x))[True]
 
     def learn(self, x: dict[str, float], won: bool, weight: float = 1.0) -> None:
-        """Learn one closed trade, then fade the past if decay is on."""
+        """Learn one closed trade, then fade the past if decay is on.
+
+        ``Pipeline.learn_one``'s steps, called directly: the scaler learns ``x`` and
+        transforms it, the classifier learns the scaled ``x`` (with the sample weight).
+        """
+        scaler = self.scaler
+        scaler.learn_one(x)
         if weight == 1.0:
-            self.pipeline.learn_one(x, won)
+            self.model.learn_one(scaler.transform_one(x), won)
         else:
-            self.pipeline.learn_one(x, won, w=weight)
+            self.model.learn_one(scaler.transform_one(x), won, w=weight)
         if self._factor != 1.0:
             model = self.model
             model._weights = model._weights * self._factor

@@ -169,6 +169,16 @@ class DistributionMonitor:
                     samples.append(value)
         self.seen += 1
 
+    def add_one(self, name: str, value: float) -> None:
+        """Count one outcome's value of a one-column monitor (the prediction monitor's path:
+        :meth:`add` without building a dict per outcome)."""
+        for column, edges, counts, samples in self._columns:
+            if column == name:
+                counts[bisect.bisect_left(edges, value)] += 1.0
+                samples.append(value)
+        if self._columns:
+            self.seen += 1
+
     def statistics(self) -> dict[str, float]:
         """Current PSI of every column."""
         return {

@@ -98,7 +98,7 @@ class DriftMonitor:
         if self._data_on:
             self.data.add(features, n)  # every outcome: its sample window is exact by ``n``
         if self._prediction_on and p_batch is not None:
-            self.prediction.add({PREDICTION: p_batch})
+            self.prediction.add_one(PREDICTION, p_batch)
         if self._label_on:
             self.label.add(won)
         if n % self.config.check_every == 0:
@@ -144,16 +144,15 @@ class DriftMonitor:
 
     def _retrain_needs(self, key: str, n: int) -> list[RetrainNeed]:
         # Per outcome, so first the cheap question: is any retrain scheduled at all?
-        if all(
-            e.retrain_due_at is None or e.retrain_requested
-            for e in (
-                *self.concept.episodes.values(),
-                self.data.episode,
-                self.prediction.episode,
-                self.label.episode,
-            )
-        ):
-            return []
+        for episode in (self.data.episode, self.prediction.episode, self.label.episode):
+            if episode.retrain_due_at is not None and not episode.retrain_requested:
+                break
+        else:
+            for episode in self.concept.episodes.values():
+                if episode.retrain_due_at is not None and not episode.retrain_requested:
+                    break
+            else:
+                return []
         needs = []
         for name, episode in self.episodes().items():
             due = episode.retrain_due_at

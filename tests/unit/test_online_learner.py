@@ -23,6 +23,18 @@ def test_decay_off_is_exactly_river_pipeline():
     assert learner.intercept == river["LogisticRegression"].intercept
 
 
+def test_sample_weighted_learning_is_exactly_river_pipeline_with_w():
+    learner = OnlineLearner(OnlineConfig())
+    river = preprocessing.StandardScaler() | linear_model.LogisticRegression(optim.SGD(0.01))
+    for i, (x, y) in enumerate(datasets.Phishing()):
+        weight = 1.0 if i % 3 == 0 else 0.25 + (i % 7) / 2
+        assert learner.predict_proba(x) == river.predict_proba_one(x)[True]
+        learner.learn(x, y, weight)
+        river.learn_one(x, y, w=weight)
+    assert learner.weights == river["LogisticRegression"].weights
+    assert learner.intercept == river["LogisticRegression"].intercept
+
+
 def test_decayed_scaler_with_factor_one_is_river_standard_scaler():
     decayed, plain = DecayedStandardScaler(1.0), preprocessing.StandardScaler()
     for x, _ in datasets.Phishing():
