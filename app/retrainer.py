@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import pandas as pd
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.composition import (
     RetrainerPorts,
@@ -31,7 +29,7 @@ from app.composition import (
 from app.embedded import Endpoints
 from config import Settings
 from models.batch import BatchModel, BatchModelError, load_batch_model
-from models.coordination import LeaderLease
+from models.coordination import LeaderLease, LeaseLostError
 from models.gate import GateDecision
 from models.registry import Fence, FencedError
 from models.retrain import challenge
@@ -304,12 +302,11 @@ def _keep_lock(lock: LeaderLease, stop: threading.Event, lost: threading.Event) 
     while not stop.wait(15) and not lost.is_set():
         try:
             lock.reacquire()
-        except (ConnectionError, TimeoutError, RedisConnectionError, RedisTimeoutError) as exc:
-            # An outage: try again; the fence protects the registry meanwhile.
-            log.warning("retrainer lock not renewed", extra={"error": repr(exc)})
-        except Exception:  # the lease is gone (expired and taken, or released)
+        except LeaseLostError:
             log.error("lost the retrainer lock")
             lost.set()
+        except OSError as exc:  # an outage: try again; the fence protects the registry
+            log.warning("retrainer lock not renewed", extra={"error": repr(exc)})
 
 
 def run_retrainer(settings: Settings, endpoints: Endpoints) -> int:

@@ -19,15 +19,24 @@ class RetrainGuard(Protocol):
         ...
 
 
+class LeaseLostError(RuntimeError):
+    """The lease is no longer this holder's (it expired and was taken, or was released)."""
+
+
 class LeaderLease(Protocol):
-    """A lease only one retrainer holds at a time; it expires unless renewed."""
+    """A lease only one retrainer holds at a time; it expires unless renewed.
+
+    Errors speak the port's language: :class:`LeaseLostError` when the lease is gone,
+    ``ConnectionError`` when its backend cannot answer (the holder may still hold it).
+    """
 
     def acquire(self, blocking_timeout: float) -> bool:
         """Take the lease, waiting at most ``blocking_timeout`` seconds."""
         ...
 
     def reacquire(self) -> None:
-        """Renew the lease; raises if it was lost (expired and taken, or released)."""
+        """Renew the lease; :class:`LeaseLostError` if it was lost, ``ConnectionError`` if
+        the backend cannot answer now."""
         ...
 
     def release(self) -> None:

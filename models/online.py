@@ -6,7 +6,7 @@ import collections
 import math
 from dataclasses import dataclass
 
-from river import compose, linear_model, optim, preprocessing
+from river import linear_model, optim, preprocessing
 
 from models.decay import DecayedStandardScaler, fading_factor
 
@@ -61,7 +61,6 @@ class OnlineLearner:
         model = linear_model.LogisticRegression(optimizer=optim.SGD(config.learning_rate))
         self.scaler = scaler
         self.model = model
-        self.pipeline = compose.Pipeline(scaler, model)
         self.updates = 0
 
     def predict_proba(self, x: dict[str, float]) -> float:

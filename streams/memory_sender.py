@@ -52,6 +52,10 @@ class MemorySender:
         """Forget unconfirmed sends."""
         self._in_flight = []
 
+    def add_topic(self, topic: str, partitions: int) -> None:
+        """Give ``topic`` this many partitions (unknown topics have one)."""
+        self._partitions[topic] = partitions
+
     def delivered(self, topic: str) -> list[tuple[int, bytes | None, bytes]]:
         """What reached ``topic``, in delivery order."""
         return list(self._topics.get(topic, []))

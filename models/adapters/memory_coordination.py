@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from models.coordination import LeaseLostError
+
 
 class MemoryRetrainGuard:
     """One guard with an expiry, on a settable clock.
@@ -27,10 +29,6 @@ class MemoryRetrainGuard:
             self._holder = (request_id, now + max(1, int(ttl_s)))
             return True
         return self._holder[0] == request_id
-
-
-class LeaseLostError(RuntimeError):
-    """The lease was renewed by a handle that no longer holds it."""
 
 
 class MemoryLease:

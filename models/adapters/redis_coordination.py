@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import redis
 import redis.asyncio as aioredis
+from redis.exceptions import LockError, RedisError
 
 from models.adapters.redis_errors import as_connection_errors
 from models.adapters.redis_keys import RedisKeys
+from models.coordination import LeaseLostError
 
 #: Lease of the retrainer leader; the keep-alive renews it every quarter of this.
 LEADER_LEASE_S = 60
@@ -52,13 +54,45 @@ class RedisRetrainerState:
         """SET the last finish time."""
         self._client.set(self._keys.retrainer_last_finished, at)
 
-    def leader_lease(self) -> redis.lock.Lock:
-        """A redis-py lock with a 60 s lease.
-
-        Not thread-local: the thread that renews it is not the one that took it (with redis-py's
-        default, the renewal raised AttributeError after 15 s, the thread died and the lock
-        expired under a leader that was still working).
-        """
-        return self._client.lock(
-            self._keys.retrainer_leader, timeout=LEADER_LEASE_S, thread_local=False
+    def leader_lease(self) -> RedisLease:
+        """A handle on the leader's lock (60 s lease)."""
+        return RedisLease(
+            # Not thread-local: the thread that renews it is not the one that took it (with
+            # redis-py's default, the renewal raised AttributeError after 15 s, the thread died
+            # and the lock expired under a leader that was still working).
+            self._client.lock(
+                self._keys.retrainer_leader, timeout=LEADER_LEASE_S, thread_local=False
+            )
         )
+
+
+class RedisLease:
+    """A redis-py lock as a :class:`~models.coordination.LeaderLease` (errors translated)."""
+
+    def __init__(self, lock: redis.lock.Lock) -> None:
+        self._lock = lock
+
+    def acquire(self, blocking_timeout: float) -> bool:
+        """Take the lock, waiting at most ``blocking_timeout`` seconds."""
+        try:
+            return bool(self._lock.acquire(blocking_timeout=blocking_timeout))
+        except RedisError as exc:
+            raise ConnectionError(f"redis: {exc}") from exc
+
+    def reacquire(self) -> None:
+        """Reset the lease to its full length."""
+        try:
+            self._lock.reacquire()
+        except LockError as exc:
+            raise LeaseLostError(str(exc)) from exc
+        except RedisError as exc:
+            raise ConnectionError(f"redis: {exc}") from exc
+
+    def release(self) -> None:
+        """Give the lock up (a lock no longer held is not an error here)."""
+        try:
+            self._lock.release()
+        except LockError:
+            pass
+        except RedisError as exc:
+            raise ConnectionError(f"redis: {exc}") from exc

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
+from models.adapters.redis_errors import as_connection_errors
 from models.adapters.redis_keys import RedisKeys
 
 
@@ -15,10 +15,8 @@ class RedisPointer:
         self._client = client
         self._key = keys.active_model
 
+    @as_connection_errors
     async def active(self) -> str | None:
         """The active version, or None; ``ConnectionError`` when Redis cannot answer."""
-        try:
-            raw = await self._client.get(self._key)
-        except RedisError as exc:  # the port's contract speaks OSError, not redis-py
-            raise ConnectionError(f"active-version pointer unreadable: {exc}") from exc
+        raw = await self._client.get(self._key)
         return None if raw is None else raw.decode(errors="replace")

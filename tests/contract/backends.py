@@ -31,6 +31,7 @@ from models.model_source import ActivePointer
 from models.registry import RegistryBackend
 from models.state_store import StateStore
 from streams.checkpointing import Sender
+from streams.memory_sender import MemorySender
 
 TOPIC = "outcomes"
 
@@ -184,14 +185,14 @@ class SenderBackend:
 
     name: str
     bootstrap: str | None = None
-    _memory: Any = None
+    memory: MemorySender | None = None
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     async def topic(self, partitions: int) -> str:
         """A new, empty topic with ``partitions`` partitions."""
         name = f"contract-{uuid.uuid4().hex[:10]}"
-        if self.name == "memory":
-            self._memory_partitions[name] = partitions
+        if self.memory is not None:
+            self.memory.add_topic(name, partitions)
             return name
         from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -202,14 +203,10 @@ class SenderBackend:
             admin.close()
         return name
 
-    @property
-    def _memory_partitions(self) -> dict[str, int]:
-        return self._memory._partitions
-
     async def sender(self) -> Sender:
         """The adapter, started."""
-        if self.name == "memory":
-            return self._memory
+        if self.memory is not None:
+            return self.memory
         if self.name == "aiokafka":
             from aiokafka import AIOKafkaProducer
 
@@ -235,8 +232,8 @@ class SenderBackend:
 
     async def delivered(self, topic: str) -> list[tuple[int, bytes | None, bytes]]:
         """What is on ``topic``: (partition, key, value), in offset order per partition."""
-        if self.name == "memory":
-            return self._memory.delivered(topic)
+        if self.memory is not None:
+            return self.memory.delivered(topic)
         from streams.reader import read_topic
 
         records = await asyncio.get_running_loop().run_in_executor(

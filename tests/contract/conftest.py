@@ -15,32 +15,27 @@ from tests.contract.backends import (
 )
 
 
+def _redis_url(request: pytest.FixtureRequest) -> str | None:
+    """The session's embedded Redis for the ``redis`` param (started on first use), else None."""
+    return request.getfixturevalue("endpoints").redis_url if request.param == "redis" else None
+
+
 @pytest.fixture(params=["memory", "redis"])
-def pointer_backend(request: pytest.FixtureRequest) -> Iterator[PointerBackend]:
+def pointer_backend(request: pytest.FixtureRequest) -> PointerBackend:
     """Each active-pointer adapter in turn."""
-    if request.param == "redis":
-        backend = PointerBackend("redis", request.getfixturevalue("endpoints").redis_url)
-    else:
-        backend = PointerBackend("memory")
-    yield backend
+    return PointerBackend(request.param, redis_url=_redis_url(request))
 
 
 @pytest.fixture(params=["memory", "redis"])
-def backend(request: pytest.FixtureRequest) -> Iterator[StateBackend]:
+def backend(request: pytest.FixtureRequest) -> StateBackend:
     """Each state-store adapter in turn."""
-    if request.param == "redis":
-        yield StateBackend("redis", redis_url=request.getfixturevalue("endpoints").redis_url)
-    else:
-        yield StateBackend("memory")
+    return StateBackend(request.param, redis_url=_redis_url(request))
 
 
 @pytest.fixture(params=["memory", "redis"])
 def coordination(request: pytest.FixtureRequest) -> Iterator[CoordinationBackend]:
     """Each registry / retrainer-coordination adapter in turn."""
-    if request.param == "redis":
-        backend = CoordinationBackend("redis", request.getfixturevalue("endpoints").redis_url)
-    else:
-        backend = CoordinationBackend("memory")
+    backend = CoordinationBackend(request.param, redis_url=_redis_url(request))
     yield backend
     backend.close()
 
@@ -49,5 +44,5 @@ def coordination(request: pytest.FixtureRequest) -> Iterator[CoordinationBackend
 def senders(request: pytest.FixtureRequest) -> SenderBackend:
     """Each sender adapter in turn (the Kafka ones on the session's embedded broker)."""
     if request.param == "memory":
-        return SenderBackend("memory", _memory=MemorySender())
+        return SenderBackend("memory", memory=MemorySender())
     return SenderBackend(request.param, request.getfixturevalue("endpoints").kafka_bootstrap)

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from models.coordination import LeaseLostError
+
 
 def test_the_retrain_guard_lets_one_request_through_per_period(coordination):
     async def scenario():
@@ -39,8 +41,10 @@ def test_one_leader_at_a_time_and_a_lost_lease_is_noticed(coordination):
     assert not standby.acquire(blocking_timeout=0.2)
     leader.release()
     assert standby.acquire(blocking_timeout=1)
-    with pytest.raises(Exception):  # noqa: B017 - each adapter raises its own lease error
+    with pytest.raises(LeaseLostError):
         leader.reacquire()
+    leader.release()  # releasing a lost lease does not take it from the new holder
+    assert not coordination.retrainer_state().leader_lease().acquire(blocking_timeout=0.2)
     standby.release()
 
 

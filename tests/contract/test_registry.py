@@ -7,6 +7,8 @@ adapter; a twin that drifts from Redis fails the test Redis passes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from models.market import FEATURES, MarketSimulator
@@ -21,17 +23,18 @@ def model_bytes() -> bytes:
 
 
 @pytest.fixture
-def registry(coordination, tmp_path, model_bytes) -> ModelRegistry:
-    store = ModelStore(tmp_path / "store")
-    registry = ModelRegistry(coordination.registry(), store)
-    registry.new_versions = lambda n: [  # type: ignore[attr-defined]
-        store.save(model_bytes, {"n": i}) for i in range(n)
-    ]
-    return registry
+def registry(coordination, tmp_path) -> ModelRegistry:
+    return ModelRegistry(coordination.registry(), ModelStore(tmp_path / "store"))
 
 
-def test_activate_stage_promote_and_rollback(registry):
-    v1, v2, v3 = registry.new_versions(3)
+@pytest.fixture
+def new_versions(registry, model_bytes) -> Callable[[int], list[str]]:
+    """Store ``n`` new (valid) versions; returns their ids."""
+    return lambda n: [registry.store.save(model_bytes, {"n": i}) for i in range(n)]
+
+
+def test_activate_stage_promote_and_rollback(registry, new_versions):
+    v1, v2, v3 = new_versions(3)
     assert registry.state() == RegistryState() and registry.active() is None
     with pytest.raises(RegistryError, match="no earlier active version"):
         registry.rollback(None, "t", "nothing yet")
@@ -50,7 +53,7 @@ def test_activate_stage_promote_and_rollback(registry):
     with pytest.raises(RegistryError, match="already active"):
         registry.rollback(v1, "t", "again")
     with pytest.raises(RegistryError, match="never active"):
-        registry.rollback(registry.new_versions(1)[0], "t", "new")
+        registry.rollback(new_versions(1)[0], "t", "new")
     state = registry.state()
     assert [e.action for e in state.history] == [
         "activate",
@@ -63,16 +66,16 @@ def test_activate_stage_promote_and_rollback(registry):
     assert state.history == registry.journal.events(), "the journal says what the backend says"
 
 
-def test_activating_an_unknown_or_damaged_version_changes_nothing(registry):
-    (good,) = registry.new_versions(1)
+def test_activating_an_unknown_or_damaged_version_changes_nothing(registry, new_versions):
+    (good,) = new_versions(1)
     registry.activate(good, "t", "first")
     with pytest.raises(Exception, match="no-such-version"):
         registry.activate("no-such-version", "t", "typo")
     assert registry.active() == good and len(registry.state().history) == 1
 
 
-def test_activating_the_staged_version_by_name_clears_the_stage(registry):
-    v1, v2 = registry.new_versions(2)
+def test_activating_the_staged_version_by_name_clears_the_stage(registry, new_versions):
+    v1, v2 = new_versions(2)
     registry.stage(v1, "t", "waiting")
     registry.activate(v2, "t", "another one")
     assert registry.state().staged == v1, "activating another version keeps the stage"
@@ -80,8 +83,8 @@ def test_activating_the_staged_version_by_name_clears_the_stage(registry):
     assert (registry.active(), registry.state().staged) == (v1, None)
 
 
-def test_retention_keeps_every_version_ever_active(registry):
-    versions = registry.new_versions(8)
+def test_retention_keeps_every_version_ever_active(registry, new_versions):
+    versions = new_versions(8)
     registry.activate(versions[1], "t", "old but once active")
     registry.activate(versions[5], "t", "current")
     removed = registry.prune(keep_last=2)
@@ -90,8 +93,8 @@ def test_retention_keeps_every_version_ever_active(registry):
     assert set(removed) == set(versions) - kept
 
 
-def test_a_stale_fencing_token_cannot_change_the_registry(registry, coordination):
-    first, second = registry.new_versions(2)
+def test_a_stale_fencing_token_cannot_change_the_registry(registry, coordination, new_versions):
+    first, second = new_versions(2)
     other = ModelRegistry(coordination.registry(), registry.store)  # another process
     old = registry.backend.take_fence()
     registry.activate(first, "old leader", "before the pause", old)
@@ -110,8 +113,8 @@ def test_a_stale_fencing_token_cannot_change_the_registry(registry, coordination
     assert [e.by for e in registry.journal.events()] == ["old leader", "new leader"]
 
 
-def test_a_lost_registry_is_rebuilt_from_the_journal(registry):
-    v1, v2, v3 = registry.new_versions(3)
+def test_a_lost_registry_is_rebuilt_from_the_journal(registry, new_versions):
+    v1, v2, v3 = new_versions(3)
     registry.activate(v1, "t", "a")
     registry.activate(v3, "t", "b")
     registry.stage(v2, "t", "c")
