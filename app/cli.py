@@ -283,7 +283,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from app.worker import run_worker
 
     require_explicit_embedding(settings, args.embedded)
-    with infrastructure(settings.kafka.bootstrap_servers, settings.redis.url) as endpoints:
+    with infrastructure(settings) as endpoints:
         if not (settings.kafka.bootstrap_servers and settings.redis.url):
             log.warning(
                 "using embedded infrastructure",
@@ -342,8 +342,8 @@ def _retrainer(settings: Settings, args: argparse.Namespace) -> int:
     from streams.topics import ensure_topics_for
 
     require_explicit_embedding(settings, args.embedded)
-    with infrastructure(settings.kafka.bootstrap_servers, settings.redis.url) as endpoints:
-        ensure_topics_for(settings, endpoints.kafka_bootstrap)
+    with infrastructure(settings) as endpoints:
+        ensure_topics_for(settings, endpoints.kafka)
         return run_retrainer(settings, endpoints)
 
 

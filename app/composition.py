@@ -39,6 +39,7 @@ from models.store import ModelStore
 from models.training import TrainConfig
 from streams.contracts import ContractSpec
 from streams.engine import Engine, ModelConfigs, Ports
+from streams.kafka_connection import KafkaConnection
 from streams.learning import now_ms
 from streams.topics import TopicNames
 
@@ -207,3 +208,9 @@ def claimed_partitions(settings: Settings, redis_url: str) -> list[int]:
             return await store.partitions()
 
     return asyncio.run(read())
+
+
+def kafka_connection(settings: Settings) -> KafkaConnection | None:
+    """The configured cluster with its security settings; None when no broker is configured."""
+    bootstrap = settings.kafka.bootstrap_servers
+    return None if not bootstrap else KafkaConnection.from_settings(settings.kafka, bootstrap)

@@ -137,9 +137,7 @@ class DemoRun:
 
     def snapshot(self) -> Totals:
         """Current cumulative metrics of the worker, from Redis."""
-        return Totals.of(
-            read_status(self.settings, self.endpoints.kafka_bootstrap, self.endpoints.redis_url)
-        )
+        return Totals.of(read_status(self.settings, self.endpoints.kafka, self.endpoints.redis_url))
 
     def train_initial_model(self) -> str:
         """Train on ``history`` outcomes of the first regime and activate the model."""
@@ -331,13 +329,11 @@ def _stop(worker: subprocess.Popen) -> None:
 def _live(run: DemoRun, web_port: int) -> None:
     """Stream, wait for the last signals, print the summary."""
     print(f"worker ready; live view: http://127.0.0.1:{web_port}/status")
-    producer = MessageProducer(
-        run.endpoints.kafka_bootstrap, run.names, contract_spec(run.settings)
-    )
+    producer = MessageProducer(run.endpoints.kafka, run.names, contract_spec(run.settings))
     try:
         with (
-            TopicReader(run.endpoints.kafka_bootstrap, run.names.signals) as reader,
-            TopicReader(run.endpoints.kafka_bootstrap, run.names.drift_alerts) as alerts,
+            TopicReader(run.endpoints.kafka, run.names.signals) as reader,
+            TopicReader(run.endpoints.kafka, run.names.drift_alerts) as alerts,
         ):
             reader.seek()
             alerts.seek()
@@ -362,13 +358,13 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     run_id = uuid.uuid4().hex[:6]
     with (
         tempfile.TemporaryDirectory(prefix="streamlearn-demo-") as workdir,
-        infrastructure(settings.kafka.bootstrap_servers, settings.redis.url) as endpoints,
+        infrastructure(settings) as endpoints,
     ):
         print(f"broker {endpoints.kafka_bootstrap}, redis {endpoints.redis_url}")
         web_port = free_port()
         run_settings = demo_settings(settings, Path(workdir) / "models", run_id, web_port)
         run = DemoRun(run_settings, endpoints, options)
-        ensure_topics_for(run_settings, endpoints.kafka_bootstrap)
+        ensure_topics_for(run_settings, endpoints.kafka)
         run.train_initial_model()
         log_path = Path(workdir) / "worker.log"
         worker = _start("worker", run_settings, endpoints, log_path)

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from app.composition import drift_config, model_store, online_config
+from app.composition import drift_config, kafka_connection, model_store, online_config
 from app.status import learner_state
 from config import Settings
 from models.codec import decode_key_model
@@ -40,10 +40,10 @@ def format_alert(alert: dict[str, Any]) -> str:
 
 def tail_alerts(settings: Settings, last: int, follow: bool, as_json: bool) -> int:
     """Print the last ``last`` alerts, then (with ``follow``) new ones until Ctrl-C."""
-    bootstrap = settings.kafka.bootstrap_servers
-    if not bootstrap:
+    kafka = kafka_connection(settings)
+    if kafka is None:
         raise DriftCommandError("alerts are on Kafka: set KAFKA_BOOTSTRAP_SERVERS")
-    with TopicReader(bootstrap, settings.topics.drift_alerts) as reader:
+    with TopicReader(kafka, settings.topics.drift_alerts) as reader:
         ends = reader.high_watermarks()
         reader.seek({p: max(0, end - last) for p, end in ends.items()})
         for record in reader.read_to_end(ends):
@@ -132,8 +132,9 @@ def report(settings: Settings, as_json: bool, last_alerts: int = 5) -> int:
         raise DriftCommandError("drift state is in Redis: set REDIS_URL")
     reports = {key: drift_report(m) for key, m in sorted(_monitors(settings).items())}
     recent: dict[str, list[dict]] = {}
-    if settings.kafka.bootstrap_servers:
-        with TopicReader(settings.kafka.bootstrap_servers, settings.topics.drift_alerts) as reader:
+    kafka = kafka_connection(settings)
+    if kafka is not None:
+        with TopicReader(kafka, settings.topics.drift_alerts) as reader:
             ends = reader.high_watermarks()
             reader.seek({p: max(0, end - 1000) for p, end in ends.items()})
             for record in reader.read_to_end(ends):

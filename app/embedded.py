@@ -22,6 +22,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from config import Settings
+from config.settings import KafkaSettings
+from streams.kafka_connection import KafkaConnection
+
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -156,10 +160,15 @@ def redis_server_binary() -> str:
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where the broker and Redis are, embedded or not."""
+    """Where the broker and Redis are, embedded or not, and how to connect to the broker."""
 
-    kafka_bootstrap: str
+    kafka: KafkaConnection
     redis_url: str
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """The broker's host:port list (no credentials: safe to log)."""
+        return self.kafka.bootstrap_servers
 
 
 class EmbeddedInfrastructure:
@@ -168,9 +177,17 @@ class EmbeddedInfrastructure:
     >>> # with EmbeddedInfrastructure(kafka=None, redis_url=None) as endpoints: ...
     """
 
-    def __init__(self, kafka: str | None, redis_url: str | None) -> None:
+    def __init__(
+        self, kafka: str | None, redis_url: str | None, security: KafkaSettings | None = None
+    ) -> None:
+        if kafka is None and security is not None and security.security_protocol != "PLAINTEXT":
+            raise EmbeddedStartError(
+                f"kafka.security_protocol={security.security_protocol} needs "
+                "kafka.bootstrap_servers: the embedded broker speaks PLAINTEXT only"
+            )
         self._given_kafka = kafka
         self._given_redis = redis_url
+        self._security = security or KafkaSettings()
         self._workdir = Path(tempfile.mkdtemp(prefix="streamlearn-embedded-"))
         self._children: list[ChildProcess] = []
         self.endpoints: Endpoints | None = None
@@ -183,7 +200,8 @@ class EmbeddedInfrastructure:
         except BaseException:
             self.stop()
             raise
-        self.endpoints = Endpoints(kafka_bootstrap=kafka, redis_url=redis_url)
+        connection = KafkaConnection.from_settings(self._security, kafka)
+        self.endpoints = Endpoints(kafka=connection, redis_url=redis_url)
         return self.endpoints
 
     def _start_kafka(self, attempts: int = 3) -> str:
@@ -267,9 +285,12 @@ class EmbeddedInfrastructure:
 
 
 @contextlib.contextmanager
-def infrastructure(kafka: str | None, redis_url: str | None) -> Iterator[Endpoints]:
-    """Context manager form of :class:`EmbeddedInfrastructure`; SIGTERM also stops it cleanly."""
-    infra = EmbeddedInfrastructure(kafka, redis_url)
+def infrastructure(settings: Settings) -> Iterator[Endpoints]:
+    """The configured broker and Redis, the embedded ones for what is not configured
+    (:class:`EmbeddedInfrastructure` as a context manager); SIGTERM also stops it cleanly."""
+    infra = EmbeddedInfrastructure(
+        settings.kafka.bootstrap_servers, settings.redis.url, settings.kafka
+    )
     previous = signal.getsignal(signal.SIGTERM)
 
     def _terminate(signum: int, frame: object) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from app.composition import kafka_connection
 from app.composition import registry as open_registry
 from config import Settings
 from models.registry import ModelRegistry, RegistryState
@@ -37,11 +38,10 @@ def _registry(settings: Settings) -> Iterator[ModelRegistry]:
 
 def _announce(settings: Settings, message: dict[str, Any]) -> str:
     """Publish a registry change on ``model-updates`` when a broker is configured."""
-    if not settings.kafka.bootstrap_servers:
+    kafka = kafka_connection(settings)
+    if kafka is None:
         return " (no KAFKA_BOOTSTRAP_SERVERS: workers will see it by polling)"
-    publisher = ModelUpdatePublisher(
-        settings.kafka.bootstrap_servers, settings.topics.model_updates
-    )
+    publisher = ModelUpdatePublisher(kafka, settings.topics.model_updates)
     try:
         publisher.publish(message)
     finally:
@@ -115,9 +115,10 @@ def request_retrain(
     force: bool,
 ) -> int:
     """``retrain``: enqueue a retrain request for the retrainer."""
-    if not settings.kafka.bootstrap_servers:
+    kafka = kafka_connection(settings)
+    if kafka is None:
         raise RegistryCommandError("retrain requests go to Kafka: set KAFKA_BOOTSTRAP_SERVERS")
     message = retrain_request(_operator(), reason, window_outcomes, window_days, force)
-    enqueue_retrain(settings.kafka.bootstrap_servers, settings.topics.retrain_requests, message)
+    enqueue_retrain(kafka, settings.topics.retrain_requests, message)
     print(f"retrain request {message['request_id']} queued on {settings.topics.retrain_requests}")
     return 0

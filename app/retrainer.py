@@ -71,9 +71,7 @@ class Retrainer:
         self.registry = self.ports.registry
         self.store = self.registry.store
         self.state = self.ports.state
-        self.publisher = ModelUpdatePublisher(
-            endpoints.kafka_bootstrap, settings.topics.model_updates
-        )
+        self.publisher = ModelUpdatePublisher(endpoints.kafka, settings.topics.model_updates)
         self.failures = 0
 
     def say(self, text: str) -> None:
@@ -228,7 +226,7 @@ class Retrainer:
         keepalive = threading.Thread(target=_keep_lock, args=(lock, stop, lost), daemon=True)
         keepalive.start()
         queue = RetrainRequestQueue(
-            self.endpoints.kafka_bootstrap,
+            self.endpoints.kafka,
             self.settings.topics.retrain_requests,
             self.settings.topics.dead_letter(self.settings.topics.retrain_requests),
             self.state,
@@ -272,7 +270,7 @@ class Retrainer:
         )
         if source is None:
             return read_window(
-                self.endpoints.kafka_bootstrap,
+                self.endpoints.kafka,
                 self.settings.topics.outcomes,
                 contract_spec(self.settings),
                 last_outcomes=last_outcomes,

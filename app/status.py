@@ -9,10 +9,11 @@ from typing import Any
 import orjson
 from kafka import KafkaAdminClient
 
-from app.composition import active_version, stored_state
+from app.composition import active_version, kafka_connection, stored_state
 from config import Settings
 from models.codec import summary_of
 from models.state_store import PartitionSnapshot
+from streams.kafka_connection import KafkaConnection
 from streams.reader import TopicReader
 
 
@@ -30,9 +31,9 @@ class DeploymentStatus:
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+def committed_offsets(kafka: KafkaConnection, group: str, topic: str) -> dict[int, int]:
     """The consumer group's committed offsets of one topic (OffsetFetch, right on tansu too)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="streamlearn-status")
+    admin = KafkaAdminClient(**kafka.kafka_python(), client_id="streamlearn-status")
     try:
         offsets = admin.list_group_offsets(group).get(group, {})
     finally:
@@ -46,17 +47,15 @@ async def learner_state(settings: Settings, redis_url: str) -> dict[int, Partiti
         return {p: await store.read(p) for p in await store.partitions()}
 
 
-def read_status(settings: Settings, bootstrap: str, redis_url: str) -> DeploymentStatus:
+def read_status(settings: Settings, kafka: KafkaConnection, redis_url: str) -> DeploymentStatus:
     """Active version, per-partition applied offset / end / lag, and per-key summaries."""
     active = active_version(settings, redis_url)
     snapshots = asyncio.run(learner_state(settings, redis_url))
-    with TopicReader(bootstrap, settings.topics.outcomes) as reader:
+    with TopicReader(kafka, settings.topics.outcomes) as reader:
         ends = reader.high_watermarks()
-    with TopicReader(bootstrap, settings.topics.requests) as reader:
+    with TopicReader(kafka, settings.topics.requests) as reader:
         request_ends = reader.high_watermarks()
-    committed = committed_offsets(
-        bootstrap, settings.kafka.consumer_group, settings.topics.requests
-    )
+    committed = committed_offsets(kafka, settings.kafka.consumer_group, settings.topics.requests)
     status = DeploymentStatus(active_batch_version=active)
     for partition, end in sorted(request_ends.items()):
         done = committed.get(partition, 0)
@@ -111,12 +110,12 @@ def _pct(value: float | None) -> str:
 
 def run_status(settings: Settings, as_json: bool) -> int:
     """The ``status`` command."""
-    bootstrap, redis_url = settings.kafka.bootstrap_servers, settings.redis.url
-    if not (bootstrap and redis_url):
+    kafka, redis_url = kafka_connection(settings), settings.redis.url
+    if kafka is None or not redis_url:
         raise StatusError(
             "status inspects a running deployment: set KAFKA_BOOTSTRAP_SERVERS and REDIS_URL"
         )
-    status = read_status(settings, bootstrap, redis_url)
+    status = read_status(settings, kafka, redis_url)
     if as_json:
         print(
             orjson.dumps(

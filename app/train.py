@@ -9,7 +9,13 @@ from typing import Any
 import pandas as pd
 import redis
 
-from app.composition import contract_spec, model_store, registry_on, train_config
+from app.composition import (
+    contract_spec,
+    kafka_connection,
+    model_store,
+    registry_on,
+    train_config,
+)
 from config import Settings
 from models.training import (
     TrainingDataError,
@@ -32,11 +38,11 @@ class TrainOptions:
 
 def outcomes_from_topic(settings: Settings, max_rows: int | None = None) -> pd.DataFrame:
     """Valid outcomes on the ``trade-outcomes`` topic (the newest ``max_rows``) as a table."""
-    bootstrap = settings.kafka.bootstrap_servers
-    if not bootstrap:
+    kafka = kafka_connection(settings)
+    if kafka is None:
         raise TrainingDataError("--from-topic needs KAFKA_BOOTSTRAP_SERVERS")
     return read_window(
-        bootstrap, settings.topics.outcomes, contract_spec(settings), last_outcomes=max_rows
+        kafka, settings.topics.outcomes, contract_spec(settings), last_outcomes=max_rows
     )
 
 
@@ -65,10 +71,9 @@ def train_and_store(
     version = store.save(trained.model_bytes(), metadata)
     if activate_with is not None:
         event = registry.activate(version, "cli:train", reason)
-        if settings.kafka.bootstrap_servers:
-            publisher = ModelUpdatePublisher(
-                settings.kafka.bootstrap_servers, settings.topics.model_updates
-            )
+        kafka = kafka_connection(settings)
+        if kafka is not None:
+            publisher = ModelUpdatePublisher(kafka, settings.topics.model_updates)
             try:
                 publisher.publish(from_registry_event(event))
             finally:

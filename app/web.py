@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.engine import Engine
 from streams.health import stalled_partitions
+from streams.kafka_connection import KafkaConnection
 
 PROBE_TIMEOUT_S = 2.0
 
@@ -29,15 +30,15 @@ PROBE_TIMEOUT_S = 2.0
 class BrokerProbe:
     """Asks the broker for its metadata: a real round trip, not just an open port."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
-        self._bootstrap = bootstrap_servers
+    def __init__(self, kafka: KafkaConnection) -> None:
+        self._kafka = kafka
         self._client: AIOKafkaClient | None = None
 
     async def check(self) -> str | None:
         """None when the broker answered within the timeout, else why not."""
         try:
             if self._client is None:
-                client = AIOKafkaClient(bootstrap_servers=self._bootstrap)
+                client = AIOKafkaClient(**self._kafka.aiokafka())
                 await asyncio.wait_for(client.bootstrap(), PROBE_TIMEOUT_S)
                 self._client = client
             await asyncio.wait_for(self._client.fetch_all_metadata(), PROBE_TIMEOUT_S)
@@ -64,11 +65,11 @@ async def redis_problem(engine: Engine) -> str | None:
 def register_views(
     app: Any,
     engine: Engine,
-    bootstrap_servers: str,
+    kafka: KafkaConnection,
     engine_status: Callable[[], dict[str, Any]],
 ) -> None:
     """Add ``/health``, ``/ready``, ``/status`` and ``/metrics`` to the Faust app's web server."""
-    probe = BrokerProbe(bootstrap_servers)
+    probe = BrokerProbe(kafka)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

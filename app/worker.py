@@ -44,7 +44,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
         # consumer gets a group of its own.
         f"{settings.kafka.consumer_group}-app" if aiokafka_mode else settings.kafka.consumer_group,
         fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
-        broker=f"kafka://{endpoints.kafka_bootstrap}",
+        **endpoints.kafka.faust(),
         autodiscover=False,
         datadir=str(datadir_root / "{conf.name}"),
         topic_partitions=partitions,
@@ -79,7 +79,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
         while True:
             try:
                 await follow_model_updates(
-                    endpoints.kafka_bootstrap, names.model_updates, engine.sync_batch_model
+                    endpoints.kafka, names.model_updates, engine.sync_batch_model
                 )
             except asyncio.CancelledError:
                 raise
@@ -88,7 +88,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
                 await asyncio.sleep(5)
 
     app.task(listen_for_model_updates)
-    register_views(app, engine, endpoints.kafka_bootstrap, engine_status)
+    register_views(app, engine, endpoints.kafka, engine_status)
     return app, engine
 
 
@@ -120,7 +120,7 @@ def _wire_agents(
     outbox = OutboxFlusher(
         sender,
         outbox_topics,
-        endpoints.kafka_bootstrap,
+        endpoints.kafka,
         engine.ports.retrain_guard,
         settings.drift.retrain_dedupe_s,
     )
@@ -229,7 +229,7 @@ def _wire_aiokafka_engine(
         return holder["batch"].is_assigned(partition)
 
     engine = build_engine(settings, endpoints.redis_url, is_assigned)
-    batch = holder["batch"] = AiokafkaEngine(engine, settings, endpoints.kafka_bootstrap)
+    batch = holder["batch"] = AiokafkaEngine(engine, settings, endpoints.kafka)
 
     async def run_aiokafka_engine() -> None:
         delay = 0.5
@@ -301,7 +301,7 @@ class BoundedWorker(faust.Worker):
 
 def run_worker(settings: Settings, endpoints: Endpoints) -> None:
     """Create topics if needed, load the active batch model, and run until stopped."""
-    ensure_topics_for(settings, endpoints.kafka_bootstrap)
+    ensure_topics_for(settings, endpoints.kafka)
     app, engine = create_app(settings, endpoints)
     problem = engine.load_model_now(active_version(settings, endpoints.redis_url))
     if problem:
@@ -324,6 +324,17 @@ def worker_environment(settings: Settings, endpoints: Endpoints) -> dict[str, st
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     env.pop("REDIS_URL", None)
     data = settings.model_dump(mode="json")
+    kafka = endpoints.kafka  # how these endpoints are reached wins over the settings' security
+    data["kafka"] |= {
+        "security_protocol": kafka.security_protocol,
+        "sasl_mechanism": kafka.sasl_mechanism,
+        "sasl_username": kafka.sasl_username,
+        "sasl_password": kafka.sasl_password,  # model_dump masks it; the child needs it
+        "ssl_cafile": kafka.ssl_cafile,
+        "ssl_certfile": kafka.ssl_certfile,
+        "ssl_keyfile": kafka.ssl_keyfile,
+        "ssl_check_hostname": kafka.ssl_check_hostname,
+    }
     for group, values in data.items():
         for name, value in values.items():
             if value is None:

@@ -29,7 +29,16 @@ import orjson
 import xgboost as xgb
 from river import compose, linear_model, preprocessing
 
-from config import load_settings
+from app.composition import kafka_connection
+from config import Settings, load_settings
+from streams.kafka_connection import KafkaConnection
+
+
+def _kafka(settings: Settings) -> KafkaConnection:
+    connection = kafka_connection(settings)
+    if connection is None:
+        sys.exit("KAFKA_BOOTSTRAP_SERVERS is not set")
+    return connection
 
 
 def _pipeline() -> compose.Pipeline:
@@ -56,7 +65,7 @@ def run_naive(role: str) -> None:
     app = StreamlearnApp(
         f"{settings.kafka.consumer_group}-naive-{role}",
         fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
-        broker=f"kafka://{settings.kafka.bootstrap_servers}",
+        **_kafka(settings).faust(),
         web_enabled=False,
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
@@ -102,20 +111,21 @@ async def run_aiokafka_scorer() -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     settings = load_settings()
+    kafka = _kafka(settings)
     features = list(settings.model.features)
     booster = _booster()
     version = Path(os.environ["BENCH_MODEL_PATH"]).parent.name
     models: dict[str, compose.Pipeline] = {}
     consumer = AIOKafkaConsumer(
         settings.topics.requests,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
+        **kafka.aiokafka(),
         group_id=f"{settings.kafka.consumer_group}-aiokafka",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=1000,
         fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=1)
+    producer = AIOKafkaProducer(**kafka.aiokafka(), linger_ms=1)
     await consumer.start()
     await producer.start()
     # The same start-up heap freeze as the worker (app/heap.py), so full garbage collections

@@ -62,7 +62,7 @@ def isolated_settings(store: Path, **groups: dict[str, Any]) -> Settings:
 
 def create_topics(settings: Settings, endpoints: Endpoints) -> TopicNames:
     """Create the settings' topics; returns their names."""
-    return ensure_topics_for(settings, endpoints.kafka_bootstrap)
+    return ensure_topics_for(settings, endpoints.kafka)
 
 
 class Process:

@@ -85,7 +85,7 @@ def processor_only(messages: list[dict], redis_url: str, spec: ContractSpec, set
 
 def _produce(settings, endpoints, messages) -> None:
     names = create_topics(settings, endpoints)
-    producer = MessageProducer(endpoints.kafka_bootstrap, names, contract_spec(settings))
+    producer = MessageProducer(endpoints.kafka, names, contract_spec(settings))
     producer.send_outcomes(messages)
     producer.close()
 
@@ -121,7 +121,7 @@ def naive(messages: list[dict], endpoints, workdir: Path) -> dict:
     _produce(settings, endpoints, messages)
     env = worker_environment(settings, endpoints)
     agent = Process(["-m", "bench.baselines", "naive-learner"], env, workdir / "naive.log")
-    reader = TopicReader(endpoints.kafka_bootstrap, settings.topics.signals)
+    reader = TopicReader(endpoints.kafka, settings.topics.signals)
 
     def done() -> int:
         return sum(reader.high_watermarks().values())

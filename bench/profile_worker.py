@@ -99,7 +99,7 @@ def profile(engine: str, job: str, endpoints, workdir: Path, seconds: int) -> di
         processing={"engine": engine},
     )
     names = create_topics(settings, endpoints)
-    producer = MessageProducer(endpoints.kafka_bootstrap, names, contract_spec(settings))
+    producer = MessageProducer(endpoints.kafka, names, contract_spec(settings))
     count = BACKLOG[job]
     if job == "score":
         activate_batch_model(settings, endpoints.redis_url)
@@ -109,7 +109,7 @@ def profile(engine: str, job: str, endpoints, workdir: Path, seconds: int) -> di
         producer.send_outcomes(MarketSimulator(seed=7, keys=KEYS).outcomes(count))
     producer.close()
 
-    reader = TopicReader(endpoints.kafka_bootstrap, names.signals)
+    reader = TopicReader(endpoints.kafka, names.signals)
 
     def done() -> int:
         if job == "learn":

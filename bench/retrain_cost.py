@@ -30,6 +30,7 @@ from models.gate import GateConfig
 from models.retrain import challenge
 from models.store import ModelStore
 from models.training import TrainConfig
+from streams.kafka_connection import KafkaConnection
 from streams.producer import MessageProducer
 from streams.topics import TopicNames, ensure_topics
 from streams.windows import read_window
@@ -75,22 +76,22 @@ def _messages(frame: pd.DataFrame):
         }
 
 
-def measure(rows: int, bootstrap: str) -> dict[str, float]:
+def measure(rows: int, kafka: KafkaConnection) -> dict[str, float]:
     settings = load_settings(environ={}).with_overrides(
         model={"features": FEATURES},
         topics={"outcomes": f"bench-{uuid.uuid4().hex[:6]}-outcomes", "partitions": 4},
     )
     names = TopicNames.from_settings(settings)
-    ensure_topics(bootstrap, names, 4, 1)
+    ensure_topics(kafka, names, 4, 1)
     frame = synthetic_outcomes(rows, seed=rows)
-    producer = MessageProducer(bootstrap, names, contract_spec(settings))
+    producer = MessageProducer(kafka, names, contract_spec(settings))
     started = time.perf_counter()
     producer.send_outcomes(_messages(frame))
     producer.close()
     produce_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    window = read_window(bootstrap, names.outcomes, contract_spec(settings), last_outcomes=rows)
+    window = read_window(kafka, names.outcomes, contract_spec(settings), last_outcomes=rows)
     read_s = time.perf_counter() - started
 
     champion_frame = synthetic_outcomes(min(rows, 100_000), seed=rows + 1)
@@ -139,7 +140,7 @@ def main() -> None:
     infra = EmbeddedInfrastructure(given, "redis://unused")
     endpoints = infra.start()
     try:
-        results = [measure(rows, endpoints.kafka_bootstrap) for rows in args.rows]
+        results = [measure(rows, endpoints.kafka) for rows in args.rows]
     finally:
         infra.stop()
     print("| rows | read window | train + gate | save | retrain total | vs 60 s target | reload |")

@@ -132,7 +132,7 @@ def by_workers(n_workers: int, endpoints, workdir: Path, engine: str) -> dict:
     )
     names = create_topics(settings, endpoints)
     keys = [f"SYM{i:03d}" for i in range(100)]
-    producer = MessageProducer(endpoints.kafka_bootstrap, names, contract_spec(settings))
+    producer = MessageProducer(endpoints.kafka, names, contract_spec(settings))
     producer.send_outcomes(MarketSimulator(seed=2, keys=keys).outcomes(WORKER_OUTCOMES))
     producer.close()
     workers = [

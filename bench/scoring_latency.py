@@ -48,6 +48,7 @@ from bench.harness import (
 )
 from models.market import MarketSimulator
 from models.store import MODEL_FILE
+from streams.kafka_connection import KafkaConnection
 from streams.producer import MessageProducer
 from streams.reader import TopicReader
 
@@ -79,8 +80,10 @@ class LoadGenerator:
     the producer is paced in 2 ms ticks; arrival times are taken when a fetch returns.
     """
 
-    def __init__(self, bootstrap: str, requests_topic: str, signals_topic: str, partitions: int):
-        self._bootstrap = bootstrap
+    def __init__(
+        self, kafka: KafkaConnection, requests_topic: str, signals_topic: str, partitions: int
+    ):
+        self._kafka = kafka
         self._requests = requests_topic
         self._signals = signals_topic
         self._partitions = partitions
@@ -96,10 +99,10 @@ class LoadGenerator:
     async def _start(self) -> None:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, linger_ms=1)
+        self._producer = AIOKafkaProducer(**self._kafka.aiokafka(), linger_ms=1)
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.aiokafka(),
             enable_auto_commit=False,
             group_id=None,
             auto_offset_reset="latest",
@@ -107,7 +110,7 @@ class LoadGenerator:
         )
         await self._consumer.start()
         self._consumer.assign([TopicPartition(self._signals, p) for p in range(self._partitions)])
-        with TopicReader(self._bootstrap, self._signals) as reader:  # fetch-based ends, not
+        with TopicReader(self._kafka, self._signals) as reader:  # fetch-based ends, not
             ends = reader.high_watermarks()  # ListOffsets (wrong on the embedded broker)
         for partition, end in ends.items():
             self._consumer.seek(TopicPartition(self._signals, partition), end)
@@ -169,9 +172,7 @@ def measure_system(
     """The burst (maximum throughput), then the paced loads, for one system."""
     names = create_topics(settings, endpoints)
     sim = MarketSimulator(seed=9, keys=KEYS)
-    load = LoadGenerator(
-        endpoints.kafka_bootstrap, names.requests, names.signals, settings.topics.partitions
-    )
+    load = LoadGenerator(endpoints.kafka, names.requests, names.signals, settings.topics.partitions)
     # The burst is a backlog produced before the system starts, so the load generator does not
     # share the CPU with it while it drains; its rate is taken between the first and the last
     # signal. It also warms the system up for the paced loads.
@@ -235,9 +236,7 @@ def steady_rate(arrivals: list[float]) -> float:
 def floor(settings, endpoints) -> dict:
     """Latency with nothing in between: requests produced straight onto the signals topic."""
     names = create_topics(settings, endpoints)
-    load = LoadGenerator(
-        endpoints.kafka_bootstrap, names.signals, names.signals, settings.topics.partitions
-    )
+    load = LoadGenerator(endpoints.kafka, names.signals, names.signals, settings.topics.partitions)
     sim = MarketSimulator(seed=11, keys=KEYS)
     result = {"system": "floor: load generator + broker only", "loads": {}}
     try:
@@ -394,7 +393,7 @@ def main() -> None:
         def ours(settings, engine="faust"):
             # 5,000 outcomes first, so every key's online model scores too.
             producer = MessageProducer(
-                endpoints.kafka_bootstrap,
+                endpoints.kafka,
                 create_topics(settings, endpoints),
                 contract_spec(settings),
             )

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "STREAMLEARN_"
 CONFIG_FILE_ENV = "STREAMLEARN_CONFIG"
@@ -74,8 +82,46 @@ class KafkaSettings(_Group):
         le=1500,
         description="longest a fetch waits for data (latency on the embedded broker)",
     )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="how every Kafka client connects (TLS and/or SASL)"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism (with SASL_PLAINTEXT / SASL_SSL)"
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user")
+    sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (never logged or shown)"
+    )
+    ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle (PEM) the broker's certificate is checked against"
+    )
+    ssl_certfile: Path | None = Field(
+        default=None, description="client certificate (PEM), for brokers that require mTLS"
+    )
+    ssl_keyfile: Path | None = Field(default=None, description="the client certificate's key")
+    ssl_check_hostname: bool = Field(
+        default=True, description="check the broker's certificate names the host dialled"
+    )
 
-    _none = field_validator("bootstrap_servers", mode="before")(_none_words)
+    _none = field_validator(
+        "bootstrap_servers",
+        "sasl_username",
+        "sasl_password",
+        "ssl_cafile",
+        "ssl_certfile",
+        "ssl_keyfile",
+        mode="before",
+    )(_none_words)
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_") and not (
+            self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(f"{self.security_protocol} needs sasl_username and sasl_password")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        return self
 
 
 class RedisSettings(_Group):

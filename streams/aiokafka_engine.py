@@ -28,6 +28,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from config import Settings
 from streams.checkpointing import Admission, Checkpointer, OutputsLostError, ResumeGuard
 from streams.engine import Engine
+from streams.kafka_connection import KafkaConnection
 from streams.outbox import OutboxFlusher
 from streams.partitioning import partition_for
 from streams.records import InputRecord, OutgoingRecord
@@ -117,10 +118,10 @@ class AiokafkaEngine:
 
     LOOP = "aiokafka-engine"
 
-    def __init__(self, engine: Engine, settings: Settings, bootstrap_servers: str) -> None:
+    def __init__(self, engine: Engine, settings: Settings, kafka: KafkaConnection) -> None:
         self.engine = engine
         self._settings = settings
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka
         topics = engine.topics
         self._outcomes, self._requests = topics.outcomes, topics.requests
         self._lock = asyncio.Lock()
@@ -165,7 +166,7 @@ class AiokafkaEngine:
         kafka = self._settings.kafka
         processing = self._settings.processing
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.aiokafka(),
             linger_ms=1,
             acks="all",
             max_request_size=self._settings.limits.max_message_bytes + 4096,
@@ -175,7 +176,7 @@ class AiokafkaEngine:
         self.outbox = OutboxFlusher(
             self.sender,
             outbox_topics,
-            self._bootstrap,
+            self._kafka,
             self.engine.ports.retrain_guard,
             self._settings.drift.retrain_dedupe_s,
         )
@@ -183,7 +184,7 @@ class AiokafkaEngine:
         from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.aiokafka(),
             group_id=kafka.consumer_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

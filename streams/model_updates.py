@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaProducer
 
 from models.registry import RegistryEvent
+from streams.kafka_connection import KafkaConnection
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,9 @@ def from_registry_event(event: RegistryEvent, **details: Any) -> dict[str, Any]:
 class ModelUpdatePublisher:
     """Publishes ``model-updates`` messages (kafka-python), waiting for the broker's ack."""
 
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+    def __init__(self, kafka: KafkaConnection, topic: str) -> None:
         self._topic = topic
-        self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+        self._producer = KafkaProducer(**kafka.kafka_python(), acks="all")
 
     def publish(self, message: dict[str, Any]) -> None:
         """Send one message and block until it is stored."""
@@ -63,7 +64,7 @@ class ModelUpdatePublisher:
 
 
 async def follow_model_updates(
-    bootstrap_servers: str, topic: str, on_update: Callable[[], Awaitable[None]]
+    kafka: KafkaConnection, topic: str, on_update: Callable[[], Awaitable[None]]
 ) -> None:
     """Call ``on_update`` whenever a ``model-updates`` message arrives (runs until cancelled).
 
@@ -72,7 +73,7 @@ async def follow_model_updates(
     message only causes a harmless re-check.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **kafka.aiokafka(),
         enable_auto_commit=False,
         auto_offset_reset="latest",
         group_id=None,

@@ -22,6 +22,7 @@ from models.coordination import RetrainGuard
 from streams.alerts import RETRAIN
 from streams.checkpointing import Sender
 from streams.failpoints import failpoint
+from streams.kafka_connection import KafkaConnection
 from streams.online_state import OnlineState, OutboxDue
 from streams.reader import TopicReader
 from streams.records import OutgoingRecord
@@ -32,10 +33,10 @@ log = logging.getLogger(__name__)
 TAIL_RECORDS = 5000
 
 
-def published_ids(bootstrap_servers: str, topic: str, wanted: Iterable[str]) -> set[str]:
+def published_ids(kafka: KafkaConnection, topic: str, wanted: Iterable[str]) -> set[str]:
     """Which of ``wanted`` ids appear in the last records of ``topic`` (blocking)."""
     wanted = set(wanted)
-    with TopicReader(bootstrap_servers, topic) as reader:
+    with TopicReader(kafka, topic) as reader:
         ends = reader.high_watermarks()
         reader.seek({p: max(0, end - TAIL_RECORDS) for p, end in ends.items()})
         found = set()
@@ -56,13 +57,13 @@ class OutboxFlusher:
         self,
         sender: Sender,
         topics: Mapping[str, str],
-        bootstrap_servers: str,
+        kafka: KafkaConnection,
         guard: RetrainGuard,
         retrain_dedupe_s: float,
     ) -> None:
         self._sender = sender
         self._topics = dict(topics)
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka
         self._guard = guard
         self._dedupe_s = retrain_dedupe_s
         self.published = 0
@@ -121,7 +122,7 @@ class OutboxFlusher:
         loop = asyncio.get_running_loop()
         found: set[str] = set()
         for topic, ids in by_topic.items():
-            found |= await loop.run_in_executor(None, published_ids, self._bootstrap, topic, ids)
+            found |= await loop.run_in_executor(None, published_ids, self._kafka, topic, ids)
         log.info(
             "restored outbox checked against the topics",
             extra={"entries": len(entries), "already_published": len(found)},

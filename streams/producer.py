@@ -8,15 +8,16 @@ from typing import Any
 from kafka import KafkaProducer
 
 from streams.contracts import ContractSpec, encode_message, record_key_of
+from streams.kafka_connection import KafkaConnection
 from streams.topics import TopicNames
 
 
 class MessageProducer:
     """Sends contract messages to the input topics, each keyed by its model key."""
 
-    def __init__(self, bootstrap_servers: str, topics: TopicNames, spec: ContractSpec) -> None:
+    def __init__(self, kafka: KafkaConnection, topics: TopicNames, spec: ContractSpec) -> None:
         self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers,
+            **kafka.kafka_python(),
             linger_ms=5,
             batch_size=256 * 1024,
             acks="all",

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+from streams.kafka_connection import KafkaConnection
+
 
 class TopicReadError(RuntimeError):
     """A topic could not be read (missing, or the broker did not answer in time)."""
@@ -21,10 +23,10 @@ class TopicReadError(RuntimeError):
 class TopicReader:
     """Reads one topic's partitions from given offsets; tracks fetch high watermarks."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, kafka: KafkaConnection, topic: str, timeout_s: float = 30.0) -> None:
         self.topic = topic
         self._timeout_s = timeout_s
-        self._bootstrap_servers = bootstrap_servers
+        self._kafka = kafka
         self._probes: dict[int, KafkaConsumer] = {}
         self._consumer = self._new_consumer()
         partitions = self._wait_for_partitions()
@@ -33,7 +35,7 @@ class TopicReader:
 
     def _new_consumer(self) -> KafkaConsumer:
         return KafkaConsumer(
-            bootstrap_servers=self._bootstrap_servers,
+            **self._kafka.kafka_python(),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             group_id=None,
@@ -140,8 +142,8 @@ class TopicReader:
         self.close()
 
 
-def read_topic(bootstrap_servers: str, topic: str) -> list[ConsumerRecord]:
+def read_topic(kafka: KafkaConnection, topic: str) -> list[ConsumerRecord]:
     """Every record of a topic, from offset 0 to the current end."""
-    with TopicReader(bootstrap_servers, topic) as reader:
+    with TopicReader(kafka, topic) as reader:
         reader.seek()
         return list(reader.read_to_end())

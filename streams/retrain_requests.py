@@ -17,6 +17,7 @@ from streams.contracts import (
     decode_retrain_request,
     encode_dead_letter,
 )
+from streams.kafka_connection import KafkaConnection
 from streams.reader import TopicReader
 
 
@@ -39,9 +40,9 @@ def retrain_request(
     }
 
 
-def enqueue_retrain(bootstrap_servers: str, topic: str, message: dict[str, Any]) -> None:
+def enqueue_retrain(kafka: KafkaConnection, topic: str, message: dict[str, Any]) -> None:
     """Publish a retrain request and wait until the broker has stored it."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    producer = KafkaProducer(**kafka.kafka_python(), acks="all")
     try:
         producer.send(topic, value=orjson.dumps(message)).get(timeout=30)
     finally:
@@ -67,7 +68,7 @@ class RetrainRequestQueue:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: KafkaConnection,
         topic: str,
         dead_letter_topic: str,
         state: RetrainerState,
@@ -75,8 +76,8 @@ class RetrainRequestQueue:
         self._state = state
         self._topic = topic
         self._dead_letter_topic = dead_letter_topic
-        self._reader = TopicReader(bootstrap_servers, topic)
-        self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+        self._reader = TopicReader(kafka, topic)
+        self._producer = KafkaProducer(**kafka.kafka_python(), acks="all")
         self._reader.seek({0: self.committed()})
 
     def committed(self) -> int:

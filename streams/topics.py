@@ -10,6 +10,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from config import Settings
+from streams.kafka_connection import KafkaConnection
 
 
 class TopicLayoutError(RuntimeError):
@@ -66,20 +67,18 @@ class TopicNames:
         )
 
 
-def ensure_topics_for(settings: Settings, bootstrap_servers: str) -> TopicNames:
+def ensure_topics_for(settings: Settings, kafka: KafkaConnection) -> TopicNames:
     """Create (or check) every topic the settings name; returns the names."""
     names = TopicNames.from_settings(settings)
-    ensure_topics(
-        bootstrap_servers, names, settings.topics.partitions, settings.topics.replication_factor
-    )
+    ensure_topics(kafka, names, settings.topics.partitions, settings.topics.replication_factor)
     return names
 
 
 def ensure_topics(
-    bootstrap_servers: str, names: TopicNames, partitions: int, replication_factor: int
+    kafka: KafkaConnection, names: TopicNames, partitions: int, replication_factor: int
 ) -> None:
     """Create missing topics; refuse inputs whose partition counts break co-partitioning."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="streamlearn-admin")
+    admin = KafkaAdminClient(**kafka.kafka_python(), client_id="streamlearn-admin")
     try:
         existing = set(admin.list_topics())
         wanted = [(name, partitions) for name in names.data()]

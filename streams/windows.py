@@ -15,6 +15,7 @@ import pandas as pd
 
 from models.training import TrainingDataError
 from streams.contracts import ContractError, ContractSpec, TradeOutcome, decode_outcome
+from streams.kafka_connection import KafkaConnection
 from streams.reader import TopicReader
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ DAY_MS = 86_400_000
 
 
 def read_window(
-    bootstrap_servers: str,
+    kafka: KafkaConnection,
     topic: str,
     spec: ContractSpec,
     last_outcomes: int | None = None,
@@ -39,7 +40,7 @@ def read_window(
         if now_ms is None:
             raise ValueError("now_ms is needed for a window in days")
         cutoff = now_ms - int(last_days * DAY_MS)
-    with TopicReader(bootstrap_servers, topic) as reader:
+    with TopicReader(kafka, topic) as reader:
         ends = reader.high_watermarks()
         floor = {p: 0 for p in ends}
         if cutoff is not None:

@@ -278,7 +278,7 @@ def verdict(
     lost = duplicated = 0
     max_diff = 0.0
     where = {}
-    for record in read_topic(deployment.endpoints.kafka_bootstrap, deployment.names.outcomes):
+    for record in read_topic(deployment.endpoints.kafka, deployment.names.outcomes):
         try:
             message = orjson.loads(record.value)
         except (orjson.JSONDecodeError, TypeError):

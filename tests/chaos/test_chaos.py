@@ -129,7 +129,7 @@ def _unanswered(deployment: Deployment, wanted: set[str]) -> str:
     """Which requests have no signal, and where they are in ``signal-requests`` (if at all)."""
     missing = wanted - _answered(deployment)
     where: dict[int, list[int]] = {}
-    for record in read_topic(deployment.endpoints.kafka_bootstrap, deployment.names.requests):
+    for record in read_topic(deployment.endpoints.kafka, deployment.names.requests):
         if orjson.loads(record.value).get("request_id") in missing:
             where.setdefault(record.partition, []).append(record.offset)
     in_topic = sum(len(offsets) for offsets in where.values())

@@ -31,6 +31,7 @@ from models.model_source import ActivePointer
 from models.registry import RegistryBackend
 from models.state_store import StateStore
 from streams.checkpointing import Sender
+from streams.kafka_connection import KafkaConnection
 from streams.memory_sender import MemorySender
 
 TOPIC = "outcomes"
@@ -184,7 +185,7 @@ class SenderBackend:
     """Senders of one kind, fresh topics for them, and a way to read back what arrived."""
 
     name: str
-    bootstrap: str | None = None
+    kafka: KafkaConnection | None = None
     memory: MemorySender | None = None
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
@@ -196,7 +197,7 @@ class SenderBackend:
             return name
         from kafka.admin import KafkaAdminClient, NewTopic
 
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="contract")
+        admin = KafkaAdminClient(**self.kafka.kafka_python(), client_id="contract")
         try:
             admin.create_topics([NewTopic(name, partitions, 1)])
         finally:
@@ -212,7 +213,7 @@ class SenderBackend:
 
             from streams.aiokafka_engine import AiokafkaSender
 
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=1)
+            producer = AIOKafkaProducer(**self.kafka.aiokafka(), acks="all", linger_ms=1)
             await producer.start()
             self._closers.append(producer.stop)
             return AiokafkaSender(producer)
@@ -221,7 +222,7 @@ class SenderBackend:
 
         app = StreamlearnApp(
             f"contract-{uuid.uuid4().hex[:8]}",
-            broker=f"kafka://{self.bootstrap}",
+            **self.kafka.faust(),
             autodiscover=False,
             web_enabled=False,
             producer_acks=-1,
@@ -237,7 +238,7 @@ class SenderBackend:
         from streams.reader import read_topic
 
         records = await asyncio.get_running_loop().run_in_executor(
-            None, read_topic, self.bootstrap, topic
+            None, read_topic, self.kafka, topic
         )
         return [(r.partition, r.key, r.value) for r in records]
 

@@ -45,4 +45,4 @@ def senders(request: pytest.FixtureRequest) -> SenderBackend:
     """Each sender adapter in turn (the Kafka ones on the session's embedded broker)."""
     if request.param == "memory":
         return SenderBackend("memory", memory=MemorySender())
-    return SenderBackend(request.param, request.getfixturevalue("endpoints").kafka_bootstrap)
+    return SenderBackend(request.param, request.getfixturevalue("endpoints").kafka)

@@ -9,6 +9,8 @@ import pytest
 
 from app.embedded import Endpoints
 from tests.integration.infra import Deployment, make_deployment
+from tests.integration.tls import TlsBroker
+from tests.integration.tls import tls_broker as start_tls_broker
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -17,9 +19,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture
-def deploy(endpoints: Endpoints, tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
-    """Factory of isolated deployments; their workers are stopped after the test."""
+def _factory(endpoints: Endpoints, tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
     made: list[Deployment] = []
 
     def factory(**groups: dict) -> Deployment:
@@ -31,3 +31,24 @@ def deploy(endpoints: Endpoints, tmp_path: Path) -> Iterator[Callable[..., Deplo
     yield factory
     for deployment in made:
         deployment.close()
+
+
+@pytest.fixture
+def deploy(endpoints: Endpoints, tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
+    """Factory of isolated deployments; their workers are stopped after the test."""
+    yield from _factory(endpoints, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
+    """A broker reachable only over TLS (see ``tests/integration/tls.py``), one per session."""
+    with start_tls_broker(tmp_path_factory.mktemp("tls")) as broker:
+        yield broker
+
+
+@pytest.fixture
+def deploy_over_tls(
+    endpoints: Endpoints, tls_broker: TlsBroker, tmp_path: Path
+) -> Iterator[Callable[..., Deployment]]:
+    """:func:`deploy` on the TLS-only broker (and the session's Redis)."""
+    yield from _factory(Endpoints(tls_broker.kafka, endpoints.redis_url), tmp_path)

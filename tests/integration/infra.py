@@ -37,6 +37,7 @@ from models.codec import decode_key_model
 from models.keyed import KeyModel
 from models.registry import ModelRegistry
 from models.state_store import PartitionSnapshot
+from streams.kafka_connection import KafkaConnection
 from streams.producer import MessageProducer
 from streams.reader import read_topic
 from streams.topics import TopicNames, ensure_topics_for
@@ -71,7 +72,7 @@ def _containers() -> Iterator[Endpoints]:
     ):
         host = redis_container.get_container_host_ip()
         port = redis_container.get_exposed_port(6379)
-        yield Endpoints(kafka.get_bootstrap_server(), f"redis://{host}:{port}/0")
+        yield Endpoints(KafkaConnection(kafka.get_bootstrap_server()), f"redis://{host}:{port}/0")
 
 
 @dataclass
@@ -88,12 +89,10 @@ class Deployment:
         return TopicNames.from_settings(self.settings)
 
     def create_topics(self) -> None:
-        ensure_topics_for(self.settings, self.endpoints.kafka_bootstrap)
+        ensure_topics_for(self.settings, self.endpoints.kafka)
 
     def producer(self) -> MessageProducer:
-        producer = MessageProducer(
-            self.endpoints.kafka_bootstrap, self.names, contract_spec(self.settings)
-        )
+        producer = MessageProducer(self.endpoints.kafka, self.names, contract_spec(self.settings))
         self.producers.append(producer)
         return producer
 
@@ -123,7 +122,7 @@ class Deployment:
         return worker
 
     def read(self, topic: str) -> list[dict]:
-        return [orjson.loads(r.value) for r in read_topic(self.endpoints.kafka_bootstrap, topic)]
+        return [orjson.loads(r.value) for r in read_topic(self.endpoints.kafka, topic)]
 
     def applied_offsets(self) -> dict[int, int]:
         """Each input partition's applied offset (-1: nothing applied)."""

@@ -101,9 +101,7 @@ def test_bad_outcomes_and_requests_are_dead_lettered_and_the_stream_flows(deploy
     assert deployment.key_models()["global"].updates == len(valid)
     letters = deployment.read(names.outcomes_dead_letter)
     assert len(letters) == len(BAD_OUTCOMES)
-    sources = {
-        r.offset: r.value for r in read_topic(deployment.endpoints.kafka_bootstrap, names.outcomes)
-    }
+    sources = {r.offset: r.value for r in read_topic(deployment.endpoints.kafka, names.outcomes)}
     for letter, (key, value, phrase) in zip(letters, BAD_OUTCOMES, strict=True):
         assert phrase in letter["reason"], (phrase, letter["reason"])
         assert letter["source_topic"] == names.outcomes

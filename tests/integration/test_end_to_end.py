@@ -24,6 +24,23 @@ def test_every_request_gets_exactly_one_signal_with_visible_parts(deploy, tmp_pa
     deployment = deploy(
         model={"key_field": "key"}, online={"min_updates": 20}, processing={"engine": engine}
     )
+    _run_end_to_end(deployment, tmp_path)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_end_to_end_over_tls(deploy_over_tls, tls_broker, tmp_path, engine):
+    """The same run with every Kafka client (worker, producers, readers, admin) on a broker
+    that only speaks TLS, checked against the test CA with hostname verification."""
+    deployment = deploy_over_tls(
+        model={"key_field": "key"}, online={"min_updates": 20}, processing={"engine": engine}
+    )
+    assert deployment.endpoints.kafka.security_protocol == "SSL"
+    before = tls_broker.proxy.connections
+    _run_end_to_end(deployment, tmp_path)
+    assert tls_broker.proxy.connections > before  # the clients really went through TLS
+
+
+def _run_end_to_end(deployment, tmp_path) -> None:
     sim = MarketSimulator(seed=11, keys=KEYS)
     client = redis.Redis.from_url(deployment.endpoints.redis_url)
     version, _ = train_and_store(
@@ -68,7 +85,7 @@ def test_every_request_gets_exactly_one_signal_with_visible_parts(deploy, tmp_pa
     assert all(s["key"] == by_request[s["request_id"]]["key"] for s in signals)
     # Signals are keyed by model key and placed where Kafka's default partitioner puts the key.
     partitions = list(range(deployment.settings.topics.partitions))
-    placed = read_topic(deployment.endpoints.kafka_bootstrap, names.signals)
+    placed = read_topic(deployment.endpoints.kafka, names.signals)
     assert len(placed) == M_REQUESTS
     assert all(r.partition == partition_for(r.key, partitions) for r in placed)
 

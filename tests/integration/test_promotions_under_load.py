@@ -49,7 +49,7 @@ def test_promotions_and_rollbacks_under_load(deploy, tmp_path, engine):
             time.sleep(TICK_S)
         producer.flush()
 
-    publisher = ModelUpdatePublisher(deployment.endpoints.kafka_bootstrap, names.model_updates)
+    publisher = ModelUpdatePublisher(deployment.endpoints.kafka, names.model_updates)
     thread = threading.Thread(target=produce)
     thread.start()
     try:

@@ -46,7 +46,7 @@ def test_a_burst_of_requests_after_a_regime_flip_yields_one_promoted_model(deplo
     try:
         for i in range(5):  # an alert storm: five requests at once
             enqueue_retrain(
-                deployment.endpoints.kafka_bootstrap,
+                deployment.endpoints.kafka,
                 names.retrain_requests,
                 retrain_request("test", f"alert {i}"),
             )
@@ -87,7 +87,7 @@ def test_an_equal_challenger_is_rejected_and_recorded(deploy, tmp_path):
     producer.flush()
     retrainer = Retrainer(
         deployment.settings,
-        Endpoints(deployment.endpoints.kafka_bootstrap, deployment.endpoints.redis_url),
+        Endpoints(deployment.endpoints.kafka, deployment.endpoints.redis_url),
         out=open(tmp_path / "retrainer.log", "w"),  # noqa: SIM115
     )
     request = RetrainRequest("r1", "test", "first", 0, WINDOW, None, False)
@@ -113,7 +113,7 @@ def test_manual_mode_stages_and_the_cli_promotes(deploy, tmp_path):
     producer.flush()
     retrainer = Retrainer(
         deployment.settings,
-        Endpoints(deployment.endpoints.kafka_bootstrap, deployment.endpoints.redis_url),
+        Endpoints(deployment.endpoints.kafka, deployment.endpoints.redis_url),
         out=open(tmp_path / "retrainer.log", "w"),  # noqa: SIM115
     )
     report = retrainer.retrain([RetrainRequest("r", "test", "manual", 0, None, None, False)])

@@ -28,7 +28,7 @@ def _retrainer(deployment, tmp_path, name: str, **env: str) -> subprocess.Popen:
 
 def _request(deployment, reason: str) -> None:
     enqueue_retrain(
-        deployment.endpoints.kafka_bootstrap,
+        deployment.endpoints.kafka,
         deployment.names.retrain_requests,
         retrain_request("test", reason),
     )

@@ -48,7 +48,7 @@ def test_metrics_scrape_and_truthful_health_through_a_redis_outage(endpoints, tm
     chaos_redis.start()
     port = free_port()
     deployment = make_deployment(
-        endpoints.__class__(endpoints.kafka_bootstrap, chaos_redis.url),
+        endpoints.__class__(endpoints.kafka, chaos_redis.url),
         tmp_path / "store",
         processing={"engine": engine},
         web={"enabled": True, "port": port},

@@ -19,7 +19,7 @@ def test_windows_by_count_and_by_days(deploy):
             producer.send_raw(names.outcomes, key, b"not json")  # invalid, among the newest
     producer.send_outcomes(outcomes[6000:])
     producer.flush()
-    bootstrap, spec = deployment.endpoints.kafka_bootstrap, contract_spec(deployment.settings)
+    bootstrap, spec = deployment.endpoints.kafka, contract_spec(deployment.settings)
 
     everything = read_window(bootstrap, names.outcomes, spec)
     assert len(everything) == len(outcomes)
