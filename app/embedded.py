@@ -118,12 +118,13 @@ def _tcp_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _kafka_ready(bootstrap: str) -> bool:
+def kafka_ready(kafka: KafkaConnection) -> bool:
+    """Whether the broker answers a metadata request (over the connection's security)."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+        admin = KafkaAdminClient(**kafka.client_options(), request_timeout_ms=2000)
     except (KafkaError, OSError, ValueError):
         return False
     try:
@@ -223,8 +224,9 @@ class EmbeddedInfrastructure:
                 self._workdir,
             )
             bootstrap = f"127.0.0.1:{port}"
+            plain = KafkaConnection(bootstrap)  # the embedded broker speaks PLAINTEXT
             try:
-                child.start(lambda b=bootstrap, p=port: _tcp_open(p) and _kafka_ready(b))
+                child.start(lambda p=port, k=plain: _tcp_open(p) and kafka_ready(k))
             except EmbeddedStartError:
                 if attempt == attempts - 1:
                     raise

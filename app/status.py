@@ -33,7 +33,7 @@ class DeploymentStatus:
 
 def committed_offsets(kafka: KafkaConnection, group: str, topic: str) -> dict[int, int]:
     """The consumer group's committed offsets of one topic (OffsetFetch, right on tansu too)."""
-    admin = KafkaAdminClient(**kafka.kafka_python(), client_id="streamlearn-status")
+    admin = KafkaAdminClient(**kafka.client_options(), client_id="streamlearn-status")
     try:
         offsets = admin.list_group_offsets(group).get(group, {})
     finally:

@@ -38,7 +38,7 @@ class BrokerProbe:
         """None when the broker answered within the timeout, else why not."""
         try:
             if self._client is None:
-                client = AIOKafkaClient(**self._kafka.aiokafka())
+                client = AIOKafkaClient(**self._kafka.client_options())
                 await asyncio.wait_for(client.bootstrap(), PROBE_TIMEOUT_S)
                 self._client = client
             await asyncio.wait_for(self._client.fetch_all_metadata(), PROBE_TIMEOUT_S)

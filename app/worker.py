@@ -324,17 +324,10 @@ def worker_environment(settings: Settings, endpoints: Endpoints) -> dict[str, st
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     env.pop("REDIS_URL", None)
     data = settings.model_dump(mode="json")
-    kafka = endpoints.kafka  # how these endpoints are reached wins over the settings' security
-    data["kafka"] |= {
-        "security_protocol": kafka.security_protocol,
-        "sasl_mechanism": kafka.sasl_mechanism,
-        "sasl_username": kafka.sasl_username,
-        "sasl_password": kafka.sasl_password,  # model_dump masks it; the child needs it
-        "ssl_cafile": kafka.ssl_cafile,
-        "ssl_certfile": kafka.ssl_certfile,
-        "ssl_keyfile": kafka.ssl_keyfile,
-        "ssl_check_hostname": kafka.ssl_check_hostname,
-    }
+    # How these endpoints are reached wins over the settings' security; this also carries the
+    # SASL password, which model_dump masks.
+    kafka = endpoints.kafka
+    data["kafka"] |= {name: getattr(kafka, name) for name in kafka.security_fields()}
     for group, values in data.items():
         for name, value in values.items():
             if value is None:

@@ -118,14 +118,14 @@ async def run_aiokafka_scorer() -> None:
     models: dict[str, compose.Pipeline] = {}
     consumer = AIOKafkaConsumer(
         settings.topics.requests,
-        **kafka.aiokafka(),
+        **kafka.client_options(),
         group_id=f"{settings.kafka.consumer_group}-aiokafka",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=1000,
         fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
     )
-    producer = AIOKafkaProducer(**kafka.aiokafka(), linger_ms=1)
+    producer = AIOKafkaProducer(**kafka.client_options(), linger_ms=1)
     await consumer.start()
     await producer.start()
     # The same start-up heap freeze as the worker (app/heap.py), so full garbage collections

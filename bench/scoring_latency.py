@@ -99,10 +99,10 @@ class LoadGenerator:
     async def _start(self) -> None:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-        self._producer = AIOKafkaProducer(**self._kafka.aiokafka(), linger_ms=1)
+        self._producer = AIOKafkaProducer(**self._kafka.client_options(), linger_ms=1)
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
-            **self._kafka.aiokafka(),
+            **self._kafka.client_options(),
             enable_auto_commit=False,
             group_id=None,
             auto_offset_reset="latest",

@@ -166,7 +166,7 @@ class AiokafkaEngine:
         kafka = self._settings.kafka
         processing = self._settings.processing
         self._producer = AIOKafkaProducer(
-            **self._kafka.aiokafka(),
+            **self._kafka.client_options(),
             linger_ms=1,
             acks="all",
             max_request_size=self._settings.limits.max_message_bytes + 4096,
@@ -184,7 +184,7 @@ class AiokafkaEngine:
         from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
         self._consumer = AIOKafkaConsumer(
-            **self._kafka.aiokafka(),
+            **self._kafka.client_options(),
             group_id=kafka.consumer_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -2,22 +2,27 @@
 
 Three client libraries talk to Kafka here -- aiokafka (the engine, the model-updates
 listener, the web views), kafka-python (producers, readers, admin) and Faust (the agents
-engine) -- and each spells TLS and SASL its own way. :class:`KafkaConnection` holds the
-settings once and renders them for each library; no client is built from a bare bootstrap
-string. The password is kept out of ``repr`` (and so out of logs and tracebacks).
+engine). The first two take the same keyword arguments, Faust a credentials object.
+:class:`KafkaConnection` holds the settings once and renders them for both forms; no client is
+built from a bare bootstrap string. The password is kept out of ``repr`` (and so out of logs
+and tracebacks).
 """
 
 from __future__ import annotations
 
+import functools
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
+
+from pydantic import SecretStr
 
 from config.settings import KafkaSettings
 
-PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+#: What the settings accept (a connection built directly is held to the same lists).
+PROTOCOLS = get_args(KafkaSettings.model_fields["security_protocol"].annotation)
+MECHANISMS = get_args(KafkaSettings.model_fields["sasl_mechanism"].annotation)
 
 
 @dataclass(frozen=True)
@@ -46,18 +51,15 @@ class KafkaConnection:
     def from_settings(cls, kafka: KafkaSettings, bootstrap_servers: str) -> KafkaConnection:
         """The connection the settings describe, to ``bootstrap_servers`` (the configured
         cluster, or the embedded broker when none is configured)."""
-        password = kafka.sasl_password
-        return cls(
-            bootstrap_servers=bootstrap_servers,
-            security_protocol=kafka.security_protocol,
-            sasl_mechanism=kafka.sasl_mechanism,
-            sasl_username=kafka.sasl_username,
-            sasl_password=None if password is None else password.get_secret_value(),
-            ssl_cafile=kafka.ssl_cafile,
-            ssl_certfile=kafka.ssl_certfile,
-            ssl_keyfile=kafka.ssl_keyfile,
-            ssl_check_hostname=kafka.ssl_check_hostname,
-        )
+        values = {name: getattr(kafka, name) for name in cls.security_fields()}
+        if isinstance(values["sasl_password"], SecretStr):
+            values["sasl_password"] = values["sasl_password"].get_secret_value()
+        return cls(bootstrap_servers=bootstrap_servers, **values)
+
+    @classmethod
+    def security_fields(cls) -> tuple[str, ...]:
+        """The fields besides the address; each has the same name in :class:`KafkaSettings`."""
+        return tuple(f.name for f in fields(cls) if f.name != "bootstrap_servers")
 
     @property
     def tls(self) -> bool:
@@ -69,8 +71,13 @@ class KafkaConnection:
         """Whether clients authenticate with SASL."""
         return self.security_protocol.startswith("SASL_")
 
+    @functools.cached_property
     def ssl_context(self) -> ssl.SSLContext | None:
-        """The client TLS context (system CAs unless ``ssl_cafile``), or None without TLS."""
+        """The client TLS context (system CAs unless ``ssl_cafile``), or None without TLS.
+
+        Built once per connection (it reads the CA and certificate files) and shared by every
+        client made from it, as an ``SSLContext`` may be.
+        """
         if not self.tls:
             return None
         context = ssl.create_default_context(
@@ -83,29 +90,16 @@ class KafkaConnection:
             )
         return context
 
-    def aiokafka(self) -> dict[str, Any]:
-        """Keyword arguments for aiokafka's producer, consumer, client and admin client."""
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for every aiokafka and kafka-python client (producer, consumer,
+        client, admin): both libraries take these names, and both take the TLS settings
+        (hostname check included) from ``ssl_context``."""
         options: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap_servers,
             "security_protocol": self.security_protocol,
         }
         if self.tls:
-            options["ssl_context"] = self.ssl_context()
-        if self.sasl:
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_plain_username"] = self.sasl_username
-            options["sasl_plain_password"] = self.sasl_password
-        return options
-
-    def kafka_python(self) -> dict[str, Any]:
-        """Keyword arguments for kafka-python's producer, consumer and admin client."""
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "security_protocol": self.security_protocol,
-        }
-        if self.tls:
-            options["ssl_context"] = self.ssl_context()
-            options["ssl_check_hostname"] = self.ssl_check_hostname
+            options["ssl_context"] = self.ssl_context
         if self.sasl:
             options["sasl_mechanism"] = self.sasl_mechanism
             options["sasl_plain_username"] = self.sasl_username
@@ -124,8 +118,8 @@ class KafkaConnection:
                 username=self.sasl_username,
                 password=self.sasl_password,
                 mechanism=self.sasl_mechanism,
-                ssl_context=self.ssl_context(),
+                ssl_context=self.ssl_context,
             )
         elif self.tls:
-            options["broker_credentials"] = faust.SSLCredentials(self.ssl_context())
+            options["broker_credentials"] = faust.SSLCredentials(self.ssl_context)
         return options

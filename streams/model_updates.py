@@ -52,7 +52,7 @@ class ModelUpdatePublisher:
 
     def __init__(self, kafka: KafkaConnection, topic: str) -> None:
         self._topic = topic
-        self._producer = KafkaProducer(**kafka.kafka_python(), acks="all")
+        self._producer = KafkaProducer(**kafka.client_options(), acks="all")
 
     def publish(self, message: dict[str, Any]) -> None:
         """Send one message and block until it is stored."""
@@ -73,7 +73,7 @@ async def follow_model_updates(
     message only causes a harmless re-check.
     """
     consumer = AIOKafkaConsumer(
-        **kafka.aiokafka(),
+        **kafka.client_options(),
         enable_auto_commit=False,
         auto_offset_reset="latest",
         group_id=None,

@@ -17,7 +17,7 @@ class MessageProducer:
 
     def __init__(self, kafka: KafkaConnection, topics: TopicNames, spec: ContractSpec) -> None:
         self._producer = KafkaProducer(
-            **kafka.kafka_python(),
+            **kafka.client_options(),
             linger_ms=5,
             batch_size=256 * 1024,
             acks="all",

@@ -35,7 +35,7 @@ class TopicReader:
 
     def _new_consumer(self) -> KafkaConsumer:
         return KafkaConsumer(
-            **self._kafka.kafka_python(),
+            **self._kafka.client_options(),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             group_id=None,

@@ -42,7 +42,7 @@ def retrain_request(
 
 def enqueue_retrain(kafka: KafkaConnection, topic: str, message: dict[str, Any]) -> None:
     """Publish a retrain request and wait until the broker has stored it."""
-    producer = KafkaProducer(**kafka.kafka_python(), acks="all")
+    producer = KafkaProducer(**kafka.client_options(), acks="all")
     try:
         producer.send(topic, value=orjson.dumps(message)).get(timeout=30)
     finally:
@@ -77,7 +77,7 @@ class RetrainRequestQueue:
         self._topic = topic
         self._dead_letter_topic = dead_letter_topic
         self._reader = TopicReader(kafka, topic)
-        self._producer = KafkaProducer(**kafka.kafka_python(), acks="all")
+        self._producer = KafkaProducer(**kafka.client_options(), acks="all")
         self._reader.seek({0: self.committed()})
 
     def committed(self) -> int:

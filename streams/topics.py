@@ -78,7 +78,7 @@ def ensure_topics(
     kafka: KafkaConnection, names: TopicNames, partitions: int, replication_factor: int
 ) -> None:
     """Create missing topics; refuse inputs whose partition counts break co-partitioning."""
-    admin = KafkaAdminClient(**kafka.kafka_python(), client_id="streamlearn-admin")
+    admin = KafkaAdminClient(**kafka.client_options(), client_id="streamlearn-admin")
     try:
         existing = set(admin.list_topics())
         wanted = [(name, partitions) for name in names.data()]

@@ -197,7 +197,7 @@ class SenderBackend:
             return name
         from kafka.admin import KafkaAdminClient, NewTopic
 
-        admin = KafkaAdminClient(**self.kafka.kafka_python(), client_id="contract")
+        admin = KafkaAdminClient(**self.kafka.client_options(), client_id="contract")
         try:
             admin.create_topics([NewTopic(name, partitions, 1)])
         finally:
@@ -213,7 +213,7 @@ class SenderBackend:
 
             from streams.aiokafka_engine import AiokafkaSender
 
-            producer = AIOKafkaProducer(**self.kafka.aiokafka(), acks="all", linger_ms=1)
+            producer = AIOKafkaProducer(**self.kafka.client_options(), acks="all", linger_ms=1)
             await producer.start()
             self._closers.append(producer.stop)
             return AiokafkaSender(producer)

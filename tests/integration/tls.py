@@ -24,7 +24,7 @@ from pathlib import Path
 
 import trustme
 
-from app.embedded import ChildProcess, free_port, tansu_binary
+from app.embedded import ChildProcess, free_port, kafka_ready, tansu_binary
 from streams.kafka_connection import KafkaConnection
 
 
@@ -120,25 +120,8 @@ def tls_broker(workdir: Path) -> Iterator[TlsBroker]:
     )
     kafka = KafkaConnection(f"127.0.0.1:{proxy.port}", "SSL", ssl_cafile=cafile)
     try:
-        broker.start(lambda: _answers(kafka))
+        broker.start(lambda: kafka_ready(kafka))
         yield TlsBroker(kafka, proxy)
     finally:
         broker.stop()
         proxy.stop()
-
-
-def _answers(kafka: KafkaConnection) -> bool:
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    try:
-        admin = KafkaAdminClient(**kafka.kafka_python(), request_timeout_ms=2000)
-    except (KafkaError, OSError, ValueError):
-        return False
-    try:
-        admin.list_topics()
-        return True
-    except (KafkaError, OSError):
-        return False
-    finally:
-        admin.close()

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.net.transport import KafkaSSLTransport
 
 from config import load_settings
 from streams.kafka_connection import KafkaConnection
@@ -55,14 +56,20 @@ def _connections(pki) -> dict[str, KafkaConnection]:
     }
 
 
-CASES = ["PLAINTEXT", "SSL", "SSL+mTLS", "SASL_PLAINTEXT/PLAIN", "SASL_SSL/SCRAM-SHA-256"]
-CASES.append("SASL_SSL/SCRAM-SHA-512")
+CASES = [
+    "PLAINTEXT",
+    "SSL",
+    "SSL+mTLS",
+    "SASL_PLAINTEXT/PLAIN",
+    "SASL_SSL/SCRAM-SHA-256",
+    "SASL_SSL/SCRAM-SHA-512",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_aiokafka_clients_are_configured_as_the_connection_says(pki, case):
     connection = _connections(pki)[case]
-    options = connection.aiokafka()
+    options = connection.client_options()
 
     async def build() -> None:
         for client_type in (AIOKafkaProducer, AIOKafkaConsumer, AIOKafkaAdminClient):
@@ -87,11 +94,14 @@ def test_aiokafka_clients_are_configured_as_the_connection_says(pki, case):
 @pytest.mark.parametrize("case", CASES)
 def test_kafka_python_clients_take_every_option(pki, case):
     connection = _connections(pki)[case]
-    options = connection.kafka_python()
+    options = connection.client_options()
     for client_type in (KafkaProducer, KafkaConsumer, KafkaAdminClient):
         assert set(options) <= set(client_type.DEFAULT_CONFIG), client_type
     assert options["security_protocol"] == connection.security_protocol
     assert ("ssl_context" in options) == connection.tls
+    if connection.tls:  # kafka-python uses the given context as is (hostname check included)
+        config = {**KafkaSSLTransport.DEFAULT_CONFIG, "ssl_context": options["ssl_context"]}
+        assert KafkaSSLTransport._build_ssl_context(config) is connection.ssl_context
     if connection.sasl:
         assert options["sasl_mechanism"] == connection.sasl_mechanism
         assert (options["sasl_plain_username"], options["sasl_plain_password"]) == (
@@ -118,13 +128,14 @@ def test_the_faust_app_connects_the_same_way(pki, case):
 
 def test_tls_context_checks_the_broker_against_the_ca_and_presents_the_client_certificate(pki):
     connections = _connections(pki)
-    context = connections["SSL+mTLS"].ssl_context()
+    context = connections["SSL+mTLS"].ssl_context
     assert context is not None
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert context.get_ca_certs()  # the CA file was loaded
     relaxed = KafkaConnection(BOOTSTRAP, "SSL", ssl_cafile=pki / "ca.pem", ssl_check_hostname=False)
-    assert relaxed.ssl_context().check_hostname is False  # type: ignore[union-attr]
-    assert connections["PLAINTEXT"].ssl_context() is None
+    assert relaxed.ssl_context.check_hostname is False  # type: ignore[union-attr]
+    assert connections["PLAINTEXT"].ssl_context is None
+    assert connections["SSL"].ssl_context is connections["SSL"].ssl_context  # files read once
 
 
 def test_settings_map_to_the_connection_and_the_password_stays_out_of_repr(pki):
@@ -157,3 +168,13 @@ def test_settings_map_to_the_connection_and_the_password_stays_out_of_repr(pki):
 def test_incomplete_or_unknown_security_is_refused(arguments, problem):
     with pytest.raises(ValueError, match=problem):
         KafkaConnection(BOOTSTRAP, **arguments)
+
+
+def test_a_child_worker_gets_the_whole_connection_through_its_environment(pki):
+    from app.embedded import Endpoints
+    from app.worker import worker_environment
+
+    connection = _connections(pki)["SASL_SSL/SCRAM-SHA-256"]
+    env = worker_environment(load_settings(environ={}), Endpoints(connection, "redis://r:6379/0"))
+    child = load_settings(environ=env)
+    assert KafkaConnection.from_settings(child.kafka, env["KAFKA_BOOTSTRAP_SERVERS"]) == connection
