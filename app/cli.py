@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
-from app.logs import configure_logging
+from app.logs import Redactor, configure_logging
 from config import Settings, SettingsError, load_settings
 
 log = logging.getLogger("streamlearn")
@@ -193,11 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminated)
     args = _parser().parse_args(argv)
+    redact = Redactor()  # masks passwords in URLs until the settings name the secrets
     try:
         settings = load_settings(args.config)
         if args.log_level:
             settings = settings.with_overrides(log={"level": args.log_level})
-        configure_logging(settings.log.level)
+        redact = Redactor(settings.secrets())
+        configure_logging(settings.log.level, settings.secrets())
         handler = _COMMANDS[args.command]
         return handler(settings, args) or 0
     except KeyboardInterrupt:
@@ -207,12 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("streamlearn: stopped", file=sys.stderr)
         return 0
     except SettingsError as exc:
-        print(f"streamlearn: error: {exc}", file=sys.stderr)
+        print(f"streamlearn: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # one line for the user; the traceback only at DEBUG
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             log.exception("command failed")
-        print(f"streamlearn: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"streamlearn: error: {redact(_one_line(exc))}", file=sys.stderr)
         return EXIT_FAILURE
 
 
@@ -287,7 +289,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         if not (settings.kafka.bootstrap_servers and settings.redis.url):
             log.warning(
                 "using embedded infrastructure",
-                extra={"kafka": endpoints.kafka_bootstrap, "redis": endpoints.redis_url},
+                extra={"kafka": endpoints.kafka_bootstrap, "redis": endpoints.redis.display},
             )
         run_worker(settings, endpoints)
     return 0

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from app.redis_connection import RedisConnection
 from config import Settings
 from models.adapters.memory_coordination import MemoryRetrainGuard
 from models.adapters.memory_pointer import MemoryPointer
@@ -90,13 +91,12 @@ def model_configs(settings: Settings) -> ModelConfigs:
     return ModelConfigs(online_config(settings), drift_config(settings), contract_spec(settings))
 
 
-def redis_client(settings: Settings, url: str) -> aioredis.Redis:
+def redis_client(settings: Settings, redis_connection: RedisConnection) -> aioredis.Redis:
     """An asyncio Redis client that fails fast: a paused or dead Redis is an error within
     ``redis.timeout_s`` (redis-py's default waits forever), which the callers turn into "pause
     learning, keep scoring, retry with backoff" instead of a hung event loop."""
     timeout = settings.redis.timeout_s
-    return aioredis.Redis.from_url(
-        url,
+    return redis_connection.async_client(
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 1),
@@ -104,9 +104,9 @@ def redis_client(settings: Settings, url: str) -> aioredis.Redis:
     )
 
 
-def redis_ports(settings: Settings, redis_url: str) -> Ports:
+def redis_ports(settings: Settings, redis_connection: RedisConnection) -> Ports:
     """A worker's ports on Redis (one connection pool) and the model store on disk."""
-    client = redis_client(settings, redis_url)
+    client = redis_client(settings, redis_connection)
     keys = RedisKeys(settings.redis.namespace)
     return Ports(
         state_store=RedisStateStore(client, keys, TopicNames.from_settings(settings).outcomes),
@@ -129,13 +129,17 @@ def memory_ports(settings: Settings) -> Ports:
 
 def build_engine(
     settings: Settings,
-    redis_url: str,
+    redis_connection: RedisConnection,
     is_assigned: Callable[[int], bool],
     clock: Callable[[], int] = now_ms,
 ) -> Engine:
     """A worker's engine on Redis; no connection is opened until it is used."""
     return Engine.assemble(
-        settings, model_configs(settings), redis_ports(settings, redis_url), is_assigned, clock
+        settings,
+        model_configs(settings),
+        redis_ports(settings, redis_connection),
+        is_assigned,
+        clock,
     )
 
 
@@ -152,18 +156,18 @@ def registry_on(settings: Settings, client: redis.Redis) -> ModelRegistry:
 
 
 @contextmanager
-def registry(settings: Settings, redis_url: str) -> Iterator[ModelRegistry]:
+def registry(settings: Settings, redis_connection: RedisConnection) -> Iterator[ModelRegistry]:
     """The model registry on its own connection, closed on exit (for CLI commands)."""
-    client = redis.Redis.from_url(redis_url)
+    client = redis_connection.client()
     try:
         yield registry_on(settings, client)
     finally:
         client.close()
 
 
-def active_version(settings: Settings, redis_url: str) -> str | None:
+def active_version(settings: Settings, redis_connection: RedisConnection) -> str | None:
     """The registry's active version, read once (blocking; for start-up)."""
-    with registry(settings, redis_url) as models:
+    with registry(settings, redis_connection) as models:
         return models.active()
 
 
@@ -180,18 +184,20 @@ class RetrainerPorts:
         self.client.close()
 
 
-def retrainer_ports(settings: Settings, redis_url: str) -> RetrainerPorts:
+def retrainer_ports(settings: Settings, redis_connection: RedisConnection) -> RetrainerPorts:
     """A retrainer's ports on Redis (one connection)."""
-    client = redis.Redis.from_url(redis_url)
+    client = redis_connection.client()
     keys = RedisKeys(settings.redis.namespace)
     return RetrainerPorts(registry_on(settings, client), RedisRetrainerState(client, keys), client)
 
 
 @asynccontextmanager
-async def stored_state(settings: Settings, redis_url: str) -> AsyncIterator[StateStore]:
+async def stored_state(
+    settings: Settings, redis_connection: RedisConnection
+) -> AsyncIterator[StateStore]:
     """The learner's state store on its own fail-fast connection, for reading (status, drift
     report, progress probes)."""
-    client = redis_client(settings, redis_url)
+    client = redis_client(settings, redis_connection)
     try:
         yield RedisStateStore(
             client, RedisKeys(settings.redis.namespace), TopicNames.from_settings(settings).outcomes
@@ -200,11 +206,11 @@ async def stored_state(settings: Settings, redis_url: str) -> AsyncIterator[Stat
         await client.aclose()
 
 
-def claimed_partitions(settings: Settings, redis_url: str) -> list[int]:
+def claimed_partitions(settings: Settings, redis_connection: RedisConnection) -> list[int]:
     """Input partitions some worker has claimed in the state store (blocking)."""
 
     async def read() -> list[int]:
-        async with stored_state(settings, redis_url) as store:
+        async with stored_state(settings, redis_connection) as store:
             return await store.partitions()
 
     return asyncio.run(read())
@@ -214,3 +220,9 @@ def kafka_connection(settings: Settings) -> KafkaConnection | None:
     """The configured cluster with its security settings; None when no broker is configured."""
     bootstrap = settings.kafka.bootstrap_servers
     return None if not bootstrap else KafkaConnection.from_settings(settings.kafka, bootstrap)
+
+
+def redis_connection(settings: Settings) -> RedisConnection | None:
+    """The configured Redis with its credentials and TLS; None when no Redis is configured."""
+    url = settings.redis.url
+    return None if not url else RedisConnection.from_settings(settings.redis, url)

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-import redis
 
 from app.composition import active_version, claimed_partitions, contract_spec
 from app.embedded import Endpoints, free_port, infrastructure
@@ -137,12 +136,12 @@ class DemoRun:
 
     def snapshot(self) -> Totals:
         """Current cumulative metrics of the worker, from Redis."""
-        return Totals.of(read_status(self.settings, self.endpoints.kafka, self.endpoints.redis_url))
+        return Totals.of(read_status(self.settings, self.endpoints.kafka, self.endpoints.redis))
 
     def train_initial_model(self) -> str:
         """Train on ``history`` outcomes of the first regime and activate the model."""
         frame = self.sim.frame(self.options.history)
-        client = redis.Redis.from_url(self.endpoints.redis_url)
+        client = self.endpoints.redis.client()
         try:
             version, metadata = train_and_store(
                 self.settings, frame, "simulator", client, reason="demo initial", verbose=False
@@ -160,7 +159,7 @@ class DemoRun:
     def wait_until_ready(self, worker: subprocess.Popen[bytes], timeout_s: float = 90.0) -> None:
         """Wait until the worker has claimed every input partition."""
         deadline = time.monotonic() + timeout_s
-        while len(claimed_partitions(self.settings, self.endpoints.redis_url)) < (
+        while len(claimed_partitions(self.settings, self.endpoints.redis)) < (
             self.settings.topics.partitions
         ):
             if worker.poll() is not None:
@@ -225,7 +224,7 @@ class DemoRun:
 
     def active_version(self) -> str | None:
         """The registry's active batch version."""
-        return active_version(self.settings, self.endpoints.redis_url)
+        return active_version(self.settings, self.endpoints.redis)
 
     def show_alerts(self) -> None:
         """Print drift alerts and recoveries as the worker publishes them."""
@@ -360,7 +359,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         tempfile.TemporaryDirectory(prefix="streamlearn-demo-") as workdir,
         infrastructure(settings) as endpoints,
     ):
-        print(f"broker {endpoints.kafka_bootstrap}, redis {endpoints.redis_url}")
+        print(f"broker {endpoints.kafka_bootstrap}, redis {endpoints.redis.display}")
         web_port = free_port()
         run_settings = demo_settings(settings, Path(workdir) / "models", run_id, web_port)
         run = DemoRun(run_settings, endpoints, options)

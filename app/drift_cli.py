@@ -8,7 +8,14 @@ from typing import Any
 
 import orjson
 
-from app.composition import drift_config, kafka_connection, model_store, online_config
+from app.composition import (
+    drift_config,
+    kafka_connection,
+    model_store,
+    online_config,
+    redis_connection,
+)
+from app.redis_connection import RedisConnection
 from app.status import learner_state
 from config import Settings
 from models.codec import decode_key_model
@@ -64,11 +71,11 @@ def _show(value: bytes, as_json: bool) -> None:
         print(f"(unreadable alert) {value[:200]!r}", flush=True)
 
 
-def _monitors(settings: Settings) -> dict[str, DriftMonitor]:
+def _monitors(settings: Settings, redis: RedisConnection) -> dict[str, DriftMonitor]:
     drift = drift_config(settings)
     if drift is None:
         raise DriftCommandError("drift detection is off (drift.enabled = false)")
-    snapshots = asyncio.run(learner_state(settings, settings.redis.url))
+    snapshots = asyncio.run(learner_state(settings, redis))
     store = model_store(settings)
     references: dict[str, ModelReference | None] = {}
     found: dict[str, DriftMonitor] = {}
@@ -128,9 +135,10 @@ def drift_report(monitor: DriftMonitor) -> dict[str, Any]:
 
 def report(settings: Settings, as_json: bool, last_alerts: int = 5) -> int:
     """The ``drift report`` command."""
-    if not settings.redis.url:
+    redis = redis_connection(settings)
+    if redis is None:
         raise DriftCommandError("drift state is in Redis: set REDIS_URL")
-    reports = {key: drift_report(m) for key, m in sorted(_monitors(settings).items())}
+    reports = {key: drift_report(m) for key, m in sorted(_monitors(settings, redis).items())}
     recent: dict[str, list[dict]] = {}
     kafka = kafka_connection(settings)
     if kafka is not None:

@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.redis_connection import RedisConnection
 from config import Settings
-from config.settings import KafkaSettings
+from config.settings import KafkaSettings, RedisSettings
 from streams.kafka_connection import KafkaConnection
 
 log = logging.getLogger(__name__)
@@ -161,34 +162,54 @@ def redis_server_binary() -> str:
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where the broker and Redis are, embedded or not, and how to connect to the broker."""
+    """Where the broker and Redis are, embedded or not, and how to connect to each."""
 
     kafka: KafkaConnection
-    redis_url: str
+    redis: RedisConnection
 
     @property
     def kafka_bootstrap(self) -> str:
         """The broker's host:port list (no credentials: safe to log)."""
         return self.kafka.bootstrap_servers
 
+    def secrets(self) -> tuple[str, ...]:
+        """The passwords these connections carry (for log redaction)."""
+        values = (self.kafka.sasl_password, self.redis.password, self.redis.url_password)
+        return tuple(value for value in values if value)
+
 
 class EmbeddedInfrastructure:
     """Starts what is not configured (broker, Redis, or both) and stops it again.
 
     >>> # with EmbeddedInfrastructure(kafka=None, redis_url=None) as endpoints: ...
+
+    ``kafka_security`` and ``redis_security`` say how to reach the given services; the
+    embedded ones have neither TLS nor passwords, so security settings without an address
+    are refused rather than silently dropped.
     """
 
     def __init__(
-        self, kafka: str | None, redis_url: str | None, security: KafkaSettings | None = None
+        self,
+        kafka: str | None,
+        redis_url: str | None,
+        kafka_security: KafkaSettings | None = None,
+        redis_security: RedisSettings | None = None,
     ) -> None:
-        if kafka is None and security is not None and security.security_protocol != "PLAINTEXT":
+        kafka_security = kafka_security or KafkaSettings()
+        redis_security = redis_security or RedisSettings()
+        if kafka is None and kafka_security.security_protocol != "PLAINTEXT":
             raise EmbeddedStartError(
-                f"kafka.security_protocol={security.security_protocol} needs "
+                f"kafka.security_protocol={kafka_security.security_protocol} needs "
                 "kafka.bootstrap_servers: the embedded broker speaks PLAINTEXT only"
+            )
+        if redis_url is None and redis_security.secured:
+            raise EmbeddedStartError(
+                "redis credentials / TLS files need redis.url: the embedded Redis has neither"
             )
         self._given_kafka = kafka
         self._given_redis = redis_url
-        self._security = security or KafkaSettings()
+        self._kafka_security = kafka_security
+        self._redis_security = redis_security
         self._workdir = Path(tempfile.mkdtemp(prefix="streamlearn-embedded-"))
         self._children: list[ChildProcess] = []
         self.endpoints: Endpoints | None = None
@@ -201,8 +222,10 @@ class EmbeddedInfrastructure:
         except BaseException:
             self.stop()
             raise
-        connection = KafkaConnection.from_settings(self._security, kafka)
-        self.endpoints = Endpoints(kafka=connection, redis_url=redis_url)
+        self.endpoints = Endpoints(
+            kafka=KafkaConnection.from_settings(self._kafka_security, kafka),
+            redis=RedisConnection.from_settings(self._redis_security, redis_url),
+        )
         return self.endpoints
 
     def _start_kafka(self, attempts: int = 3) -> str:
@@ -291,7 +314,7 @@ def infrastructure(settings: Settings) -> Iterator[Endpoints]:
     """The configured broker and Redis, the embedded ones for what is not configured
     (:class:`EmbeddedInfrastructure` as a context manager); SIGTERM also stops it cleanly."""
     infra = EmbeddedInfrastructure(
-        settings.kafka.bootstrap_servers, settings.redis.url, settings.kafka
+        settings.kafka.bootstrap_servers, settings.redis.url, settings.kafka, settings.redis
     )
     previous = signal.getsignal(signal.SIGTERM)
 

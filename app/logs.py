@@ -1,9 +1,16 @@
-"""Structured logs: one JSON object per line on stderr, quiet (WARNING) by default."""
+"""Structured logs: one JSON object per line on stderr, quiet (WARNING) by default.
+
+Every line passes through a :class:`Redactor` holding the deployment's secrets (passwords from
+the settings, also ones inside URLs), so no log line -- a message, an ``extra`` field, a
+library's exception text or a traceback -- shows a secret, at any level.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -12,8 +19,36 @@ import orjson
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
+class Redactor:
+    """Masks secrets in text: each given value (also as JSON escapes it) and the password of
+    any ``scheme://user:password@host`` URL, known or not."""
+
+    _URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@")
+    MASK = "***"
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        forms = {form for secret in secrets if secret for form in _forms(secret)}
+        self._secrets = sorted(forms, key=len, reverse=True)  # longest first: no partial leak
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every secret masked."""
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, self.MASK)
+        return self._URL_PASSWORD.sub(rf"\g<1>{self.MASK}@", text)
+
+
+def _forms(secret: str) -> set[str]:
+    """The secret as written, and as a JSON string and a Python repr would escape it."""
+    return {secret, orjson.dumps(secret).decode()[1:-1], repr(secret)[1:-1]}
+
+
 class JsonFormatter(logging.Formatter):
-    """Formats a record as ``{"ts", "level", "logger", "msg", ...extra}``."""
+    """Formats a record as ``{"ts", "level", "logger", "msg", ...extra}``, secrets masked."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self._redact = redactor or Redactor()
 
     def format(self, record: logging.LogRecord) -> str:
         """One JSON line per record, with ``extra=`` fields and any exception text."""
@@ -29,15 +64,17 @@ class JsonFormatter(logging.Formatter):
                 doc[name] = value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        line = orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        return self._redact(line)
 
 
-def logging_config(level: str) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` mapping: JSON lines on stderr at ``level``."""
+def logging_config(level: str, secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` mapping: JSON lines on stderr at ``level``, with
+    ``secrets`` masked."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": JsonFormatter}},
+        "formatters": {"json": {"()": JsonFormatter, "redactor": Redactor(secrets)}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
@@ -54,8 +91,8 @@ def logging_config(level: str) -> dict[str, Any]:
     }
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     """Apply :func:`logging_config` to this process."""
     import logging.config
 
-    logging.config.dictConfig(logging_config(level))
+    logging.config.dictConfig(logging_config(level, secrets))

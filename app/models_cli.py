@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from app.composition import kafka_connection
+from app.composition import kafka_connection, redis_connection
 from app.composition import registry as open_registry
 from config import Settings
 from models.registry import ModelRegistry, RegistryState
@@ -30,9 +30,10 @@ def _operator() -> str:
 
 @contextmanager
 def _registry(settings: Settings) -> Iterator[ModelRegistry]:
-    if not settings.redis.url:
+    redis = redis_connection(settings)
+    if redis is None:
         raise RegistryCommandError("the registry lives in Redis: set REDIS_URL")
-    with open_registry(settings, settings.redis.url) as models:
+    with open_registry(settings, redis) as models:
         yield models
 
 

@@ -67,7 +67,7 @@ class Retrainer:
         self.settings = settings
         self.endpoints = endpoints
         self._out = out
-        self.ports = ports or retrainer_ports(settings, endpoints.redis_url)
+        self.ports = ports or retrainer_ports(settings, endpoints.redis)
         self.registry = self.ports.registry
         self.store = self.registry.store
         self.state = self.ports.state

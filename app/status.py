@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 from kafka import KafkaAdminClient
 
-from app.composition import active_version, kafka_connection, stored_state
+from app.composition import active_version, kafka_connection, redis_connection, stored_state
+from app.redis_connection import RedisConnection
 from config import Settings
 from models.codec import summary_of
 from models.state_store import PartitionSnapshot
@@ -41,16 +42,18 @@ def committed_offsets(kafka: KafkaConnection, group: str, topic: str) -> dict[in
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
-async def learner_state(settings: Settings, redis_url: str) -> dict[int, PartitionSnapshot]:
+async def learner_state(settings: Settings, redis: RedisConnection) -> dict[int, PartitionSnapshot]:
     """Every stored partition of the learner's state, read without claiming it."""
-    async with stored_state(settings, redis_url) as store:
+    async with stored_state(settings, redis) as store:
         return {p: await store.read(p) for p in await store.partitions()}
 
 
-def read_status(settings: Settings, kafka: KafkaConnection, redis_url: str) -> DeploymentStatus:
+def read_status(
+    settings: Settings, kafka: KafkaConnection, redis: RedisConnection
+) -> DeploymentStatus:
     """Active version, per-partition applied offset / end / lag, and per-key summaries."""
-    active = active_version(settings, redis_url)
-    snapshots = asyncio.run(learner_state(settings, redis_url))
+    active = active_version(settings, redis)
+    snapshots = asyncio.run(learner_state(settings, redis))
     with TopicReader(kafka, settings.topics.outcomes) as reader:
         ends = reader.high_watermarks()
     with TopicReader(kafka, settings.topics.requests) as reader:
@@ -110,12 +113,12 @@ def _pct(value: float | None) -> str:
 
 def run_status(settings: Settings, as_json: bool) -> int:
     """The ``status`` command."""
-    kafka, redis_url = kafka_connection(settings), settings.redis.url
-    if kafka is None or not redis_url:
+    kafka, redis = kafka_connection(settings), redis_connection(settings)
+    if kafka is None or redis is None:
         raise StatusError(
             "status inspects a running deployment: set KAFKA_BOOTSTRAP_SERVERS and REDIS_URL"
         )
-    status = read_status(settings, kafka, redis_url)
+    status = read_status(settings, kafka, redis)
     if as_json:
         print(
             orjson.dumps(

@@ -13,6 +13,7 @@ from app.composition import (
     contract_spec,
     kafka_connection,
     model_store,
+    redis_connection,
     registry_on,
     train_config,
 )
@@ -83,7 +84,8 @@ def train_and_store(
 
 def run_train(settings: Settings, options: TrainOptions) -> int:
     """The ``train`` command."""
-    if options.activate and not settings.redis.url:
+    connection = redis_connection(settings)
+    if options.activate and connection is None:
         raise TrainingDataError("activating a model needs REDIS_URL (or pass --no-activate)")
     if options.from_file:
         frame, source = load_outcomes_file(options.from_file), f"file:{options.from_file}"
@@ -92,7 +94,7 @@ def run_train(settings: Settings, options: TrainOptions) -> int:
         source = f"topic:{settings.topics.outcomes}"
     if options.max_rows:
         frame = frame.sort_values("ts", kind="stable").tail(options.max_rows)
-    client = redis.Redis.from_url(settings.redis.url) if options.activate else None
+    client = connection.client() if options.activate and connection is not None else None
     version, metadata = train_and_store(settings, frame, source, client)
     metrics = metadata["validation_metrics"]
     state = "active" if options.activate else "stored (not active)"

@@ -58,7 +58,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
         web_bind=settings.web.host,
         web_host=settings.web.host,
         web_port=settings.web.port,
-        logging_config=logging_config(settings.log.level),
+        logging_config=_logging(settings, endpoints),
     )
     outbox_topics = {ALERTS: names.drift_alerts, RETRAIN: names.retrain_requests}
     if aiokafka_mode:
@@ -115,7 +115,7 @@ def _wire_agents(
             return False
         return any(tp.topic == names.outcomes and tp.partition == partition for tp in assignment)
 
-    engine = build_engine(settings, endpoints.redis_url, is_assigned)
+    engine = build_engine(settings, endpoints.redis, is_assigned)
     sender = FaustSender(app)
     outbox = OutboxFlusher(
         sender,
@@ -228,7 +228,7 @@ def _wire_aiokafka_engine(
     def is_assigned(partition: int) -> bool:  # the aiokafka engine exists once this is called
         return holder["batch"].is_assigned(partition)
 
-    engine = build_engine(settings, endpoints.redis_url, is_assigned)
+    engine = build_engine(settings, endpoints.redis, is_assigned)
     batch = holder["batch"] = AiokafkaEngine(engine, settings, endpoints.kafka)
 
     async def run_aiokafka_engine() -> None:
@@ -303,7 +303,7 @@ def run_worker(settings: Settings, endpoints: Endpoints) -> None:
     """Create topics if needed, load the active batch model, and run until stopped."""
     ensure_topics_for(settings, endpoints.kafka)
     app, engine = create_app(settings, endpoints)
-    problem = engine.load_model_now(active_version(settings, endpoints.redis_url))
+    problem = engine.load_model_now(active_version(settings, endpoints.redis))
     if problem:
         log.error("active batch model not loaded at start", extra={"error": problem})
     worker = BoundedWorker(
@@ -312,10 +312,15 @@ def run_worker(settings: Settings, endpoints: Endpoints) -> None:
         loglevel=settings.log.level,
         quiet=True,
         redirect_stdouts=False,
-        logging_config=logging_config(settings.log.level),
+        logging_config=_logging(settings, endpoints),
     )
     freeze_startup_heap()
     worker.execute_from_commandline()
+
+
+def _logging(settings: Settings, endpoints: Endpoints) -> dict[str, Any]:
+    """The worker's logging: the configured level, every secret it knows masked."""
+    return logging_config(settings.log.level, {*settings.secrets(), *endpoints.secrets()})
 
 
 def worker_environment(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
@@ -325,9 +330,9 @@ def worker_environment(settings: Settings, endpoints: Endpoints) -> dict[str, st
     env.pop("REDIS_URL", None)
     data = settings.model_dump(mode="json")
     # How these endpoints are reached wins over the settings' security; this also carries the
-    # SASL password, which model_dump masks.
-    kafka = endpoints.kafka
-    data["kafka"] |= {name: getattr(kafka, name) for name in kafka.security_fields()}
+    # passwords, which model_dump masks.
+    for group, connection in (("kafka", endpoints.kafka), ("redis", endpoints.redis)):
+        data[group] |= {name: getattr(connection, name) for name in connection.security_fields()}
     for group, values in data.items():
         for name, value in values.items():
             if value is None:
@@ -335,5 +340,5 @@ def worker_environment(settings: Settings, endpoints: Endpoints) -> dict[str, st
             text = ",".join(value) if isinstance(value, list) else str(value)
             env[env_name((group, name))] = text
     env["KAFKA_BOOTSTRAP_SERVERS"] = endpoints.kafka_bootstrap
-    env["REDIS_URL"] = endpoints.redis_url
+    env["REDIS_URL"] = endpoints.redis.url
     return env

@@ -15,10 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from app.composition import stored_state
 from app.embedded import EmbeddedInfrastructure, Endpoints
+from app.redis_connection import RedisConnection
 from app.worker import worker_environment
 from config import Settings, load_settings
 from streams.topics import TopicNames, ensure_topics_for
@@ -98,13 +97,13 @@ class Process:
         self._log.close()
 
 
-def activate_batch_model(settings: Settings, redis_url: str) -> str:
+def activate_batch_model(settings: Settings, redis: RedisConnection) -> str:
     """Train a batch model on 20,000 simulated outcomes and make it the active version, as in
     production after the first ``streamlearn train``; returns the version."""
     from app.train import train_and_store
     from models.market import MarketSimulator
 
-    client = redis.Redis.from_url(redis_url)
+    client = redis.client()
     try:
         version, _ = train_and_store(
             settings, MarketSimulator(seed=8).frame(20_000), "bench", client, verbose=False
@@ -144,7 +143,7 @@ def applied_total(settings: Settings, endpoints: Endpoints) -> int:
     """Outcomes whose effect is checkpointed in Redis (sum over partitions)."""
 
     async def read() -> int:
-        async with stored_state(settings, endpoints.redis_url) as store:
+        async with stored_state(settings, endpoints.redis) as store:
             offsets = [await store.applied_offset(p) for p in range(settings.topics.partitions)]
         return sum(offset + 1 for offset in offsets)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from river import compose, linear_model, preprocessing
 
 from app.composition import active_version, build_engine, contract_spec
+from app.redis_connection import RedisConnection
 from app.worker import worker_environment
 from bench.harness import (
     Process,
@@ -70,10 +71,12 @@ def bare_river(messages: list[dict]) -> float:
     return len(messages) / (time.perf_counter() - started)
 
 
-def processor_only(messages: list[dict], redis_url: str, spec: ContractSpec, settings) -> float:
-    activate_batch_model(settings, redis_url)
-    engine = build_engine(settings, redis_url, is_assigned=lambda p: True)
-    if engine.load_model_now(active_version(settings, redis_url)) is not None:
+def processor_only(
+    messages: list[dict], redis: RedisConnection, spec: ContractSpec, settings
+) -> float:
+    activate_batch_model(settings, redis)
+    engine = build_engine(settings, redis, is_assigned=lambda p: True)
+    if engine.load_model_now(active_version(settings, redis)) is not None:
         raise RuntimeError("the batch model did not load")
     records = [
         InputRecord(hash(m["key"]) % PARTITIONS, i, record_key_of(m, spec), encode_message(m))
@@ -101,7 +104,7 @@ def full_path(
         processing={"engine": engine},
     )
     if batch_model:
-        activate_batch_model(settings, endpoints.redis_url)
+        activate_batch_model(settings, endpoints.redis)
     _produce(settings, endpoints, messages)
     worker = start_worker(settings, endpoints, workdir / f"worker-{engine}-{batch_model}.log")
     try:
@@ -147,7 +150,7 @@ def main() -> None:
             {
                 "path": "processor, no broker (all per-outcome work + Redis checkpoints)",
                 "rate": processor_only(
-                    messages, endpoints.redis_url, contract_spec(settings), settings
+                    messages, endpoints.redis, contract_spec(settings), settings
                 ),
             },
         ]

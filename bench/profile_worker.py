@@ -102,7 +102,7 @@ def profile(engine: str, job: str, endpoints, workdir: Path, seconds: int) -> di
     producer = MessageProducer(endpoints.kafka, names, contract_spec(settings))
     count = BACKLOG[job]
     if job == "score":
-        activate_batch_model(settings, endpoints.redis_url)
+        activate_batch_model(settings, endpoints.redis)
         producer.send_outcomes(MarketSimulator(seed=7, keys=KEYS).outcomes(5_000))
         producer.send_requests(MarketSimulator(seed=9, keys=KEYS).requests(count))
     else:

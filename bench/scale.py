@@ -29,6 +29,7 @@ from app.composition import (
     online_config,
     stored_state,
 )
+from app.redis_connection import RedisConnection
 from bench.harness import (
     applied_total,
     create_topics,
@@ -51,7 +52,7 @@ N = 30_000
 WORKER_OUTCOMES = 150_000  # long enough that group joins and claims are a small part
 
 
-def by_keys(n_keys: int, redis_url: str, store: Path) -> dict:
+def by_keys(n_keys: int, redis: RedisConnection, store: Path) -> dict:
     """Processor throughput over ``n_keys`` keys, then memory and Redis bytes per key."""
     settings = isolated_settings(store, model={"key_field": "key"}, topics={"partitions": 4})
     spec = contract_spec(settings)
@@ -62,13 +63,13 @@ def by_keys(n_keys: int, redis_url: str, store: Path) -> dict:
         for i, m in enumerate(messages)
     ]
     records.sort(key=lambda r: (r.partition, r.offset))
-    engine = build_engine(settings, redis_url, is_assigned=lambda p: True)
+    engine = build_engine(settings, redis, is_assigned=lambda p: True)
 
     elapsed = learn_in_process(engine, records, checkpoint_every=2000)
     learned = engine.state.key_count
 
     async def stored_bytes() -> int:
-        async with stored_state(settings, redis_url) as states:
+        async with stored_state(settings, redis) as states:
             return sum([await states.stored_bytes(p) for p in range(4)])
 
     redis_bytes = asyncio.run(stored_bytes())
@@ -158,7 +159,7 @@ def by_workers(n_workers: int, endpoints, workdir: Path, engine: str) -> dict:
 def main() -> None:
     with infrastructure() as endpoints, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        keys = [by_keys(n, endpoints.redis_url, workdir / f"s{n}") for n in (1, 100, 10_000)]
+        keys = [by_keys(n, endpoints.redis, workdir / f"s{n}") for n in (1, 100, 10_000)]
         memory = memory_per_1000_keys(workdir / "mem")
         restore = restore_seconds_per_1000_keys(workdir / "restore")
         workers = [

@@ -387,7 +387,7 @@ def main() -> None:
             model={"key_field": "key"},
             processing={"max_wait_ms": 2},
         )
-        version = activate_batch_model(base, endpoints.redis_url)
+        version = activate_batch_model(base, endpoints.redis)
         model_path = store / version / MODEL_FILE
 
         def ours(settings, engine="faust"):

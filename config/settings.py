@@ -127,7 +127,24 @@ class KafkaSettings(_Group):
 class RedisSettings(_Group):
     """Where state lives; every key is prefixed by ``namespace``."""
 
-    url: str | None = Field(default=None, description="redis://...; unset = embedded Redis")
+    url: str | None = Field(
+        default=None,
+        description="redis://host:port/db, rediss://... (TLS) or unix://path; unset = embedded",
+    )
+    username: str | None = Field(default=None, description="ACL user (Redis 6+); unset = default")
+    password: SecretStr | None = Field(
+        default=None, description="password of the user (never logged or shown)"
+    )
+    ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle (PEM) the server's certificate is checked against"
+    )
+    ssl_certfile: Path | None = Field(
+        default=None, description="client certificate (PEM), for servers that require mTLS"
+    )
+    ssl_keyfile: Path | None = Field(default=None, description="the client certificate's key")
+    ssl_check_hostname: bool = Field(
+        default=True, description="check the server's certificate names the host dialled"
+    )
     namespace: str = Field(
         default="streamlearn",
         min_length=1,
@@ -143,7 +160,37 @@ class RedisSettings(_Group):
         description="a worker keeps scoring through a Redis outage this long, then exits",
     )
 
-    _none = field_validator("url", mode="before")(_none_words)
+    _none = field_validator(
+        "url", "username", "password", "ssl_cafile", "ssl_certfile", "ssl_keyfile", mode="before"
+    )(_none_words)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str | None) -> str | None:
+        if url is not None and url.split("://", 1)[0] not in REDIS_SCHEMES:
+            schemes = ", ".join(f"{scheme}://" for scheme in REDIS_SCHEMES)
+            raise ValueError(f"must start with one of {schemes}")
+        return url
+
+    @model_validator(mode="after")
+    def _security_is_consistent(self) -> RedisSettings:
+        if self.url and self.password and url_password(self.url):
+            raise ValueError("give the password in url or in password, not both")
+        tls_files = (self.ssl_cafile, self.ssl_certfile, self.ssl_keyfile)
+        if any(tls_files) and not (self.url or "").startswith("rediss://"):
+            raise ValueError("ssl_cafile / ssl_certfile / ssl_keyfile need a rediss:// url")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        return self
+
+    @property
+    def secured(self) -> bool:
+        """Whether any credential or TLS setting is given (the embedded Redis has none)."""
+        return bool(self.username or self.password or self.ssl_cafile or self.ssl_certfile)
+
+
+#: URL schemes redis-py connects with.
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class TopicSettings(_Group):
@@ -497,20 +544,48 @@ class Settings(_Group):
         return _validate(data)
 
     def redacted(self) -> dict[str, Any]:
-        """The settings as plain data with secrets (passwords in URLs) masked."""
+        """The settings as plain data with secrets (passwords, also in URLs) masked."""
         data = self.model_dump(mode="json")
-        for group, field in (("redis", "url"), ("kafka", "bootstrap_servers")):
-            data[group][field] = _mask_password(data[group][field])
+        for group, field in URL_SETTINGS:
+            data[group][field] = mask_url_password(data[group][field])
         return data
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value these settings hold (for log redaction), longest first."""
+        values = [self.kafka.sasl_password, self.redis.password]
+        found = {v.get_secret_value() for v in values if v is not None}
+        found |= {p for group, field in URL_SETTINGS if (p := url_password(self._at(group, field)))}
+        return tuple(sorted((s for s in found if s), key=len, reverse=True))
 
-def _mask_password(url: str | None) -> str | None:
-    if not url or "@" not in url or "://" not in url:
+    def _at(self, group: str, field: str) -> str | None:
+        return getattr(getattr(self, group), field)
+
+
+#: Settings holding URLs, which may carry a password (``scheme://user:password@host``).
+URL_SETTINGS = (("redis", "url"), ("kafka", "bootstrap_servers"))
+
+
+def url_password(url: str | None) -> str | None:
+    """The password inside a URL's user info, if any."""
+    if not url or "://" not in url:
+        return None
+    authority = url.split("://", 1)[1].split("/", 1)[0]
+    if "@" not in authority:
+        return None
+    creds = authority.rsplit("@", 1)[0]
+    return creds.split(":", 1)[1] if ":" in creds else None
+
+
+def mask_url_password(url: str | None) -> str | None:
+    """``url`` with the password in its user info replaced by ``***`` (user name kept)."""
+    password = url_password(url)
+    if url is None or password is None:
         return url
     scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
+    authority, slash, path = rest.partition("/")
+    creds, host = authority.rsplit("@", 1)
     user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    return f"{scheme}://{user}:***@{host}{slash}{path}"
 
 
 def env_name(location: tuple[str, ...]) -> str:
@@ -579,7 +654,10 @@ def _validate(data: Mapping[str, Any]) -> Settings:
         location = tuple(str(part) for part in error["loc"])
         where = ".".join(location) or "settings"
         shown = error.get("input")
-        got = "" if isinstance(shown, Mapping) else f" (got {shown!r})"
+        if location in URL_SETTINGS and isinstance(shown, str):
+            shown = mask_url_password(shown)
+        secret = location[-1:] in (("password",), ("sasl_password",))
+        got = "" if isinstance(shown, Mapping) or secret else f" (got {shown!r})"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown setting"

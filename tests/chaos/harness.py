@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import orjson
-import redis
 from river import compose, linear_model, optim, preprocessing
 
 from app.embedded import (
@@ -357,7 +356,7 @@ def chaos_deployment(services: Services, workdir: Path, engine: str) -> Deployme
         online={"dedupe_window": 4000},
     )
     deployment.create_topics()
-    client = redis.Redis.from_url(services.endpoints.redis_url)
+    client = services.endpoints.redis.client()
     try:
         history = MarketSimulator(seed=99, keys=KEYS).frame(3000)
         train_and_store(deployment.settings, history, "chaos", client, verbose=False)

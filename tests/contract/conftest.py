@@ -17,7 +17,7 @@ from tests.contract.backends import (
 
 def _redis_url(request: pytest.FixtureRequest) -> str | None:
     """The session's embedded Redis for the ``redis`` param (started on first use), else None."""
-    return request.getfixturevalue("endpoints").redis_url if request.param == "redis" else None
+    return request.getfixturevalue("endpoints").redis.url if request.param == "redis" else None
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -9,8 +10,12 @@ import pytest
 
 from app.embedded import Endpoints
 from tests.integration.infra import Deployment, make_deployment
-from tests.integration.tls import TlsBroker
+from tests.integration.tls import PrivateCa, SecuredRedis, TlsBroker
+from tests.integration.tls import secured_redis as start_secured_redis
 from tests.integration.tls import tls_broker as start_tls_broker
+
+#: The secured Redis's password: unique, so finding it anywhere in output is a leak.
+REDIS_PASSWORD = f"pw-{uuid.uuid4().hex}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,15 +45,32 @@ def deploy(endpoints: Endpoints, tmp_path: Path) -> Iterator[Callable[..., Deplo
 
 
 @pytest.fixture(scope="session")
-def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
+def private_ca(tmp_path_factory: pytest.TempPathFactory) -> PrivateCa:
+    """The private CA that signs the secured services' certificates."""
+    return PrivateCa.create(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="session")
+def tls_broker(
+    tmp_path_factory: pytest.TempPathFactory, private_ca: PrivateCa
+) -> Iterator[TlsBroker]:
     """A broker reachable only over TLS (see ``tests/integration/tls.py``), one per session."""
-    with start_tls_broker(tmp_path_factory.mktemp("tls")) as broker:
+    with start_tls_broker(tmp_path_factory.mktemp("tls"), private_ca) as broker:
         yield broker
 
 
+@pytest.fixture(scope="session")
+def secured_redis(
+    tmp_path_factory: pytest.TempPathFactory, private_ca: PrivateCa
+) -> Iterator[SecuredRedis]:
+    """A Redis reachable only over TLS, as an ACL user with a password, one per session."""
+    with start_secured_redis(tmp_path_factory.mktemp("redis"), private_ca, REDIS_PASSWORD) as found:
+        yield found
+
+
 @pytest.fixture
-def deploy_over_tls(
-    endpoints: Endpoints, tls_broker: TlsBroker, tmp_path: Path
+def deploy_secured(
+    tls_broker: TlsBroker, secured_redis: SecuredRedis, tmp_path: Path
 ) -> Iterator[Callable[..., Deployment]]:
-    """:func:`deploy` on the TLS-only broker (and the session's Redis)."""
-    yield from _factory(Endpoints(tls_broker.kafka, endpoints.redis_url), tmp_path)
+    """:func:`deploy` on the TLS-only broker and the TLS-only, password-protected Redis."""
+    yield from _factory(Endpoints(tls_broker.kafka, secured_redis.redis), tmp_path)

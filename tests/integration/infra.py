@@ -31,6 +31,7 @@ from app.composition import (
     stored_state,
 )
 from app.embedded import EmbeddedInfrastructure, Endpoints
+from app.redis_connection import RedisConnection
 from app.worker import worker_environment
 from config import Settings, load_settings
 from models.codec import decode_key_model
@@ -72,7 +73,10 @@ def _containers() -> Iterator[Endpoints]:
     ):
         host = redis_container.get_container_host_ip()
         port = redis_container.get_exposed_port(6379)
-        yield Endpoints(KafkaConnection(kafka.get_bootstrap_server()), f"redis://{host}:{port}/0")
+        yield Endpoints(
+            KafkaConnection(kafka.get_bootstrap_server()),
+            RedisConnection(f"redis://{host}:{port}/0"),
+        )
 
 
 @dataclass
@@ -97,7 +101,7 @@ class Deployment:
         return producer
 
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.endpoints.redis_url)
+        return self.endpoints.redis.client()
 
     def registry(self) -> ModelRegistry:
         """The batch-model registry of this deployment (its own Redis client)."""
@@ -105,13 +109,13 @@ class Deployment:
 
     def retrainer_ports(self) -> RetrainerPorts:
         """The retrainer's registry and coordination state (its own Redis client)."""
-        return retrainer_ports(self.settings, self.endpoints.redis_url)
+        return retrainer_ports(self.settings, self.endpoints.redis)
 
     def snapshots(self) -> dict[int, PartitionSnapshot]:
         """Every input partition's checkpointed state, read through the state-store port."""
 
         async def read() -> dict[int, PartitionSnapshot]:
-            async with stored_state(self.settings, self.endpoints.redis_url) as store:
+            async with stored_state(self.settings, self.endpoints.redis) as store:
                 return {p: await store.read(p) for p in range(self.settings.topics.partitions)}
 
         return asyncio.run(read())
@@ -128,7 +132,7 @@ class Deployment:
         """Each input partition's applied offset (-1: nothing applied)."""
 
         async def read() -> dict[int, int]:
-            async with stored_state(self.settings, self.endpoints.redis_url) as store:
+            async with stored_state(self.settings, self.endpoints.redis) as store:
                 partitions = range(self.settings.topics.partitions)
                 return {p: await store.applied_offset(p) for p in partitions}
 
@@ -152,11 +156,13 @@ class Deployment:
                 raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
             time.sleep(0.1)
 
-    def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
-        """Run ``streamlearn ARGS`` against this deployment."""
+    def cli(
+        self, *args: str, check: bool = False, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run ``streamlearn ARGS`` against this deployment (``env`` adds to its variables)."""
         return subprocess.run(
             [sys.executable, "-m", "app.cli", *args],
-            env=worker_environment(self.settings, self.endpoints),
+            env=worker_environment(self.settings, self.endpoints) | (env or {}),
             capture_output=True,
             text=True,
             timeout=120,

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-import redis
 
 from app.train import train_and_store
 from app.worker import worker_environment
@@ -17,7 +16,7 @@ HISTORY, BEFORE_FLIP = 20_000, 10_000
 
 
 def _champion(deployment, sim) -> str:
-    client = redis.Redis.from_url(deployment.endpoints.redis_url)
+    client = deployment.endpoints.redis.client()
     version, _ = train_and_store(
         deployment.settings, sim.frame(HISTORY), "A", client, verbose=False
     )

@@ -6,7 +6,6 @@ import math
 
 import orjson
 import pytest
-import redis
 
 from app.train import train_and_store
 from models.market import MarketSimulator
@@ -28,21 +27,61 @@ def test_every_request_gets_exactly_one_signal_with_visible_parts(deploy, tmp_pa
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_end_to_end_over_tls(deploy_over_tls, tls_broker, tmp_path, engine):
+def test_end_to_end_secured(deploy_secured, tls_broker, secured_redis, tmp_path, engine):
     """The same run with every Kafka client (worker, producers, readers, admin) on a broker
-    that only speaks TLS, checked against the test CA with hostname verification."""
-    deployment = deploy_over_tls(
-        model={"key_field": "key"}, online={"min_updates": 20}, processing={"engine": engine}
+    that only speaks TLS, and every Redis client on a Redis that only speaks TLS and only to
+    an ACL user with a password, both checked against the test CA with hostname verification.
+    The worker logs at DEBUG (libraries included); no line of it, and no output of ``status``,
+    shows the password."""
+    deployment = deploy_secured(
+        model={"key_field": "key"},
+        online={"min_updates": 20},
+        processing={"engine": engine},
+        log={"level": "DEBUG"},
     )
     assert deployment.endpoints.kafka.security_protocol == "SSL"
-    before = tls_broker.proxy.connections
+    assert deployment.endpoints.redis.tls and deployment.endpoints.redis.password
+    brokered, stored = tls_broker.proxy.connections, secured_redis.proxy.connections
     _run_end_to_end(deployment, tmp_path)
-    assert tls_broker.proxy.connections > before  # the clients really went through TLS
+    assert tls_broker.proxy.connections > brokered  # the clients really went through TLS
+    assert secured_redis.proxy.connections > stored
+
+    status = deployment.cli("status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert orjson.loads(status.stdout)["partitions"]
+    password = deployment.endpoints.redis.password
+    worker_log = deployment.workers[0].log_path.read_text(errors="replace")
+    assert '"level": "DEBUG"' in worker_log or '"level":"DEBUG"' in worker_log  # it did log
+    for where, text in (("worker log", worker_log), ("status", status.stdout + status.stderr)):
+        assert password not in text, f"the Redis password appears in the {where}"
+
+
+def test_a_wrong_password_is_refused_without_showing_it(deploy_secured):
+    """A bad credential is a one-line error; neither the given nor the real password shows,
+    also when the wrong one is written inside the URL."""
+    deployment = deploy_secured()
+    redis = deployment.endpoints.redis
+    wrong = "wrong-" + redis.password
+    for env in (
+        {"STREAMLEARN_REDIS__PASSWORD": wrong},
+        {
+            "STREAMLEARN_REDIS__PASSWORD": "",
+            "REDIS_URL": redis.url.replace("://", f"://{redis.username}:{wrong}@"),
+        },
+    ):
+        run = deployment.cli("models", "list", env=env)
+        assert run.returncode != 0
+        assert "invalid username-password pair" in run.stderr or "WRONGPASS" in run.stderr, (
+            run.stderr
+        )
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+        assert wrong not in run.stderr + run.stdout
+        assert redis.password not in run.stderr + run.stdout
 
 
 def _run_end_to_end(deployment, tmp_path) -> None:
     sim = MarketSimulator(seed=11, keys=KEYS)
-    client = redis.Redis.from_url(deployment.endpoints.redis_url)
+    client = deployment.endpoints.redis.client()
     version, _ = train_and_store(
         deployment.settings, sim.frame(3000), "test", client, verbose=False
     )

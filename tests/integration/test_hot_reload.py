@@ -5,8 +5,6 @@ from __future__ import annotations
 import shutil
 import time
 
-import redis
-
 from app.train import train_and_store
 from models.market import MarketSimulator
 from models.registry import RegistryEvent
@@ -17,7 +15,7 @@ def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path
     deployment = deploy(topics={"partitions": 1}, online={"min_updates": 0})
     names = deployment.names
     sim = MarketSimulator(seed=4)
-    client = redis.Redis.from_url(deployment.endpoints.redis_url)
+    client = deployment.endpoints.redis.client()
     backend = deployment.registry().backend
 
     def point_at(version: str) -> None:  # bypass the registry's own checksum check

@@ -6,8 +6,6 @@ import subprocess
 import sys
 import time
 
-import redis
-
 from app.embedded import Endpoints
 from app.retrainer import Retrainer
 from app.train import train_and_store
@@ -34,7 +32,7 @@ def test_a_burst_of_requests_after_a_regime_flip_yields_one_promoted_model(deplo
     deployment = deploy(retrain=RETRAIN, online={"min_updates": 0})
     names = deployment.names
     sim = MarketSimulator(seed=13, change_points=[WINDOW])
-    client = redis.Redis.from_url(deployment.endpoints.redis_url)
+    client = deployment.endpoints.redis.client()
     champion, _ = train_and_store(
         deployment.settings, sim.frame(WINDOW), "momentum", client, verbose=False
     )
@@ -87,7 +85,7 @@ def test_an_equal_challenger_is_rejected_and_recorded(deploy, tmp_path):
     producer.flush()
     retrainer = Retrainer(
         deployment.settings,
-        Endpoints(deployment.endpoints.kafka, deployment.endpoints.redis_url),
+        Endpoints(deployment.endpoints.kafka, deployment.endpoints.redis),
         out=open(tmp_path / "retrainer.log", "w"),  # noqa: SIM115
     )
     request = RetrainRequest("r1", "test", "first", 0, WINDOW, None, False)
@@ -113,7 +111,7 @@ def test_manual_mode_stages_and_the_cli_promotes(deploy, tmp_path):
     producer.flush()
     retrainer = Retrainer(
         deployment.settings,
-        Endpoints(deployment.endpoints.kafka, deployment.endpoints.redis_url),
+        Endpoints(deployment.endpoints.kafka, deployment.endpoints.redis),
         out=open(tmp_path / "retrainer.log", "w"),  # noqa: SIM115
     )
     report = retrainer.retrain([RetrainRequest("r", "test", "manual", 0, None, None, False)])

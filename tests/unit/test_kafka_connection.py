@@ -172,9 +172,14 @@ def test_incomplete_or_unknown_security_is_refused(arguments, problem):
 
 def test_a_child_worker_gets_the_whole_connection_through_its_environment(pki):
     from app.embedded import Endpoints
+    from app.redis_connection import RedisConnection
     from app.worker import worker_environment
 
     connection = _connections(pki)["SASL_SSL/SCRAM-SHA-256"]
-    env = worker_environment(load_settings(environ={}), Endpoints(connection, "redis://r:6379/0"))
+    redis = RedisConnection(
+        "rediss://r:6380/0", username="app", password="pw", ssl_cafile=pki / "ca.pem"
+    )
+    env = worker_environment(load_settings(environ={}), Endpoints(connection, redis))
     child = load_settings(environ=env)
     assert KafkaConnection.from_settings(child.kafka, env["KAFKA_BOOTSTRAP_SERVERS"]) == connection
+    assert RedisConnection.from_settings(child.redis, env["REDIS_URL"]) == redis
