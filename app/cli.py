@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
-from app.logs import Redactor, configure_logging
+from app.logs import Redactor, configure_logging, environment_secrets
 from config import Settings, SettingsError, load_settings
 
 log = logging.getLogger("streamlearn")
@@ -120,10 +120,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument("version", nargs="?")
     rollback.add_argument("--reason", default="manual rollback")
-    actions.add_parser(
+    rebuild = actions.add_parser(
         "rebuild",
         help="restore the registry in Redis from the model store's journal",
-        description="After Redis lost the registry keys: replay registry.jsonl into Redis.",
+        description=(
+            "After Redis lost the registry keys: replay the journal (registry/ on the model "
+            "store) into Redis. Refused when Redis holds changes the journal lacks."
+        ),
+    )
+    rebuild.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite the live registry even if it holds changes the journal lacks",
     )
 
     retrain = commands.add_parser(
@@ -198,8 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
         if args.log_level:
             settings = settings.with_overrides(log={"level": args.log_level})
-        redact = Redactor(settings.secrets())
-        configure_logging(settings.log.level, settings.secrets())
+        secrets = (*settings.secrets(), *environment_secrets())
+        redact = Redactor(secrets)
+        configure_logging(settings.log.level, secrets)
         handler = _COMMANDS[args.command]
         return handler(settings, args) or 0
     except KeyboardInterrupt:
@@ -327,7 +336,7 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
         return models_cli.promote(settings, args.version, args.reason)
     if args.action == "rollback":
         return models_cli.rollback(settings, args.version, args.reason)
-    return models_cli.rebuild(settings)
+    return models_cli.rebuild(settings, force=args.force)
 
 
 def _retrain(settings: Settings, args: argparse.Namespace) -> int:

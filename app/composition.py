@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 
 from app.redis_connection import RedisConnection
 from config import Settings
+from models.adapters.directory_blobs import DirectoryBlobStore
 from models.adapters.memory_coordination import MemoryRetrainGuard
 from models.adapters.memory_pointer import MemoryPointer
 from models.adapters.memory_state_store import MemoryStateStore
@@ -30,6 +31,8 @@ from models.adapters.redis_keys import RedisKeys
 from models.adapters.redis_pointer import RedisPointer
 from models.adapters.redis_registry import RedisRegistry
 from models.adapters.redis_state_store import RedisStateStore
+from models.adapters.s3_blobs import S3BlobStore
+from models.blobs import BlobStore
 from models.coordination import RetrainerState
 from models.drift.config import DriftConfig
 from models.gate import GateConfig
@@ -145,7 +148,15 @@ def build_engine(
 
 def model_store(settings: Settings) -> ModelStore:
     """Where batch model versions (and the registry journal) are stored."""
-    return ModelStore(settings.batch.store_path)
+    return ModelStore(blob_store(settings))
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The blob store ``batch.store`` names: S3 for ``s3://``, else a local directory."""
+    batch = settings.batch
+    if batch.shared:
+        return S3BlobStore.from_url(batch.store, batch.s3_endpoint_url, batch.s3_region)
+    return DirectoryBlobStore(batch.store)
 
 
 def registry_on(settings: Settings, client: redis.Redis) -> ModelRegistry:

@@ -113,7 +113,7 @@ def demo_settings(settings: Settings, store: Path, run_id: str, web_port: int) -
         },
         redis={"namespace": f"{settings.redis.namespace}-demo-{run_id}"},
         kafka={"consumer_group": f"{settings.kafka.consumer_group}-demo-{run_id}"},
-        batch={"store_path": str(store), "poll_interval_s": 0.5},
+        batch={"store": str(store), "poll_interval_s": 0.5},
         retrain={"window_outcomes": 8_000, "cooldown_s": 0.0, "bootstrap_resamples": 500},
         web={"enabled": True, "port": web_port},
     )

@@ -8,9 +8,10 @@ library's exception text or a traceback -- shows a secret, at any level.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -36,6 +37,17 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, self.MASK)
         return self._URL_PASSWORD.sub(rf"\g<1>{self.MASK}@", text)
+
+
+#: Secrets given to libraries through the environment rather than the settings (boto3 reads the
+#: S3 credentials of the model store there).
+ENVIRONMENT_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def environment_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The values of :data:`ENVIRONMENT_SECRETS` that are set."""
+    env = os.environ if environ is None else environ
+    return tuple(env[name] for name in ENVIRONMENT_SECRETS if env.get(name))
 
 
 def _forms(secret: str) -> set[str]:

@@ -97,10 +97,10 @@ def rollback(settings: Settings, version: str | None, reason: str) -> int:
     return 0
 
 
-def rebuild(settings: Settings) -> int:
+def rebuild(settings: Settings, force: bool = False) -> int:
     """``models rebuild``: restore the registry in Redis from the journal in the model store."""
     with _registry(settings) as registry:
-        state: RegistryState = registry.rebuild()
+        state: RegistryState = registry.rebuild(force=force)
     print(
         f"registry rebuilt from {len(state.history)} journal events: active {state.active}, "
         f"staged {state.staged}"

@@ -17,7 +17,7 @@ from faust.types import TP
 from app.composition import active_version, build_engine
 from app.embedded import Endpoints
 from app.heap import freeze_startup_heap
-from app.logs import logging_config
+from app.logs import environment_secrets, logging_config
 from app.transport import StreamlearnApp
 from app.web import register_views
 from config import Settings, env_name
@@ -320,7 +320,8 @@ def run_worker(settings: Settings, endpoints: Endpoints) -> None:
 
 def _logging(settings: Settings, endpoints: Endpoints) -> dict[str, Any]:
     """The worker's logging: the configured level, every secret it knows masked."""
-    return logging_config(settings.log.level, {*settings.secrets(), *endpoints.secrets()})
+    secrets = {*settings.secrets(), *endpoints.secrets(), *environment_secrets()}
+    return logging_config(settings.log.level, secrets)
 
 
 def worker_environment(settings: Settings, endpoints: Endpoints) -> dict[str, str]:

@@ -51,7 +51,7 @@ def isolated_settings(store: Path, **groups: dict[str, Any]) -> Settings:
         },
         "redis": {"namespace": f"bench-{run}"},
         "kafka": {"consumer_group": f"bench-{run}", "session_timeout_s": 6.0},
-        "batch": {"store_path": str(store)},
+        "batch": {"store": str(store)},
         "web": {"enabled": False},
     }
     for group, values in groups.items():

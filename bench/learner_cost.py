@@ -64,7 +64,7 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as store:
         base = load_settings(environ={}).with_overrides(
-            model={"key_field": "key"}, batch={"store_path": store}
+            model={"key_field": "key"}, batch={"store": str(store)}
         )
         trained = train_batch_model(
             MarketSimulator(seed=8).frame(20_000), base.model.features, train_config(base)

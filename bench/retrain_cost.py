@@ -25,6 +25,7 @@ import pandas as pd
 from app.composition import contract_spec
 from app.embedded import EmbeddedInfrastructure
 from config import load_settings
+from models.adapters.directory_blobs import DirectoryBlobStore
 from models.batch import load_batch_model
 from models.gate import GateConfig
 from models.retrain import challenge
@@ -95,7 +96,7 @@ def measure(rows: int, kafka: KafkaConnection) -> dict[str, float]:
     read_s = time.perf_counter() - started
 
     champion_frame = synthetic_outcomes(min(rows, 100_000), seed=rows + 1)
-    store = ModelStore(tempfile.mkdtemp(prefix="bench-store-"))
+    store = ModelStore(DirectoryBlobStore(tempfile.mkdtemp(prefix="bench-store-")))
     first = challenge(champion_frame, FEATURES, None, TrainConfig(), GateConfig(), "bench", "c")
     champion = load_batch_model(
         store, store.save(first.trained.model_bytes(), first.metadata), FEATURES

@@ -338,13 +338,36 @@ class CheckpointSettings(_Group):
 class BatchSettings(_Group):
     """Where versioned XGBoost models live and how workers follow the active one."""
 
-    store_path: Path = Field(
-        default=Path("model-store"), description="directory of versioned batch models"
+    store: str = Field(
+        default="model-store",
+        min_length=1,
+        description="where versioned batch models and the registry journal live: a directory "
+        "(one host) or s3://bucket/prefix (every host; AWS credentials from the usual chain)",
     )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 API endpoint of a non-AWS store (MinIO, Ceph, ...)"
+    )
+    s3_region: str | None = Field(default=None, description="S3 region (unset: boto3's default)")
     poll_interval_s: float = Field(
         default=1.0, gt=0, description="how often workers check the active-version pointer"
     )
     predict_threads: int = Field(default=1, ge=1, description="XGBoost threads for scoring")
+
+    _none = field_validator("s3_endpoint_url", "s3_region", mode="before")(_none_words)
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, store: str) -> str:
+        if "://" in store and not store.startswith("s3://"):
+            raise ValueError("must be a directory or an s3://bucket/prefix URL")
+        if store.startswith("s3://") and not store[len("s3://") :].split("/", 1)[0]:
+            raise ValueError("an s3:// store names a bucket: s3://bucket/prefix")
+        return store
+
+    @property
+    def shared(self) -> bool:
+        """Whether the store is one every host can read (an object store)."""
+        return self.store.startswith("s3://")
 
 
 class RetrainSettings(_Group):

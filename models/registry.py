@@ -1,29 +1,32 @@
 """The model registry: which batch version is active or staged, and the history of changes.
 
-Every change is first appended (fsynced) to a journal next to the models,
-``<store>/registry.jsonl``, then applied to the registry's backend atomically under a short lock
-(the port: :class:`RegistryBackend`; adapters: :mod:`models.adapters.redis_registry`, the
-registry in Redis, and the in-memory twin :mod:`models.adapters.memory_registry`, both run
-through ``tests/contract``). Workers read the pointer from the backend; if it is wiped,
-:meth:`ModelRegistry.rebuild` replays the journal and restores the same active version, staged
-version and history.
+Every change is first appended (durably) to a journal on the model store, next to the models
+(``registry/<n>.json``, see :class:`Journal`), then applied to the registry's backend
+atomically under a short lock (the port: :class:`RegistryBackend`; adapters:
+:mod:`models.adapters.redis_registry`, the registry in Redis, and the in-memory twin
+:mod:`models.adapters.memory_registry`, both run through ``tests/contract``). Workers read the
+pointer from the backend; if it is wiped, :meth:`ModelRegistry.rebuild` replays the journal
+and restores the same active version, staged version and history. With the store on S3 the
+journal is the same for every host, so a rebuild from any host restores everything.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Protocol
 
 import orjson
 
+from models.blobs import BlobNotFoundError, BlobStoreError
 from models.store import ModelStore
 
-JOURNAL_FILE = "registry.jsonl"
+#: Where the journal's events are, on the model store.
+JOURNAL_PREFIX = "registry/"
+#: The single-file journal of stores written before ``registry/`` (read, never written).
+LEGACY_JOURNAL = "registry.jsonl"
 ACTIVATING = ("activate", "rollback")
 
 
@@ -92,20 +95,30 @@ class RegistryState:
 
 
 class Journal:
-    """Append-only, fsynced JSON-lines log of registry events on the model store's disk."""
+    """Append-only log of registry events, one object per event on the model store.
+
+    Event *n* is ``registry/<n, 12 digits>.json``, written with a create-only write: two
+    writers can never both take one number, so the numbers are a total order of the changes
+    without trusting any host's clock. Stores written before this layout kept one
+    ``registry.jsonl`` file; its events are read first.
+    """
 
     def __init__(self, store: ModelStore) -> None:
-        self.path = Path(store.root) / JOURNAL_FILE
+        self.blobs = store.blobs
+
+    @property
+    def location(self) -> str:
+        """Where the journal is (for messages)."""
+        return f"{self.blobs.location.rstrip('/')}/{JOURNAL_PREFIX}"
 
     def append(self, event: RegistryEvent) -> None:
-        """Durably add one event."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        """Durably add one event as the next number."""
         try:
-            os.write(fd, event.to_json() + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            number = self._last_number() + 1
+            while not self.blobs.create(_entry_name(number), event.to_json()):
+                number += 1  # taken by a concurrent writer: the next one is ours
+        except BlobStoreError as exc:
+            raise RegistryError(f"registry journal not written: {exc}") from None
 
     def state(self) -> RegistryState:
         """The registry as the journal tells it."""
@@ -115,16 +128,40 @@ class Journal:
         return state
 
     def events(self) -> list[RegistryEvent]:
-        """All complete events, oldest first (a torn last line from a crash is ignored)."""
-        if not self.path.exists():
-            return []
+        """All readable events, oldest first (an unreadable entry is skipped)."""
+        try:
+            raw = self._legacy_lines() + [self.blobs.get(name) for name in self._entries()]
+        except BlobStoreError as exc:
+            raise RegistryError(f"registry journal unreadable: {exc}") from None
         events = []
-        for line in self.path.read_bytes().splitlines():
+        for line in raw:
             try:
                 events.append(RegistryEvent.from_json(line))
             except (orjson.JSONDecodeError, TypeError):
                 continue
         return events
+
+    def _entries(self) -> list[str]:
+        return [n for n in self.blobs.names(JOURNAL_PREFIX) if _entry_number(n) is not None]
+
+    def _last_number(self) -> int:
+        numbers = [_entry_number(name) for name in self._entries()]
+        return max((n for n in numbers if n is not None), default=0)
+
+    def _legacy_lines(self) -> list[bytes]:
+        try:
+            return self.blobs.get(LEGACY_JOURNAL).splitlines()
+        except BlobNotFoundError:
+            return []
+
+
+def _entry_name(number: int) -> str:
+    return f"{JOURNAL_PREFIX}{number:012d}.json"
+
+
+def _entry_number(name: str) -> int | None:
+    stem = name.removeprefix(JOURNAL_PREFIX).removesuffix(".json")
+    return int(stem) if len(stem) == 12 and stem.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -244,10 +281,24 @@ class ModelRegistry:
         self.store.load(target)
         return self._record("rollback", target, by, reason)
 
-    def rebuild(self) -> RegistryState:
-        """Restore the backend from the journal (after it lost the registry)."""
-        state = self.journal.state()
+    def rebuild(self, force: bool = False) -> RegistryState:
+        """Restore the backend from the journal (after it lost the registry).
+
+        Refused when the backend holds changes the journal lacks -- a journal that looks
+        empty or old because this process reads another store than the one the deployment
+        writes to must not overwrite the live registry -- unless ``force``.
+        """
         with self.backend.locked():
+            state = self.journal.state()
+            live = self.backend.read().history
+            missing = [event for event in live if event not in state.history]
+            if missing and not force:
+                raise RegistryError(
+                    f"the live registry holds {len(missing)} change(s) that the journal at "
+                    f"{self.journal.location} lacks (it has {len(state.history)}): is "
+                    "batch.store the store this deployment writes to? Nothing was changed; "
+                    "--force overwrites the live registry with the journal"
+                )
             self.backend.replace(state)
         return state
 

@@ -1,32 +1,31 @@
-"""Versioned batch models on disk, in XGBoost's native format.
+"""Versioned batch models in XGBoost's native format, on a blob store every worker can read.
 
-A version is a directory ``<store>/<version>/`` holding ``model.ubj`` (XGBoost's UBJSON format,
-never pickle) and ``metadata.json`` (features, rows, metrics, creation time, the model file's
-SHA-256, verified on every load, ...). Directories are written under a temporary name, fsynced
-and renamed into place, so a half-written model is never visible.
+A version is two objects, ``<version>/model.ubj`` (XGBoost's UBJSON format, never pickle) and
+``<version>/metadata.json`` (features, rows, metrics, creation time, the model file's SHA-256,
+verified on every load, ...). The metadata is written last and removed first: a version
+exists exactly while its metadata does, so a half-written or half-deleted model is never
+visible. Where the objects live is the :class:`~models.blobs.BlobStore`'s business: a local
+directory (one host) or S3 (every host).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import shutil
-import tempfile
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
+
+from models.blobs import BlobNotFoundError, BlobStore, BlobStoreError
 
 MODEL_FILE = "model.ubj"
 METADATA_FILE = "metadata.json"
 
 
 class ModelStoreError(RuntimeError):
-    """A model version is missing, unreadable or fails its checksum."""
+    """A model version is missing, unreadable or fails its checksum, or the store is down."""
 
 
 @dataclass(frozen=True)
@@ -39,13 +38,18 @@ class StoredModel:
 
 
 class ModelStore:
-    """Directory of immutable model versions."""
+    """Immutable model versions on a blob store."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+
+    @property
+    def location(self) -> str:
+        """Where the versions are (for messages)."""
+        return self.blobs.location
 
     def save(self, model_bytes: bytes, metadata: dict[str, Any]) -> str:
-        """Write a new version atomically and return its id."""
+        """Write a new version (model first, metadata last) and return its id."""
         digest = hashlib.sha256(model_bytes).hexdigest()
         created = datetime.now(UTC)
         version = f"{created:%Y%m%dT%H%M%S%f}Z-{digest[:8]}"
@@ -57,32 +61,33 @@ class ModelStore:
             "model_format": "xgboost-ubj",
             "sha256": digest,
         }
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".staging-{uuid.uuid4().hex[:8]}-", dir=self.root))
         try:
-            _write_synced(staging / MODEL_FILE, model_bytes)
-            _write_synced(
-                staging / METADATA_FILE, orjson.dumps(full_metadata, option=orjson.OPT_INDENT_2)
+            self.blobs.put(f"{version}/{MODEL_FILE}", model_bytes)
+            self.blobs.put(
+                f"{version}/{METADATA_FILE}",
+                orjson.dumps(full_metadata, option=orjson.OPT_INDENT_2),
             )
-            _fsync_dir(staging)
-            os.rename(staging, self.root / version)
-            _fsync_dir(self.root)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        except BlobStoreError as exc:
+            raise ModelStoreError(f"model version {version} not saved: {exc}") from None
         return version
 
     def load(self, version: str) -> StoredModel:
         """Read a version and verify its checksum; :class:`ModelStoreError` if anything is off."""
         if not is_version_name(version):
             raise ModelStoreError(f"{str(version)[:80]!r} is not a model version name")
-        directory = self.root / version
-        if not directory.is_dir():
-            raise ModelStoreError(f"model version {version!r} not found in {self.root}")
         try:
-            metadata = orjson.loads((directory / METADATA_FILE).read_bytes())
-            model_bytes = (directory / MODEL_FILE).read_bytes()
-        except (OSError, orjson.JSONDecodeError) as exc:
+            raw_metadata = self.blobs.get(f"{version}/{METADATA_FILE}")
+            model_bytes = self.blobs.get(f"{version}/{MODEL_FILE}")
+        except BlobNotFoundError:
+            raise ModelStoreError(
+                f"model version {version!r} not found in {self.location}"
+                " (every host must share the model store: a local directory is one host's)"
+            ) from None
+        except BlobStoreError as exc:
+            raise ModelStoreError(f"model version {version} is unreadable: {exc}") from None
+        try:
+            metadata = orjson.loads(raw_metadata)
+        except orjson.JSONDecodeError as exc:
             raise ModelStoreError(f"model version {version} is unreadable: {exc}") from None
         expected = metadata.get("sha256") if isinstance(metadata, dict) else None
         actual = hashlib.sha256(model_bytes).hexdigest()
@@ -97,18 +102,28 @@ class ModelStore:
         return self.load(version).metadata
 
     def delete(self, version: str) -> None:
-        """Remove a version (used by retention; never the active one)."""
-        directory = self.root / version
-        if is_version_name(version) and directory.is_dir():
-            trash = self.root / f".deleting-{version}-{uuid.uuid4().hex[:6]}"
-            os.rename(directory, trash)  # atomic: the version disappears at once
-            shutil.rmtree(trash, ignore_errors=True)
+        """Remove a version (used by retention; never the active one): metadata first, so the
+        version disappears at once."""
+        if not is_version_name(version):
+            return
+        try:
+            self.blobs.delete(f"{version}/{METADATA_FILE}")
+            self.blobs.delete(f"{version}/{MODEL_FILE}")
+        except BlobStoreError as exc:
+            raise ModelStoreError(f"model version {version} not deleted: {exc}") from None
 
     def versions(self) -> list[str]:
         """All complete versions, oldest first."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_version_name(p.name))
+        try:
+            names = self.blobs.names()
+        except BlobStoreError as exc:
+            raise ModelStoreError(f"model store unreadable: {exc}") from None
+        suffix = f"/{METADATA_FILE}"
+        return sorted(
+            name.removesuffix(suffix)
+            for name in names
+            if name.endswith(suffix) and is_version_name(name.removesuffix(suffix))
+        )
 
 
 VERSION_PATTERN = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}")
@@ -125,18 +140,3 @@ def is_version_name(name: object) -> bool:
     (True, False)
     """
     return isinstance(name, str) and VERSION_PATTERN.fullmatch(name) is not None
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,4 +1,4 @@
-"""Shared fixtures: settings, and the session's broker + Redis (started on first use)."""
+"""Shared fixtures: settings, and the session's broker, Redis and S3 (started on first use)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from app.embedded import Endpoints
 from config import Settings, load_settings
+from tests.object_store import S3Server, s3_server
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +18,13 @@ def endpoints() -> Iterator[Endpoints]:
 
     with session_infrastructure() as started:
         yield started
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """An S3-compatible server (moto's) for the whole session, started on first use."""
+    with s3_server() as server:
+        yield server
 
 
 @pytest.fixture

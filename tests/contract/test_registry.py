@@ -11,8 +11,15 @@ from collections.abc import Callable
 
 import pytest
 
+from models.adapters.directory_blobs import DirectoryBlobStore
 from models.market import FEATURES, MarketSimulator
-from models.registry import FencedError, ModelRegistry, RegistryError, RegistryState
+from models.registry import (
+    FencedError,
+    ModelRegistry,
+    RegistryError,
+    RegistryEvent,
+    RegistryState,
+)
 from models.store import ModelStore
 from models.training import train_batch_model
 
@@ -24,7 +31,9 @@ def model_bytes() -> bytes:
 
 @pytest.fixture
 def registry(coordination, tmp_path) -> ModelRegistry:
-    return ModelRegistry(coordination.registry(), ModelStore(tmp_path / "store"))
+    return ModelRegistry(
+        coordination.registry(), ModelStore(DirectoryBlobStore(tmp_path / "store"))
+    )
 
 
 @pytest.fixture
@@ -123,3 +132,53 @@ def test_a_lost_registry_is_rebuilt_from_the_journal(registry, new_versions):
     assert registry.active() is None and registry.state().history == []
     rebuilt = registry.rebuild()
     assert registry.state() == before == rebuilt
+
+
+def test_a_rebuild_from_a_journal_that_lacks_live_changes_is_refused(
+    registry, coordination, new_versions, tmp_path
+):
+    """A rebuild run against another (say, an empty local) store must not wipe the live
+    registry because its journal looks empty; only ``force`` overwrites."""
+    v1, v2 = new_versions(2)
+    registry.activate(v1, "t", "a")
+    registry.activate(v2, "t", "b")
+    live = registry.state()
+    elsewhere = ModelRegistry(registry.backend, ModelStore(DirectoryBlobStore(tmp_path / "empty")))
+    with pytest.raises(RegistryError, match="lacks"):
+        elsewhere.rebuild()
+    assert registry.state() == live, "a refused rebuild changed nothing"
+    assert elsewhere.rebuild(force=True) == RegistryState()
+    assert registry.state() == RegistryState()
+    assert registry.rebuild() == live, "the right journal restores everything again"
+
+
+def test_a_rebuild_over_a_partial_registry_completes_it(registry, new_versions):
+    v1, v2 = new_versions(2)
+    registry.activate(v1, "t", "a")
+    first = registry.state()
+    registry.activate(v2, "t", "b")
+    full = registry.state()
+    registry.backend.replace(first)  # an old backup of Redis restored
+    assert registry.rebuild() == full
+
+
+def test_journal_entries_are_numbered_objects_in_order(registry, new_versions):
+    v1, v2, v3 = new_versions(3)
+    for version in (v1, v2, v3):
+        registry.activate(version, "t", "go")
+    names = registry.store.blobs.names("registry/")
+    assert names == [f"registry/{n:012d}.json" for n in (1, 2, 3)]
+    assert [e.version for e in registry.journal.events()] == [v1, v2, v3]
+
+
+def test_a_journal_written_before_numbered_entries_is_read_first(registry, new_versions):
+    """Stores from before the ``registry/`` layout kept one ``registry.jsonl``."""
+    v1, v2 = new_versions(2)
+    old = RegistryEvent("activate", v1, None, "2026-01-01T00:00:00+00:00", "t", "old")
+    registry.store.blobs.put("registry.jsonl", old.to_json() + b"\n" + b"{torn")
+    registry.backend.replace(RegistryState(active=v1, history=[old]))
+    registry.activate(v2, "t", "new")
+    events = registry.journal.events()
+    assert [e.version for e in events] == [v1, v2]
+    registry.backend.replace(RegistryState())
+    assert registry.rebuild().active == v2

@@ -120,8 +120,9 @@ class Deployment:
 
         return asyncio.run(read())
 
-    def worker(self, log_dir: Path) -> WorkerProcess:
-        worker = WorkerProcess(self, log_dir / f"worker-{len(self.workers)}.log")
+    def worker(self, log_dir: Path, cwd: Path | None = None) -> WorkerProcess:
+        """A worker (not started) logging to ``log_dir``, run in ``cwd`` (its "host")."""
+        worker = WorkerProcess(self, log_dir / f"worker-{len(self.workers)}.log", cwd)
         self.workers.append(worker)
         return worker
 
@@ -157,11 +158,16 @@ class Deployment:
             time.sleep(0.1)
 
     def cli(
-        self, *args: str, check: bool = False, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        check: bool = False,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess:
         """Run ``streamlearn ARGS`` against this deployment (``env`` adds to its variables)."""
         return subprocess.run(
             [sys.executable, "-m", "app.cli", *args],
+            cwd=cwd,
             env=worker_environment(self.settings, self.endpoints) | (env or {}),
             capture_output=True,
             text=True,
@@ -192,7 +198,7 @@ def make_deployment(endpoints: Endpoints, store: Path, **groups: dict) -> Deploy
         },
         "redis": {"namespace": f"test-{run}"},
         "kafka": {"consumer_group": f"group-{run}", "session_timeout_s": 6.0},
-        "batch": {"store_path": str(store), "poll_interval_s": 0.2},
+        "batch": {"store": str(store), "poll_interval_s": 0.2},
         "web": {"enabled": False},
         "checkpoint": {"every_outcomes": 500, "interval_ms": 200},
         "log": {"level": "INFO"},
@@ -206,9 +212,10 @@ def make_deployment(endpoints: Endpoints, store: Path, **groups: dict) -> Deploy
 class WorkerProcess:
     """A ``streamlearn worker`` subprocess of a deployment."""
 
-    def __init__(self, deployment: Deployment, log_path: Path) -> None:
+    def __init__(self, deployment: Deployment, log_path: Path, cwd: Path | None = None) -> None:
         self.deployment = deployment
         self.log_path = log_path
+        self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
         self.killed = False
         self.stopped = False  # ended on purpose (SIGTERM by the test)
@@ -222,6 +229,7 @@ class WorkerProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "worker"],
                 env=env,
+                cwd=self.cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from app.composition import model_store
 from app.worker import worker_environment
 from models.market import MarketSimulator
-from models.store import ModelStore
 
 COMMANDS = [
     "worker",
@@ -109,7 +110,7 @@ def test_train_from_file_and_from_topic_activate_a_version(deploy):
     deployment = deploy()
     env = worker_environment(deployment.settings, deployment.endpoints)
     sim = MarketSimulator(seed=21)
-    path = deployment.settings.batch.store_path.parent / "history.parquet"
+    path = Path(deployment.settings.batch.store).parent / "history.parquet"
     sim.frame(2000).to_parquet(path)
 
     from_file = _cli("train", "--from-file", str(path), env=env)
@@ -126,6 +127,6 @@ def test_train_from_file_and_from_topic_activate_a_version(deploy):
     assert from_topic.returncode == 0, from_topic.stderr
     second = registry.active()
     assert second != first
-    metadata = ModelStore(deployment.settings.batch.store_path).load(second).metadata
+    metadata = model_store(deployment.settings).load(second).metadata
     assert sum(metadata["rows"].values()) == 1200
     assert metadata["source"] == f"topic:{deployment.names.outcomes}"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 
+from app.composition import model_store
 from app.train import train_and_store
 from models.market import MarketSimulator
 from models.registry import RegistryEvent
-from models.store import MODEL_FILE, ModelStore
+from models.store import MODEL_FILE
 
 
 def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path):
@@ -53,7 +55,7 @@ def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path
     switch_seconds = time.monotonic() - activated
 
     # A tampered copy of v2 (same metadata, changed bytes) fails its checksum and is refused.
-    store = deployment.settings.batch.store_path
+    store = Path(deployment.settings.batch.store)
     tampered = "20990101T000000000000Z-7a3bed00"
     shutil.copytree(store / v2, store / tampered)
     data = bytearray((store / tampered / MODEL_FILE).read_bytes())
@@ -66,9 +68,10 @@ def test_new_version_is_picked_up_and_a_tampered_one_is_refused(deploy, tmp_path
     assert "fails its checksum" in worker.log_path.read_text()
 
     # A truncated file stored with a matching checksum fails to parse and is refused too.
-    truncated = ModelStore(store).save(
+    models = model_store(deployment.settings)
+    truncated = models.save(
         (store / v2 / MODEL_FILE).read_bytes()[:300],
-        {**ModelStore(store).metadata(v2), "reason": "truncated on purpose"},
+        {**models.metadata(v2), "reason": "truncated on purpose"},
     )
     point_at(truncated)
     assert versions_of_next_50_signals() == {v2}

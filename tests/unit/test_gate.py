@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models.adapters.directory_blobs import DirectoryBlobStore
 from models.batch import load_batch_model
 from models.gate import GateConfig, decide, trading_metrics
 from models.market import FEATURES, MarketSimulator
@@ -14,7 +15,7 @@ from models.training import TrainConfig, train_batch_model
 
 
 def _champion(tmp_path, frame):
-    store = ModelStore(tmp_path)
+    store = ModelStore(DirectoryBlobStore(tmp_path))
     trained = train_batch_model(frame, FEATURES)
     return load_batch_model(store, store.save(trained.model_bytes(), trained.metadata), FEATURES)
 

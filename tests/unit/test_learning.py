@@ -10,6 +10,7 @@ from river import compose, linear_model, optim, preprocessing
 
 from app.composition import contract_spec, online_config
 from config import load_settings
+from models.adapters.directory_blobs import DirectoryBlobStore
 from models.adapters.memory_pointer import MemoryPointer
 from models.adapters.memory_state_store import MemoryStateStore
 from models.blend import Blender
@@ -33,7 +34,9 @@ def _learner(store: MemoryStateStore, spec: ContractSpec | None = None, **online
         state,
         spec or contract_spec(settings),
         Blender(0.8, 0.2, 10),
-        BatchModelFollower(BatchModelHolder(), MemoryPointer(), ModelStore("unused"), ()),
+        BatchModelFollower(
+            BatchModelHolder(), MemoryPointer(), ModelStore(DirectoryBlobStore("unused")), ()
+        ),
         DeadLetterer("outcomes", "outcomes.dlq", lambda: 1),
         EngineMetrics(),
     )

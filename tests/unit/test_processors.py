@@ -105,7 +105,7 @@ def test_signals_name_the_pointer_version_and_say_when_the_pointer_is_unreadable
     from app.composition import train_config
     from models.training import train_batch_model
 
-    settings = load_settings(environ={}).with_overrides(batch={"store_path": str(tmp_path)})
+    settings = load_settings(environ={}).with_overrides(batch={"store": str(tmp_path)})
     ports = memory_ports(settings)
     trained = train_batch_model(
         MarketSimulator(seed=2).frame(3000), settings.model.features, train_config(settings)
@@ -113,7 +113,7 @@ def test_signals_name_the_pointer_version_and_say_when_the_pointer_is_unreadable
     version = ports.model_store.save(trained.model_bytes(), trained.metadata)
 
     async def scenario():
-        engine = await _claimed(_engine(ports, batch={"store_path": str(tmp_path)}))
+        engine = await _claimed(_engine(ports, batch={"store": str(tmp_path)}))
         request = _records(MarketSimulator(seed=8).requests(1))
         cold = orjson.loads((await engine.scorer.score(request)).outgoing[0].value)
         assert (cold["batch_version"], cold["status"]) == (None, "no_model")

@@ -153,3 +153,10 @@ def test_log_lines_mask_secrets_in_messages_extras_and_tracebacks():
     line = formatter.format(record)
     assert SECRET not in line
     assert "login ***" in line and "AUTH *** rejected" in line
+
+
+def test_credentials_given_to_libraries_through_the_environment_are_secrets():
+    from app.logs import environment_secrets
+
+    env = {"AWS_SECRET_ACCESS_KEY": SECRET, "AWS_ACCESS_KEY_ID": "AKIA", "AWS_SESSION_TOKEN": ""}
+    assert environment_secrets(env) == (SECRET,)

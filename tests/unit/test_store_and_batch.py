@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models.adapters.directory_blobs import DirectoryBlobStore
 from models.batch import BatchModelError, feature_matrix, load_batch_model
 from models.market import FEATURES, MarketSimulator
 from models.store import METADATA_FILE, MODEL_FILE, ModelStore, ModelStoreError
@@ -17,7 +18,7 @@ def trained():
 
 
 def test_saved_version_loads_and_predicts_like_the_trained_booster(tmp_path, trained):
-    store = ModelStore(tmp_path)
+    store = ModelStore(DirectoryBlobStore(tmp_path))
     version = store.save(trained.model_bytes(), trained.metadata)
     assert store.versions() == [version]
     assert not any(p.name.startswith(".staging") for p in tmp_path.iterdir())
@@ -31,7 +32,7 @@ def test_saved_version_loads_and_predicts_like_the_trained_booster(tmp_path, tra
 
 
 def test_tampered_model_file_fails_its_checksum(tmp_path, trained):
-    store = ModelStore(tmp_path)
+    store = ModelStore(DirectoryBlobStore(tmp_path))
     version = store.save(trained.model_bytes(), trained.metadata)
     path = tmp_path / version / MODEL_FILE
     data = bytearray(path.read_bytes())
@@ -42,14 +43,14 @@ def test_tampered_model_file_fails_its_checksum(tmp_path, trained):
 
 
 def test_truncated_model_with_matching_checksum_is_still_refused(tmp_path, trained):
-    store = ModelStore(tmp_path)
+    store = ModelStore(DirectoryBlobStore(tmp_path))
     version = store.save(trained.model_bytes()[:500], trained.metadata)
     with pytest.raises(BatchModelError, match="not a valid XGBoost model"):
         load_batch_model(store, version, FEATURES)
 
 
 def test_feature_mismatch_and_missing_versions_are_refused(tmp_path, trained):
-    store = ModelStore(tmp_path)
+    store = ModelStore(DirectoryBlobStore(tmp_path))
     version = store.save(trained.model_bytes(), trained.metadata)
     with pytest.raises(BatchModelError, match="trained on features"):
         load_batch_model(store, version, (*FEATURES[:-1], "other"))
@@ -73,7 +74,7 @@ def test_feature_mismatch_and_missing_versions_are_refused(tmp_path, trained):
     ],
 )
 def test_version_names_that_could_escape_the_store_are_refused(tmp_path, trained, name):
-    store = ModelStore(tmp_path / "store")
+    store = ModelStore(DirectoryBlobStore(tmp_path / "store"))
     version = store.save(trained.model_bytes(), trained.metadata)
     outside = tmp_path / "outsideZ-1"
     outside.mkdir()
