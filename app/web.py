@@ -6,15 +6,17 @@
   assigned partition is claimed, learning is not paused and no partition with records waiting
   has gone 30 s without progress; 503 with the reasons otherwise.
   A worker that is alive but not ready still scores with the models it holds.
-* ``/status``: what the worker holds (partitions, keys, batch version).
+* ``/status``: what the worker holds (partitions, batch version, a page of its keys:
+  ``?offset=&limit=``); behind a bearer token when ``web.status_token`` is set.
 * ``/metrics``: Prometheus text format.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaClient
@@ -25,6 +27,8 @@ from streams.health import stalled_partitions
 from streams.kafka_connection import KafkaConnection
 
 PROBE_TIMEOUT_S = 2.0
+#: Most keys one ``/status`` page may hold.
+MAX_PAGE = 10_000
 
 
 class BrokerProbe:
@@ -62,13 +66,51 @@ async def redis_problem(engine: Engine) -> str | None:
     return None
 
 
+def authorized(header: str | None, token: str | None) -> bool:
+    """Whether an ``Authorization`` header carries the bearer ``token`` (always, without one).
+    Compared in constant time, so the answer's timing tells nothing about the token.
+
+    >>> authorized(None, None), authorized("Bearer t0k", "t0k"), authorized("Bearer x", "t0k")
+    (True, True, False)
+    """
+    if token is None:
+        return True
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+
+
+def page_of(query: Mapping[str, str], default_limit: int) -> tuple[int, int]:
+    """``offset`` and ``limit`` of a ``/status`` page from the query string.
+
+    >>> page_of({}, 100), page_of({"offset": "200", "limit": "50"}, 100)
+    ((0, 100), (200, 50))
+    """
+    values = []
+    for name, default, most in (("offset", 0, None), ("limit", default_limit, MAX_PAGE)):
+        text = query.get(name)
+        try:
+            value = default if text is None else int(text)
+        except ValueError:
+            raise ValueError(f"{name} must be an integer, not {text[:40]!r}") from None
+        if value < (0 if name == "offset" else 1) or (most is not None and value > most):
+            raise ValueError(f"{name} out of range (limit: 1..{MAX_PAGE}, offset: >= 0)")
+        values.append(value)
+    return values[0], values[1]
+
+
 def register_views(
     app: Any,
     engine: Engine,
     kafka: KafkaConnection,
     engine_status: Callable[[], dict[str, Any]],
+    status_token: str | None = None,
+    status_page_size: int = 100,
 ) -> None:
-    """Add ``/health``, ``/ready``, ``/status`` and ``/metrics`` to the Faust app's web server."""
+    """Add ``/health``, ``/ready``, ``/status`` and ``/metrics`` to the Faust app's web server.
+
+    ``/status`` answers one page of keys (``?offset=&limit=``) and, with a ``status_token``,
+    only to requests that carry it as a bearer token.
+    """
     probe = BrokerProbe(kafka)
 
     @app.page("/health")
@@ -114,7 +156,17 @@ def register_views(
 
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:
-        return web.json(engine.status())
+        if not authorized(request.headers.get("Authorization"), status_token):
+            return web.json(
+                {"error": "/status needs Authorization: Bearer <web.status_token>"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="streamlearn"'},
+            )
+        try:
+            offset, limit = page_of(request.query, status_page_size)
+        except ValueError as exc:
+            return web.json({"error": str(exc)}, status=400)
+        return web.json(engine.status(offset, limit))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 
 import faust
 from faust.types import TP
+from pydantic import SecretStr
 
 from app.composition import active_version, build_engine
 from app.embedded import Endpoints
@@ -88,7 +89,15 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
                 await asyncio.sleep(5)
 
     app.task(listen_for_model_updates)
-    register_views(app, engine, endpoints.kafka, engine_status)
+    token = settings.web.status_token
+    register_views(
+        app,
+        engine,
+        endpoints.kafka,
+        engine_status,
+        status_token=None if token is None else token.get_secret_value(),
+        status_page_size=settings.web.status_page_size,
+    )
     return app, engine
 
 
@@ -330,8 +339,12 @@ def worker_environment(settings: Settings, endpoints: Endpoints) -> dict[str, st
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     env.pop("REDIS_URL", None)
     data = settings.model_dump(mode="json")
-    # How these endpoints are reached wins over the settings' security; this also carries the
-    # passwords, which model_dump masks.
+    for group, values in data.items():  # model_dump masks secrets; the child needs them
+        for name in values:
+            value = getattr(getattr(settings, group), name)
+            if isinstance(value, SecretStr):
+                values[name] = value.get_secret_value()
+    # How these endpoints are reached wins over the settings' security.
     for group, connection in (("kafka", endpoints.kafka), ("redis", endpoints.redis)):
         data[group] |= {name: getattr(connection, name) for name in connection.security_fields()}
     for group, values in data.items():

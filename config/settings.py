@@ -285,6 +285,12 @@ class LimitSettings(_Group):
         ge=16_384,
         description="largest record the broker accepts; dead letters are cut to fit it",
     )
+    max_keys_per_partition: int = Field(
+        default=10_000,
+        ge=1,
+        description="model keys one partition may hold; a new key's outcome beyond it is a dead "
+        "letter (cost per key: docs/deploy.md)",
+    )
 
 
 class OnlineSettings(_Group):
@@ -524,6 +530,15 @@ class WebSettings(_Group):
     enabled: bool = Field(default=True, description="serve /health, /status, /metrics")
     host: str = Field(default="127.0.0.1", description="bind address")
     port: int = Field(default=6066, ge=0, le=65535, description="port")
+    status_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token /status requires (Authorization: Bearer ...); unset = open",
+    )
+    status_page_size: int = Field(
+        default=100, ge=1, le=10_000, description="keys per /status page unless ?limit= says"
+    )
+
+    _none = field_validator("status_token", mode="before")(_none_words)
 
 
 class LogSettings(_Group):
@@ -575,7 +590,7 @@ class Settings(_Group):
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value these settings hold (for log redaction), longest first."""
-        values = [self.kafka.sasl_password, self.redis.password]
+        values = [self.kafka.sasl_password, self.redis.password, self.web.status_token]
         found = {v.get_secret_value() for v in values if v is not None}
         found |= {p for group, field in URL_SETTINGS if (p := url_password(self._at(group, field)))}
         return tuple(sorted((s for s in found if s), key=len, reverse=True))

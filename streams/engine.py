@@ -127,6 +127,7 @@ class Engine:
             follower,
             dead_letterer(settings, topics.outcomes, topics.outcomes_dead_letter, clock),
             metrics,
+            max_keys_per_partition=settings.limits.max_keys_per_partition,
         )
         scorer = RequestScorer(
             state,
@@ -178,8 +179,11 @@ class Engine:
         """Follow the registry pointer (called periodically and on ``model-updates``)."""
         await self.follower.sync()
 
-    def status(self) -> dict[str, Any]:
-        """What this worker holds right now (for the ``/status`` view)."""
+    def status(self, key_offset: int = 0, key_limit: int | None = None) -> dict[str, Any]:
+        """What this worker holds right now (for the ``/status`` view): partitions, batch
+        version, and one page of the keys in key order (all of them without ``key_limit``)."""
+        total = self.state.key_count
+        end = total if key_limit is None else min(total, key_offset + key_limit)
         return {
             "batch_version": self.batch.version,
             "batch_error": self.follower.last_error,
@@ -187,7 +191,10 @@ class Engine:
                 p: {"applied_offset": m.applied_offset, "epoch": m.epoch, "keys": len(m.models)}
                 for p, m in sorted(self.state.partitions.items())
             },
-            "keys": self.state.key_summaries(),
+            "keys_total": total,
+            "keys_offset": key_offset,
+            "keys_next_offset": end if end < total else None,
+            "keys": self.state.key_summaries(key_offset, key_limit),
         }
 
     async def close(self) -> None:

@@ -49,7 +49,10 @@ class OutcomeLearner:
     is in that state: learned, or turned into a dead letter in :attr:`LearnResult.outgoing`
     (which the engines send and confirm before they checkpoint). Malformed records, repeated
     ``outcome_id``\ s and updates that would make the key's model non-finite become dead
-    letters; the key keeps its previous state and the stream keeps flowing.
+    letters; the key keeps its previous state and the stream keeps flowing. So does the first
+    outcome of a new key once its partition holds ``max_keys_per_partition`` keys: memory and
+    Redis grow with keys, and a producer that invents keys must not grow them without bound.
+    The decision depends only on the partition's state at that offset, so a replay repeats it.
     """
 
     def __init__(
@@ -60,8 +63,10 @@ class OutcomeLearner:
         batch: BatchModelFollower,
         dead_letter: DeadLetterer,
         metrics: EngineMetrics,
+        max_keys_per_partition: int | None = None,
     ) -> None:
         self.state = state
+        self._max_keys = max_keys_per_partition
         self._spec = spec
         self._blender = blender
         self._batch = batch
@@ -152,6 +157,17 @@ class OutcomeLearner:
         batch_model: BatchModel | None,
     ) -> str | None:
         """Score, learn and monitor one outcome; the reason when it is refused, else None."""
+        held = len(loaded.models)
+        if (
+            self._max_keys is not None
+            and held >= self._max_keys
+            and outcome.model_key not in loaded.models
+        ):
+            self._metrics.outcomes_refused.labels("key_limit").inc()
+            return (
+                f"key_limit: partition {partition} holds {held} model keys, the limit "
+                f"(limits.max_keys_per_partition); no model is made for {outcome.model_key!r}"
+            )
         key_model = self.state.model_or_new(loaded, outcome.model_key)
         seen = key_model.seen
         hashed = 0

@@ -291,6 +291,9 @@ class OnlineState:
         for partition in partitions:
             self._blocked.pop(partition, None)
 
-    def key_summaries(self) -> dict[str, dict]:
-        """Summary numbers of every loaded key (for the status view)."""
-        return {key: model.summary() for key, model in self._by_key.items()}
+    def key_summaries(self, offset: int = 0, limit: int | None = None) -> dict[str, dict]:
+        """Summary numbers of the loaded keys, in key order, ``limit`` of them from ``offset``
+        (a page of the status view: a worker may hold tens of thousands)."""
+        keys = sorted(self._by_key)
+        page = keys[offset:] if limit is None else keys[offset : offset + limit]
+        return {key: self._by_key[key].summary() for key in page}

@@ -20,7 +20,7 @@ class EngineMetrics:
         )
         self.outcomes_refused = Counter(
             "streamlearn_outcomes_refused_total",
-            "Valid outcomes not learned: duplicate outcome_id, non-finite update, error",
+            "Valid outcomes not learned: duplicate outcome_id, non-finite update, key limit, error",
             ["reason"],
             registry=self.registry,
         )

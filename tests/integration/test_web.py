@@ -13,15 +13,19 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.embedded import free_port
+from app.embedded import Endpoints, free_port
+from app.redis_connection import RedisConnection
 from models.market import MarketSimulator
 from tests.chaos.harness import ChaosRedis
 from tests.integration.infra import ENGINES, make_deployment
 
 
-def _get(port: int, path: str) -> tuple[int, bytes, str]:
+def _get(port: int, path: str, token: str | None = None) -> tuple[int, bytes, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read(), response.headers.get("Content-Type", "")
     except urllib.error.HTTPError as error:
         return error.code, error.read(), error.headers.get("Content-Type", "")
@@ -48,7 +52,7 @@ def test_metrics_scrape_and_truthful_health_through_a_redis_outage(endpoints, tm
     chaos_redis.start()
     port = free_port()
     deployment = make_deployment(
-        endpoints.__class__(endpoints.kafka, chaos_redis.url),
+        Endpoints(endpoints.kafka, RedisConnection(chaos_redis.url)),
         tmp_path / "store",
         processing={"engine": engine},
         web={"enabled": True, "port": port},
@@ -98,3 +102,45 @@ def test_metrics_scrape_and_truthful_health_through_a_redis_outage(endpoints, tm
     finally:
         deployment.close()
         chaos_redis.stop()
+
+
+def test_status_is_paged_and_behind_its_token(deploy, tmp_path):
+    """``/status`` with ``web.status_token``: 401 without the token or with a wrong one; with
+    it, the keys come in pages that together list each key exactly once."""
+    port, token = free_port(), "status-token-" + os.urandom(6).hex()
+    deployment = deploy(
+        model={"key_field": "key"},
+        web={"enabled": True, "port": port, "status_token": token, "status_page_size": 4},
+    )
+    keys = tuple(f"K{i:02d}" for i in range(11))
+    producer = deployment.producer()
+    producer.send_outcomes(MarketSimulator(seed=3, keys=keys).outcomes(400))
+    producer.flush()
+    deployment.worker(tmp_path).start()
+    deployment.wait_for(
+        lambda: sum(o + 1 for o in deployment.applied_offsets().values()) == 400, 60, "learning"
+    )
+
+    for given in (None, "wrong", token[:-1]):
+        status, body, _ = _get(port, "/status", given)
+        assert status == 401 and b"Bearer" in body
+    deployment.wait_for(
+        lambda: orjson.loads(_get(port, "/status", token)[1]).get("keys_total") == len(keys),
+        30,
+        "every key in memory",
+    )
+    seen, offset = [], 0
+    while offset is not None:
+        status, body, _ = _get(port, f"/status?offset={offset}", token)
+        assert status == 200
+        page = orjson.loads(body)
+        assert len(page["keys"]) <= 4 and page["keys_total"] == len(keys)
+        seen += list(page["keys"])
+        offset = page["keys_next_offset"]
+    assert seen == sorted(keys)
+    status, body, _ = _get(port, "/status?offset=2&limit=3", token)
+    assert list(orjson.loads(body)["keys"]) == list(keys[2:5])
+    for bad in ("limit=0", "limit=x", "offset=-1", "limit=10001"):
+        assert _get(port, f"/status?{bad}", token)[0] == 400
+    assert _get(port, "/health")[0] == 200  # liveness stays open for orchestrators
+    assert token not in deployment.workers[0].log_path.read_text()

@@ -131,3 +131,49 @@ def test_signals_name_the_pointer_version_and_say_when_the_pointer_is_unreadable
         assert engine.state.model("global").metrics.sources["batch"].n == 40
 
     asyncio.run(scenario())
+
+
+def test_new_keys_beyond_the_partition_limit_are_dead_letters_and_replays_agree():
+    """Once a partition holds ``limits.max_keys_per_partition`` keys, the first outcome of any
+    other key is a dead letter with the reason; known keys keep learning, and replaying the
+    same offsets from the checkpoint makes the same decisions."""
+
+    async def scenario():
+        sim = MarketSimulator(seed=8, keys=("A", "B", "C", "D"))
+        outcomes = sim.outcomes(200)
+        records = [
+            InputRecord(0, i, o["key"].encode(), encode_message(o)) for i, o in enumerate(outcomes)
+        ]
+        groups = {"model": {"key_field": "key"}, "limits": {"max_keys_per_partition": 3}}
+        engine = await _claimed(_engine(**groups))
+        first = await engine.learner.process(records[:100])
+        first_three = []
+        for o in outcomes:
+            if o["key"] not in first_three:
+                first_three.append(o["key"])
+        kept, refused = set(first_three[:3]), first_three[3]
+        assert set(engine.state.partitions[0].models) == kept
+        letters = [orjson.loads(r.value) for r in first.outgoing]
+        expected = sum(1 for o in outcomes[:100] if o["key"] == refused)
+        assert len(letters) == expected > 0
+        assert all(
+            letter["reason"].startswith("key_limit: partition 0 holds 3") for letter in letters
+        )
+        assert refused in letters[0]["reason"]
+        assert engine.state.partitions[0].applied_offset == 99
+        learned = {k: m.updates for k, m in engine.state.partitions[0].models.items()}
+        assert sum(learned.values()) == 100 - expected
+        await engine.state.checkpoint()
+        await engine.close()
+
+        again = await _claimed(_engine(engine.ports, **groups))
+        rest = await again.learner.process(records[50:])  # 50 replays, then 100 new
+        assert rest.replayed == 50
+        assert set(again.state.partitions[0].models) == kept
+        assert len(rest.outgoing) == sum(1 for o in outcomes[100:] if o["key"] == refused)
+        assert sum(m.updates for m in again.state.partitions[0].models.values()) == sum(
+            1 for o in outcomes if o["key"] != refused
+        )
+        await again.close()
+
+    asyncio.run(scenario())

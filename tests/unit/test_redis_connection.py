@@ -160,3 +160,20 @@ def test_credentials_given_to_libraries_through_the_environment_are_secrets():
 
     env = {"AWS_SECRET_ACCESS_KEY": SECRET, "AWS_ACCESS_KEY_ID": "AKIA", "AWS_SESSION_TOKEN": ""}
     assert environment_secrets(env) == (SECRET,)
+
+
+def test_a_child_worker_gets_every_secret_setting_through_its_environment():
+    from app.worker import worker_environment
+
+    settings = _settings(
+        REDIS_URL="redis://r:6379/0",
+        STREAMLEARN_REDIS__PASSWORD=SECRET,
+        STREAMLEARN_WEB__STATUS_TOKEN="token-" + SECRET,
+    )
+    endpoints = Endpoints(
+        KafkaConnection("k:9092"), RedisConnection.from_settings(settings.redis, "redis://r/0")
+    )
+    child = load_settings(environ=worker_environment(settings, endpoints))
+    assert child.web.status_token.get_secret_value() == "token-" + SECRET
+    assert child.redis.password.get_secret_value() == SECRET
+    assert set(child.secrets()) == {SECRET, "token-" + SECRET}
