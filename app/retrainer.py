@@ -27,6 +27,7 @@ from app.composition import (
     train_config,
 )
 from app.embedded import Endpoints
+from app.retrainer_metrics import RetrainerMetrics
 from config import Settings
 from models.batch import BatchModel, BatchModelError, load_batch_model
 from models.coordination import LeaderLease, LeaseLostError
@@ -63,6 +64,7 @@ class Retrainer:
         endpoints: Endpoints,
         out: TextIO = sys.stderr,
         ports: RetrainerPorts | None = None,
+        metrics: RetrainerMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.endpoints = endpoints
@@ -73,6 +75,7 @@ class Retrainer:
         self.state = self.ports.state
         self.publisher = ModelUpdatePublisher(endpoints.kafka, settings.topics.model_updates)
         self.failures = 0
+        self.metrics = metrics or RetrainerMetrics()
 
     def say(self, text: str) -> None:
         """A progress line for the operator."""
@@ -135,8 +138,13 @@ class Retrainer:
         pruned = self.registry.prune(self.settings.retrain.keep_versions)
         if pruned:
             self.say(f"retention removed {len(pruned)} old versions")
-        self.state.mark_finished(time.time())
+        finished = time.time()
+        self.state.mark_finished(finished)
         seconds = time.monotonic() - started
+        self.metrics.retrains.labels(action).inc()
+        self.metrics.seconds.observe(seconds)
+        self.metrics.window_rows.set(len(frame))
+        self.metrics.last_finished.set(finished)
         self.say(f"version {version} {action} ({seconds:.1f}s)")
         return RetrainReport(version, action, decision, len(frame), seconds)
 
@@ -177,6 +185,7 @@ class Retrainer:
                     raise
                 except Exception as exc:
                     self.failures += 1
+                    self.metrics.retrains.labels("failed").inc()
                     self._announce_failure(batch.requests, exc)
         queue.commit(batch.next_offset)
         return report
@@ -222,6 +231,7 @@ class Retrainer:
             if stop.is_set():
                 return
         fence = self.registry.backend.take_fence()
+        self.metrics.leader.set(1)
         lost = threading.Event()
         keepalive = threading.Thread(target=_keep_lock, args=(lock, stop, lost), daemon=True)
         keepalive.start()
@@ -240,6 +250,7 @@ class Retrainer:
         except FencedError as exc:
             self.say(f"no longer the leader: {exc}")
         finally:
+            self.metrics.leader.set(0)
             queue.close()
             with contextlib.suppress(Exception):
                 lock.release()
@@ -314,6 +325,8 @@ def run_retrainer(settings: Settings, endpoints: Endpoints) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     retrainer = Retrainer(settings, endpoints)
+    if settings.retrain.metrics_port:
+        retrainer.metrics.serve(settings.web.host, settings.retrain.metrics_port)
     try:
         retrainer.run(stop)
     except KeyboardInterrupt:

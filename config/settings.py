@@ -215,6 +215,14 @@ class TopicSettings(_Group):
         default=4, ge=1, le=10_000, description="partitions of the keyed topics (control topics: 1)"
     )
     replication_factor: int = Field(default=1, ge=1, description="replicas of created topics")
+    outcomes_retention_days: float | None = Field(
+        default=90.0,
+        gt=0,
+        description="retention set when the outcomes topic is created: longer than any retrain "
+        "window (docs/deploy.md); unset = the broker's default (7 days on Apache Kafka)",
+    )
+
+    _none = field_validator("outcomes_retention_days", mode="before")(_none_words)
 
     @model_validator(mode="after")
     def _distinct(self) -> TopicSettings:
@@ -421,6 +429,12 @@ class RetrainSettings(_Group):
         default=10, ge=1, description="newest versions kept (plus every version ever active)"
     )
     poll_interval_s: float = Field(default=1.0, gt=0, description="request polling interval")
+    metrics_port: int = Field(
+        default=6067,
+        ge=0,
+        le=65535,
+        description="port of the retrainer's Prometheus /metrics (on web.host); 0 = off",
+    )
 
     _none = field_validator("window_outcomes", "window_days", "source_file", mode="before")(
         _none_words

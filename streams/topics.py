@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
@@ -70,20 +71,52 @@ class TopicNames:
 def ensure_topics_for(settings: Settings, kafka: KafkaConnection) -> TopicNames:
     """Create (or check) every topic the settings name; returns the names."""
     names = TopicNames.from_settings(settings)
-    ensure_topics(kafka, names, settings.topics.partitions, settings.topics.replication_factor)
+    ensure_topics(
+        kafka,
+        names,
+        settings.topics.partitions,
+        settings.topics.replication_factor,
+        topic_configs(settings, names),
+    )
     return names
 
 
+def topic_configs(settings: Settings, names: TopicNames) -> dict[str, dict[str, str]]:
+    """Broker configs of the topics that need their own: the outcomes topic is the retrain
+    source, so its retention comes from ``topics.outcomes_retention_days``.
+
+    >>> from config import load_settings
+    >>> settings = load_settings(environ={})
+    >>> topic_configs(settings, TopicNames.from_settings(settings))
+    {'trade-outcomes': {'retention.ms': '7776000000'}}
+    """
+    days = settings.topics.outcomes_retention_days
+    if days is None:
+        return {}
+    return {names.outcomes: {"retention.ms": str(round(days * 86_400_000))}}
+
+
 def ensure_topics(
-    kafka: KafkaConnection, names: TopicNames, partitions: int, replication_factor: int
+    kafka: KafkaConnection,
+    names: TopicNames,
+    partitions: int,
+    replication_factor: int,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Create missing topics; refuse inputs whose partition counts break co-partitioning."""
+    """Create missing topics (with ``configs`` per topic name); refuse inputs whose partition
+    counts break co-partitioning. Configs apply at creation only: an existing topic keeps its
+    own (change it with ``kafka-configs.sh --alter``)."""
+    configs = configs or {}
     admin = KafkaAdminClient(**kafka.client_options(), client_id="streamlearn-admin")
     try:
         existing = set(admin.list_topics())
         wanted = [(name, partitions) for name in names.data()]
         wanted += [(name, 1) for name in names.control()]
-        missing = [NewTopic(n, p, replication_factor) for n, p in wanted if n not in existing]
+        missing = [
+            NewTopic(n, p, replication_factor, topic_configs=dict(configs.get(n, {})))
+            for n, p in wanted
+            if n not in existing
+        ]
         if missing:
             # Another process may create them first; that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):

@@ -200,6 +200,7 @@ def make_deployment(endpoints: Endpoints, store: Path, **groups: dict) -> Deploy
         "kafka": {"consumer_group": f"group-{run}", "session_timeout_s": 6.0},
         "batch": {"store": str(store), "poll_interval_s": 0.2},
         "web": {"enabled": False},
+        "retrain": {"metrics_port": 0},  # tests that scrape it give it a free port
         "checkpoint": {"every_outcomes": 500, "interval_ms": 200},
         "log": {"level": "INFO"},
     }

@@ -5,8 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import urllib.request
 
-from app.embedded import Endpoints
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.embedded import Endpoints, free_port
 from app.retrainer import Retrainer
 from app.train import train_and_store
 from app.worker import worker_environment
@@ -29,7 +32,10 @@ def _start(deployment, tmp_path, command: str, name: str) -> subprocess.Popen:
 
 
 def test_a_burst_of_requests_after_a_regime_flip_yields_one_promoted_model(deploy, tmp_path):
-    deployment = deploy(retrain=RETRAIN, online={"min_updates": 0})
+    metrics_port = free_port()
+    deployment = deploy(
+        retrain={**RETRAIN, "metrics_port": metrics_port}, online={"min_updates": 0}
+    )
     names = deployment.names
     sim = MarketSimulator(seed=13, change_points=[WINDOW])
     client = deployment.endpoints.redis.client()
@@ -63,6 +69,20 @@ def test_a_burst_of_requests_after_a_regime_flip_yields_one_promoted_model(deplo
         assert meta["gate"]["challenger"]["log_loss"] < meta["gate"]["champion"]["log_loss"]
         assert meta["window"]["rows"] == WINDOW
         assert 1 <= len(meta["requests"]) <= 5
+
+        # Prometheus sees it: one activated retrain, this retrainer leading.
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            scraped = {
+                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(response.read().decode())
+                for sample in family.samples
+            }
+        assert scraped[("streamlearn_retrains_total", (("outcome", "activated"),))] == 1
+        assert scraped[("streamlearn_retrains_total", (("outcome", "failed"),))] == 0
+        assert scraped[("streamlearn_retrainer_leader", ())] == 1
+        assert scraped[("streamlearn_retrain_window_rows", ())] == WINDOW
+        assert scraped[("streamlearn_retrain_seconds_count", ())] == 1
 
         # Workers score with the promoted model within seconds.
         producer.send_requests(sim.requests(50))
