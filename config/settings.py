@@ -366,6 +366,12 @@ class BatchSettings(_Group):
         default=1.0, gt=0, description="how often workers check the active-version pointer"
     )
     predict_threads: int = Field(default=1, ge=1, description="XGBoost threads for scoring")
+    load_wait_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="longest scoring waits for a newly active version to load; then it scores "
+        "with the model held (flagged degraded) while the load goes on",
+    )
 
     _none = field_validator("s3_endpoint_url", "s3_region", mode="before")(_none_words)
 

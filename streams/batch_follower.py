@@ -39,7 +39,9 @@ class BatchModelFollower:
     """Keeps a :class:`BatchModelHolder` on the version the registry pointer names.
 
     A version that fails validation (checksum, features, smoke prediction) is not retried for
-    ``retry_after_s``; the worker keeps serving the model it had.
+    ``retry_after_s``; the worker keeps serving the model it had. A load (one per version, shared
+    by every caller) that takes longer than ``load_wait_s`` -- a slow or unreachable model store
+    -- goes on in the background while scoring goes on with the model held, flagged degraded.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class BatchModelFollower:
         on_swap: Callable[[], object] | None = None,
         pointer_timeout_s: float = 0.25,
         pointer_retry_s: float = 1.0,
+        load_wait_s: float = 2.0,
     ) -> None:
         self.holder = holder
         self._pointer = pointer
@@ -64,7 +67,9 @@ class BatchModelFollower:
         self._cache: OrderedDict[str, BatchModel] = OrderedDict()
         self._cache_size = cache_size
         self._failed: dict[str, float] = {}
-        self._lock = asyncio.Lock()
+        self._loading: dict[str, asyncio.Task[BatchModel | None]] = {}
+        self._wanted: str | None = None
+        self._load_wait = load_wait_s
         self.last_error: str | None = None
         self._on_swap = on_swap
         self._pointer_timeout = pointer_timeout_s
@@ -98,30 +103,35 @@ class BatchModelFollower:
             )
             return self.holder.current, self._pointer_error
         self._pointer_down_until = 0.0
-        await self._follow(wanted)
+        await self._follow(wanted, self._load_wait)
+        if wanted is not None and wanted != self.holder.version and wanted in self._loading:
+            return self.holder.current, (
+                f"active version {wanted} still loading from the model store; scored with the "
+                "batch model this worker holds"
+            )
         return self.holder.current, None
 
     async def sync(self) -> bool:
-        """Make the active version current if it is not; True when the model changed."""
+        """Make the active version current if it is not (waiting for its load); True when the
+        model changed."""
         return await self._follow(await self._pointer.active())
 
-    async def _follow(self, wanted: str | None) -> bool:
+    async def _follow(self, wanted: str | None, wait_s: float | None = None) -> bool:
         if wanted is None or wanted == self.holder.version:
             return False
-        async with self._lock:
-            if wanted == self.holder.version:
-                return False
-            model = await self._model(wanted)
-            if model is None:
-                return False
-            previous = self.holder.version
-            self.holder.current = model
+        self._wanted = wanted
+        model = await self._model(wanted, wait_s)
+        # Swap only to the version still wanted: a slow load must not replace a newer one.
+        if model is None or wanted == self.holder.version or wanted != self._wanted:
+            return False
+        previous = self.holder.version
+        self.holder.current = model
         if self._on_swap is not None:
             self._on_swap()
         log.info("batch model swapped", extra={"version": wanted, "previous": previous})
         return True
 
-    async def _model(self, version: str) -> BatchModel | None:
+    async def _model(self, version: str, wait_s: float | None) -> BatchModel | None:
         cached = self._cache.get(version)
         if cached is not None:
             self._cache.move_to_end(version)
@@ -129,17 +139,34 @@ class BatchModelFollower:
         failed_at = self._failed.get(version)
         if failed_at is not None and time.monotonic() - failed_at < self._retry_after_s:
             return None
+        task = self._loading.get(version)
+        if task is None:
+            task = asyncio.ensure_future(self._load(version))
+            self._loading[version] = task
+            task.add_done_callback(lambda _, v=version: self._loading.pop(v, None))
+        if wait_s is None:
+            return await asyncio.shield(task)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), wait_s)
+        except TimeoutError:
+            return None  # still loading; the next micro-batch asks again
+
+    async def _load(self, version: str) -> BatchModel | None:
         loop = asyncio.get_running_loop()
         try:
             model = await loop.run_in_executor(
                 None, load_batch_model, self._store, version, self._features, self._threads
             )
-        except BatchModelError as exc:
+        except Exception as exc:  # refused (BatchModelError) or anything unforeseen: not fatal
             self._failed[version] = time.monotonic()
-            self.last_error = str(exc)
+            self.last_error = str(exc) if isinstance(exc, BatchModelError) else repr(exc)
             log.error(
                 "batch model refused; still serving the previous one",
-                extra={"version": version, "serving": self.holder.version, "error": str(exc)},
+                extra={
+                    "version": version,
+                    "serving": self.holder.version,
+                    "error": self.last_error,
+                },
             )
             return None
         self.last_error = None

@@ -119,6 +119,7 @@ class Engine:
             settings.model.features,
             threads=settings.batch.predict_threads,
             on_swap=metrics.batch_model_swaps.inc,
+            load_wait_s=settings.batch.load_wait_s,
         )
         learner = OutcomeLearner(
             state,
