@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
-from app.logs import Redactor, configure_logging, environment_secrets
+from app.logs import Redactor, configure_logging, process_redactor
 from config import Settings, SettingsError, load_settings
 
 log = logging.getLogger("streamlearn")
@@ -206,9 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
         if args.log_level:
             settings = settings.with_overrides(log={"level": args.log_level})
-        secrets = (*settings.secrets(), *environment_secrets())
-        redact = Redactor(secrets)
-        configure_logging(settings.log.level, secrets)
+        redact = process_redactor(settings.secrets())
+        configure_logging(settings.log.level, redact)
         handler = _COMMANDS[args.command]
         return handler(settings, args) or 0
     except KeyboardInterrupt:

@@ -50,6 +50,12 @@ def environment_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, 
     return tuple(env[name] for name in ENVIRONMENT_SECRETS if env.get(name))
 
 
+def process_redactor(*secrets: Iterable[str]) -> Redactor:
+    """The redactor of this process: the given secrets (settings, connections) and those its
+    libraries read from the environment."""
+    return Redactor([*(s for group in secrets for s in group), *environment_secrets()])
+
+
 def _forms(secret: str) -> set[str]:
     """The secret as written, and as a JSON string and a Python repr would escape it."""
     return {secret, orjson.dumps(secret).decode()[1:-1], repr(secret)[1:-1]}
@@ -80,13 +86,13 @@ class JsonFormatter(logging.Formatter):
         return self._redact(line)
 
 
-def logging_config(level: str, secrets: Iterable[str] = ()) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` mapping: JSON lines on stderr at ``level``, with
-    ``secrets`` masked."""
+def logging_config(level: str, redactor: Redactor | None = None) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` mapping: JSON lines on stderr at ``level``, masked by
+    ``redactor`` (at least URL passwords without one)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": JsonFormatter, "redactor": Redactor(secrets)}},
+        "formatters": {"json": {"()": JsonFormatter, "redactor": redactor or Redactor()}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
@@ -103,8 +109,8 @@ def logging_config(level: str, secrets: Iterable[str] = ()) -> dict[str, Any]:
     }
 
 
-def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
+def configure_logging(level: str, redactor: Redactor | None = None) -> None:
     """Apply :func:`logging_config` to this process."""
     import logging.config
 
-    logging.config.dictConfig(logging_config(level, secrets))
+    logging.config.dictConfig(logging_config(level, redactor))

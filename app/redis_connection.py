@@ -16,7 +16,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from config.settings import RedisSettings, mask_url_password, url_password
+from config.settings import RedisSettings, mask_url_password, revealed, url_password
 
 
 @dataclass(frozen=True, repr=False)
@@ -35,10 +35,7 @@ class RedisConnection:
     def from_settings(cls, settings: RedisSettings, url: str) -> RedisConnection:
         """The connection the settings describe, to ``url`` (the configured Redis, or the
         embedded one when none is configured)."""
-        values = {name: getattr(settings, name) for name in cls.security_fields()}
-        if values["password"] is not None:
-            values["password"] = values["password"].get_secret_value()
-        return cls(url=url, **values)
+        return cls(url, **revealed(settings, cls.security_fields()))
 
     @classmethod
     def security_fields(cls) -> tuple[str, ...]:

@@ -85,17 +85,23 @@ def page_of(query: Mapping[str, str], default_limit: int) -> tuple[int, int]:
     >>> page_of({}, 100), page_of({"offset": "200", "limit": "50"}, 100)
     ((0, 100), (200, 50))
     """
-    values = []
-    for name, default, most in (("offset", 0, None), ("limit", default_limit, MAX_PAGE)):
-        text = query.get(name)
-        try:
-            value = default if text is None else int(text)
-        except ValueError:
-            raise ValueError(f"{name} must be an integer, not {text[:40]!r}") from None
-        if value < (0 if name == "offset" else 1) or (most is not None and value > most):
-            raise ValueError(f"{name} out of range (limit: 1..{MAX_PAGE}, offset: >= 0)")
-        values.append(value)
-    return values[0], values[1]
+    return (
+        _integer(query, "offset", 0, 0, None),
+        _integer(query, "limit", default_limit, 1, MAX_PAGE),
+    )
+
+
+def _integer(
+    query: Mapping[str, str], name: str, default: int, least: int, most: int | None
+) -> int:
+    text = query.get(name)
+    try:
+        value = default if text is None else int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, not {text[:40]!r}") from None
+    if value < least or (most is not None and value > most):
+        raise ValueError(f"{name} must be between {least} and {most or 'any'}, not {value}")
+    return value
 
 
 def register_views(

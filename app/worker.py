@@ -13,12 +13,11 @@ from typing import Any
 
 import faust
 from faust.types import TP
-from pydantic import SecretStr
 
 from app.composition import active_version, build_engine
 from app.embedded import Endpoints
 from app.heap import freeze_startup_heap
-from app.logs import environment_secrets, logging_config
+from app.logs import logging_config, process_redactor
 from app.transport import StreamlearnApp
 from app.web import register_views
 from config import Settings, env_name
@@ -329,8 +328,9 @@ def run_worker(settings: Settings, endpoints: Endpoints) -> None:
 
 def _logging(settings: Settings, endpoints: Endpoints) -> dict[str, Any]:
     """The worker's logging: the configured level, every secret it knows masked."""
-    secrets = {*settings.secrets(), *endpoints.secrets(), *environment_secrets()}
-    return logging_config(settings.log.level, secrets)
+    return logging_config(
+        settings.log.level, process_redactor(settings.secrets(), endpoints.secrets())
+    )
 
 
 def worker_environment(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
@@ -338,12 +338,7 @@ def worker_environment(settings: Settings, endpoints: Endpoints) -> dict[str, st
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     env.pop("REDIS_URL", None)
-    data = settings.model_dump(mode="json")
-    for group, values in data.items():  # model_dump masks secrets; the child needs them
-        for name in values:
-            value = getattr(getattr(settings, group), name)
-            if isinstance(value, SecretStr):
-                values[name] = value.get_secret_value()
+    data = settings.revealed_dump()
     # How these endpoints are reached wins over the settings' security.
     for group, connection in (("kafka", endpoints.kafka), ("redis", endpoints.redis)):
         data[group] |= {name: getattr(connection, name) for name in connection.security_fields()}

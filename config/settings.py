@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -609,18 +609,42 @@ class Settings(_Group):
         return data
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value these settings hold (for log redaction), longest first."""
-        values = [self.kafka.sasl_password, self.redis.password, self.web.status_token]
-        found = {v.get_secret_value() for v in values if v is not None}
-        found |= {p for group, field in URL_SETTINGS if (p := url_password(self._at(group, field)))}
-        return tuple(sorted((s for s in found if s), key=len, reverse=True))
+        """Every secret value these settings hold (for log redaction): the ``SecretStr``
+        settings and passwords written inside URLs."""
+        found = {_reveal(self._at(group, name)) for group, name in SECRET_SETTINGS}
+        found |= {url_password(self._at(group, name)) for group, name in URL_SETTINGS}
+        return tuple(secret for secret in found if secret)
 
-    def _at(self, group: str, field: str) -> str | None:
-        return getattr(getattr(self, group), field)
+    def revealed_dump(self) -> dict[str, Any]:
+        """The settings as plain data with the secrets in clear: only for handing the exact
+        settings to a child process (``model_dump`` masks them)."""
+        data = self.model_dump(mode="json")
+        for group, name in SECRET_SETTINGS:
+            data[group][name] = _reveal(self._at(group, name))
+        return data
+
+    def _at(self, group: str, name: str) -> Any:
+        return getattr(getattr(self, group), name)
+
+
+def revealed(group: BaseModel, names: Iterable[str]) -> dict[str, Any]:
+    """Some fields of a settings group, secrets in clear (to build a client from them)."""
+    return {name: _reveal(getattr(group, name)) for name in names}
+
+
+def _reveal(value: Any) -> Any:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 #: Settings holding URLs, which may carry a password (``scheme://user:password@host``).
 URL_SETTINGS = (("redis", "url"), ("kafka", "bootstrap_servers"))
+#: Every setting typed ``SecretStr``: never shown, found from the types (not listed by hand).
+SECRET_SETTINGS = tuple(
+    (group, name)
+    for group, group_field in Settings.model_fields.items()
+    for name, field in group_field.annotation.model_fields.items()
+    if SecretStr in (field.annotation, *get_args(field.annotation))
+)
 
 
 def url_password(url: str | None) -> str | None:
@@ -714,7 +738,7 @@ def _validate(data: Mapping[str, Any]) -> Settings:
         shown = error.get("input")
         if location in URL_SETTINGS and isinstance(shown, str):
             shown = mask_url_password(shown)
-        secret = location[-1:] in (("password",), ("sasl_password",))
+        secret = location in SECRET_SETTINGS
         got = "" if isinstance(shown, Mapping) or secret else f" (got {shown!r})"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":

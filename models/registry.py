@@ -105,6 +105,10 @@ class Journal:
 
     def __init__(self, store: ModelStore) -> None:
         self.blobs = store.blobs
+        # Entries are never rewritten (create-only), so each is fetched and parsed once per
+        # process: reading the journal again (retention, rebuild) costs one listing.
+        self._parsed: dict[str, RegistryEvent | None] = {}
+        self._legacy: list[RegistryEvent] | None = None
 
     @property
     def location(self) -> str:
@@ -130,29 +134,35 @@ class Journal:
     def events(self) -> list[RegistryEvent]:
         """All readable events, oldest first (an unreadable entry is skipped)."""
         try:
-            raw = self._legacy_lines() + [self.blobs.get(name) for name in self._entries()]
+            if self._legacy is None:
+                self._legacy = [e for e in map(_parsed, self._legacy_lines()) if e is not None]
+            names = self._entries()
+            for name in names:
+                if name not in self._parsed:
+                    self._parsed[name] = _parsed(self.blobs.get(name))
         except BlobStoreError as exc:
             raise RegistryError(f"registry journal unreadable: {exc}") from None
-        events = []
-        for line in raw:
-            try:
-                events.append(RegistryEvent.from_json(line))
-            except (orjson.JSONDecodeError, TypeError):
-                continue
-        return events
+        numbered = (self._parsed[name] for name in names)
+        return self._legacy + [event for event in numbered if event is not None]
 
     def _entries(self) -> list[str]:
         return [n for n in self.blobs.names(JOURNAL_PREFIX) if _entry_number(n) is not None]
 
     def _last_number(self) -> int:
-        numbers = [_entry_number(name) for name in self._entries()]
-        return max((n for n in numbers if n is not None), default=0)
+        return max((_entry_number(name) or 0 for name in self._entries()), default=0)
 
     def _legacy_lines(self) -> list[bytes]:
         try:
             return self.blobs.get(LEGACY_JOURNAL).splitlines()
         except BlobNotFoundError:
             return []
+
+
+def _parsed(data: bytes) -> RegistryEvent | None:
+    try:
+        return RegistryEvent.from_json(data)
+    except (orjson.JSONDecodeError, TypeError):
+        return None
 
 
 def _entry_name(number: int) -> str:
@@ -224,7 +234,8 @@ class RegistryBackend(Protocol):
 
 
 class ModelRegistry:
-    """Active / staged batch model versions on a :class:`RegistryBackend`, journaled on disk.
+    """Active / staged batch model versions on a :class:`RegistryBackend`, journaled on the
+    model store.
 
     The rules (what may be promoted, rolled back, pruned) live here once; backends only store.
     """

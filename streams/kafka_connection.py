@@ -16,9 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args
 
-from pydantic import SecretStr
-
-from config.settings import KafkaSettings
+from config.settings import KafkaSettings, revealed
 
 #: What the settings accept (a connection built directly is held to the same lists).
 PROTOCOLS = get_args(KafkaSettings.model_fields["security_protocol"].annotation)
@@ -51,10 +49,7 @@ class KafkaConnection:
     def from_settings(cls, kafka: KafkaSettings, bootstrap_servers: str) -> KafkaConnection:
         """The connection the settings describe, to ``bootstrap_servers`` (the configured
         cluster, or the embedded broker when none is configured)."""
-        values = {name: getattr(kafka, name) for name in cls.security_fields()}
-        if isinstance(values["sasl_password"], SecretStr):
-            values["sasl_password"] = values["sasl_password"].get_secret_value()
-        return cls(bootstrap_servers=bootstrap_servers, **values)
+        return cls(bootstrap_servers, **revealed(kafka, cls.security_fields()))
 
     @classmethod
     def security_fields(cls) -> tuple[str, ...]:

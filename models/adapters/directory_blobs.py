@@ -8,7 +8,6 @@ a crash leaves either the whole object or none. Hidden entries (``.tmp-*``, and 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -89,11 +88,11 @@ class DirectoryBlobStore:
             raise BlobStoreError(f"cannot delete {path}: {exc}") from None
         parent = path.parent
         while parent != self.root and parent.is_relative_to(self.root):
-            with contextlib.suppress(OSError):  # not empty (or gone): stop there
+            try:
                 parent.rmdir()
-                parent = parent.parent
-                continue
-            break
+            except OSError:  # not empty (or gone): stop there
+                break
+            parent = parent.parent
 
     def _path(self, name: str) -> Path:
         parts = name.split("/")

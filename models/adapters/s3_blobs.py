@@ -10,6 +10,8 @@ instance role); timeouts are short so an outage is an error, not a hang.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -74,30 +76,30 @@ class S3BlobStore:
 
     def put(self, name: str, data: bytes) -> None:
         """One PUT (atomic by S3's rules)."""
-        with self._errors(name, "write"):
+        with self._translated(name, "write"):
             self._client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data)
 
     def create(self, name: str, data: bytes) -> bool:
         """A conditional PUT that S3 refuses when the name exists."""
         try:
-            with self._errors(name, "write"):
+            with self._translated(name, "write"):
                 self._client.put_object(
                     Bucket=self.bucket, Key=self._key(name), Body=data, IfNoneMatch="*"
                 )
-        except _Exists:
+        except BlobExistsError:
             return False
         return True
 
     def get(self, name: str) -> bytes:
         """One GET."""
-        with self._errors(name, "read"):
+        with self._translated(name, "read"):
             response = self._client.get_object(Bucket=self.bucket, Key=self._key(name))
             return response["Body"].read()
 
     def names(self, prefix: str = "") -> list[str]:
         """Every key under the store's prefix + ``prefix`` (all pages), relative to the store."""
         found = []
-        with self._errors(prefix or "(all)", "list"):
+        with self._translated(prefix or "(all)", "list"):
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self.prefix + prefix
             )
@@ -107,7 +109,7 @@ class S3BlobStore:
 
     def delete(self, name: str) -> None:
         """One DELETE (S3 answers success for a missing key too)."""
-        with self._errors(name, "delete"):
+        with self._translated(name, "delete"):
             self._client.delete_object(Bucket=self.bucket, Key=self._key(name))
 
     def _key(self, name: str) -> str:
@@ -115,32 +117,24 @@ class S3BlobStore:
             raise BlobStoreError(f"{name[:80]!r} is not a valid object name")
         return self.prefix + name
 
-    def _errors(self, name: str, action: str) -> _Translated:
-        return _Translated(f"cannot {action} {name} in {self.location}")
-
-
-class _Exists(Exception):  # noqa: N818 - internal signal, never escapes this module
-    pass
-
-
-class _Translated:
-    """Turns botocore's errors into the port's: missing -> BlobNotFoundError, an existing
-    object under a conditional PUT -> :class:`_Exists`, anything else -> BlobStoreError."""
-
-    def __init__(self, what: str) -> None:
-        self._what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
-        if isinstance(exc, ClientError):
+    @contextmanager
+    def _translated(self, name: str, action: str) -> Iterator[None]:
+        """botocore's errors as the port's: a missing object -> BlobNotFoundError, an existing
+        one under a conditional PUT -> BlobExistsError, anything else -> BlobStoreError."""
+        what = f"cannot {action} {name} in {self.location}"
+        try:
+            yield
+        except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in _EXISTS:
-                raise _Exists from None
+                raise BlobExistsError(f"{what}: it exists") from None
             if code in _MISSING:
-                raise BlobNotFoundError(f"{self._what}: not found") from None
-            raise BlobStoreError(f"{self._what}: {code or exc}") from None
-        if isinstance(exc, BotoCoreError):
-            raise BlobStoreError(f"{self._what}: {exc}") from None
-        return False
+                raise BlobNotFoundError(f"{what}: not found") from None
+            raise BlobStoreError(f"{what}: {code or exc}") from None
+        except BotoCoreError as exc:
+            raise BlobStoreError(f"{what}: {exc}") from None
+
+
+class BlobExistsError(BlobStoreError):
+    """A create-only write found the name taken (internal: :meth:`S3BlobStore.create` turns it
+    into ``False``)."""

@@ -182,3 +182,26 @@ def test_a_journal_written_before_numbered_entries_is_read_first(registry, new_v
     assert [e.version for e in events] == [v1, v2]
     registry.backend.replace(RegistryState())
     assert registry.rebuild().active == v2
+
+
+def test_the_journal_fetches_each_entry_once(registry, new_versions):
+    """Entries are create-only, so reading the journal again (every retention pass, every
+    rebuild) fetches only entries it has not seen: on S3 each fetch is a request."""
+    fetched: list[str] = []
+    blobs = registry.journal.blobs
+    original = blobs.get
+
+    def counting_get(name: str) -> bytes:
+        fetched.append(name)
+        return original(name)
+
+    blobs.get = counting_get
+    v1, v2, v3 = new_versions(3)
+    registry.activate(v1, "t", "a")
+    registry.activate(v2, "t", "b")
+    assert [e.version for e in registry.journal.events()] == [v1, v2]
+    registry.prune(keep_last=10)
+    registry.activate(v3, "t", "c")
+    assert [e.version for e in registry.journal.events()] == [v1, v2, v3]
+    entries = [name for name in fetched if name.startswith("registry/")]
+    assert sorted(entries) == sorted(set(entries)) and len(entries) == 3
