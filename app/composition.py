@@ -14,8 +14,6 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-import redis
-import redis.asyncio as aioredis
 from pydantic import BaseModel
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -26,6 +24,7 @@ from models.adapters.directory_blobs import DirectoryBlobStore
 from models.adapters.memory_coordination import MemoryRetrainGuard
 from models.adapters.memory_pointer import MemoryPointer
 from models.adapters.memory_state_store import MemoryStateStore
+from models.adapters.redis_clients import AsyncRedisClient, RedisClient
 from models.adapters.redis_coordination import RedisRetrainerState, RedisRetrainGuard
 from models.adapters.redis_keys import RedisKeys
 from models.adapters.redis_pointer import RedisPointer
@@ -94,7 +93,7 @@ def model_configs(settings: Settings) -> ModelConfigs:
     return ModelConfigs(online_config(settings), drift_config(settings), contract_spec(settings))
 
 
-def redis_client(settings: Settings, redis_connection: RedisConnection) -> aioredis.Redis:
+def redis_client(settings: Settings, redis_connection: RedisConnection) -> AsyncRedisClient:
     """An asyncio Redis client that fails fast: a paused or dead Redis is an error within
     ``redis.timeout_s`` (redis-py's default waits forever), which the callers turn into "pause
     learning, keep scoring, retry with backoff" instead of a hung event loop."""
@@ -105,6 +104,13 @@ def redis_client(settings: Settings, redis_connection: RedisConnection) -> aiore
         retry=Retry(NoBackoff(), 1),
         health_check_interval=30,
     )
+
+
+def blocking_redis_client(settings: Settings, redis_connection: RedisConnection) -> RedisClient:
+    """A blocking Redis client (CLI, retrainer, the worker's start-up read) that fails within
+    ``redis.timeout_s`` per call: redis-py's default waits forever on a paused Redis."""
+    timeout = settings.redis.timeout_s
+    return redis_connection.client(socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
 def redis_ports(settings: Settings, redis_connection: RedisConnection) -> Ports:
@@ -159,7 +165,7 @@ def blob_store(settings: Settings) -> BlobStore:
     return DirectoryBlobStore(batch.store)
 
 
-def registry_on(settings: Settings, client: redis.Redis) -> ModelRegistry:
+def registry_on(settings: Settings, client: RedisClient) -> ModelRegistry:
     """The model registry on an open Redis connection (the caller owns it)."""
     return ModelRegistry(
         RedisRegistry(client, RedisKeys(settings.redis.namespace)), model_store(settings)
@@ -169,7 +175,7 @@ def registry_on(settings: Settings, client: redis.Redis) -> ModelRegistry:
 @contextmanager
 def registry(settings: Settings, redis_connection: RedisConnection) -> Iterator[ModelRegistry]:
     """The model registry on its own connection, closed on exit (for CLI commands)."""
-    client = redis_connection.client()
+    client = blocking_redis_client(settings, redis_connection)
     try:
         yield registry_on(settings, client)
     finally:
@@ -188,7 +194,7 @@ class RetrainerPorts:
 
     registry: ModelRegistry
     state: RetrainerState
-    client: redis.Redis
+    client: RedisClient
 
     def close(self) -> None:
         """Release the connection."""
@@ -197,7 +203,7 @@ class RetrainerPorts:
 
 def retrainer_ports(settings: Settings, redis_connection: RedisConnection) -> RetrainerPorts:
     """A retrainer's ports on Redis (one connection)."""
-    client = redis_connection.client()
+    client = blocking_redis_client(settings, redis_connection)
     keys = RedisKeys(settings.redis.namespace)
     return RetrainerPorts(registry_on(settings, client), RedisRetrainerState(client, keys), client)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from app.composition import active_version, claimed_partitions, contract_spec
+from app.composition import active_version, blocking_redis_client, claimed_partitions, contract_spec
 from app.embedded import Endpoints, free_port, infrastructure
 from app.status import DeploymentStatus, read_status
 from app.train import train_and_store
@@ -141,7 +141,7 @@ class DemoRun:
     def train_initial_model(self) -> str:
         """Train on ``history`` outcomes of the first regime and activate the model."""
         frame = self.sim.frame(self.options.history)
-        client = self.endpoints.redis.client()
+        client = blocking_redis_client(self.settings, self.endpoints.redis)
         try:
             version, metadata = train_and_store(
                 self.settings, frame, "simulator", client, reason="demo initial", verbose=False

@@ -224,6 +224,11 @@ class EmbeddedInfrastructure:
             raise EmbeddedStartError(
                 "redis credentials / TLS files need redis.url: the embedded Redis has neither"
             )
+        if redis_url is None and redis_security.cluster:
+            raise EmbeddedStartError(
+                "redis.cluster needs redis.url (a node of the cluster): the embedded Redis "
+                "is one server"
+            )
         self._given_kafka = kafka
         self._given_redis = redis_url
         self._kafka_security = kafka_security

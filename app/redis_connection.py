@@ -2,7 +2,9 @@
 
 Workers (asyncio clients), the retrainer and the CLI (blocking clients) all build their
 connections from one :class:`RedisConnection`, so ``rediss://`` with a CA, client
-certificates and an ACL user and password apply everywhere alike. The password, also one
+certificates and an ACL user and password apply everywhere alike, and so does Redis Cluster
+(the URL then names any one node; redis-py's cluster clients find the others and follow the
+slots as they move). The password, also one
 inside the URL, is kept out of ``repr`` and out of :attr:`RedisConnection.display` (what logs
 and output show).
 """
@@ -15,6 +17,8 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
 
 from config.settings import RedisSettings, mask_url_password, revealed, url_password
 
@@ -30,15 +34,16 @@ class RedisConnection:
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     ssl_check_hostname: bool = True
+    cluster: bool = False
 
     @classmethod
     def from_settings(cls, settings: RedisSettings, url: str) -> RedisConnection:
         """The connection the settings describe, to ``url`` (the configured Redis, or the
         embedded one when none is configured)."""
-        return cls(url, **revealed(settings, cls.security_fields()))
+        return cls(url, **revealed(settings, cls.setting_fields()))
 
     @classmethod
-    def security_fields(cls) -> tuple[str, ...]:
+    def setting_fields(cls) -> tuple[str, ...]:
         """The fields besides the URL; each has the same name in :class:`RedisSettings`."""
         return tuple(f.name for f in fields(cls) if f.name != "url")
 
@@ -59,7 +64,8 @@ class RedisConnection:
 
     def __repr__(self) -> str:
         user = f", username={self.username!r}" if self.username else ""
-        return f"RedisConnection({self.display!r}{user})"
+        cluster = ", cluster=True" if self.cluster else ""
+        return f"RedisConnection({self.display!r}{user}{cluster})"
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for redis-py's ``from_url`` (blocking and asyncio alike): the ACL
@@ -82,10 +88,12 @@ class RedisConnection:
                     options[name] = str(path)
         return options
 
-    def client(self, **options: Any) -> redis.Redis:
+    def client(self, **options: Any) -> redis.Redis | RedisCluster:
         """A blocking client (the CLI, the retrainer); ``options`` add to the connection's."""
-        return redis.Redis.from_url(self.url, **self.client_options(), **options)
+        kind = RedisCluster if self.cluster else redis.Redis
+        return kind.from_url(self.url, **self.client_options(), **options)
 
-    def async_client(self, **options: Any) -> aioredis.Redis:
+    def async_client(self, **options: Any) -> aioredis.Redis | AsyncRedisCluster:
         """An asyncio client (workers, status readers); ``options`` add to the connection's."""
-        return aioredis.Redis.from_url(self.url, **self.client_options(), **options)
+        kind = AsyncRedisCluster if self.cluster else aioredis.Redis
+        return kind.from_url(self.url, **self.client_options(), **options)

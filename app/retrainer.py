@@ -225,7 +225,8 @@ class Retrainer:
                 stop.wait(delay)
 
     def _lead(self, stop: threading.Event) -> None:
-        lock = self.state.leader_lease()
+        lease_s = self.settings.retrain.leader_lease_s
+        lock = self.state.leader_lease(lease_s)
         self.say("waiting to be the active retrainer")
         while not lock.acquire(blocking_timeout=1):
             if stop.is_set():
@@ -233,7 +234,9 @@ class Retrainer:
         fence = self.registry.backend.take_fence()
         self.metrics.leader.set(1)
         lost = threading.Event()
-        keepalive = threading.Thread(target=_keep_lock, args=(lock, stop, lost), daemon=True)
+        keepalive = threading.Thread(
+            target=_keep_lock, args=(lock, stop, lost, lease_s / 4), daemon=True
+        )
         keepalive.start()
         queue = RetrainRequestQueue(
             self.endpoints.kafka,
@@ -307,8 +310,10 @@ class Retrainer:
             return None
 
 
-def _keep_lock(lock: LeaderLease, stop: threading.Event, lost: threading.Event) -> None:
-    while not stop.wait(15) and not lost.is_set():
+def _keep_lock(
+    lock: LeaderLease, stop: threading.Event, lost: threading.Event, every_s: float
+) -> None:
+    while not stop.wait(every_s) and not lost.is_set():
         try:
             lock.reacquire()
         except LeaseLostError:

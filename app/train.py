@@ -8,8 +8,10 @@ from typing import Any
 
 import pandas as pd
 import redis
+from redis.cluster import RedisCluster
 
 from app.composition import (
+    blocking_redis_client,
     contract_spec,
     kafka_connection,
     model_store,
@@ -51,7 +53,7 @@ def train_and_store(
     settings: Settings,
     frame: pd.DataFrame,
     source: str,
-    activate_with: redis.Redis | None,
+    activate_with: redis.Redis | RedisCluster | None,
     reason: str = "manual",
     verbose: bool = True,
 ) -> tuple[str, dict[str, Any]]:
@@ -94,7 +96,11 @@ def run_train(settings: Settings, options: TrainOptions) -> int:
         source = f"topic:{settings.topics.outcomes}"
     if options.max_rows:
         frame = frame.sort_values("ts", kind="stable").tail(options.max_rows)
-    client = connection.client() if options.activate and connection is not None else None
+    client = (
+        blocking_redis_client(settings, connection)
+        if options.activate and connection is not None
+        else None
+    )
     version, metadata = train_and_store(settings, frame, source, client)
     metrics = metadata["validation_metrics"]
     state = "active" if options.activate else "stored (not active)"

@@ -311,7 +311,10 @@ def run_worker(settings: Settings, endpoints: Endpoints) -> None:
     """Create topics if needed, load the active batch model, and run until stopped."""
     ensure_topics_for(settings, endpoints.kafka)
     app, engine = create_app(settings, endpoints)
-    problem = engine.load_model_now(active_version(settings, endpoints.redis))
+    try:
+        problem = engine.load_model_now(active_version(settings, endpoints.redis))
+    except Exception as exc:  # Redis down: start without it; the follower reads the pointer
+        problem = f"active version not read: {exc!r}"
     if problem:
         log.error("active batch model not loaded at start", extra={"error": problem})
     worker = BoundedWorker(
@@ -341,7 +344,7 @@ def worker_environment(settings: Settings, endpoints: Endpoints) -> dict[str, st
     data = settings.revealed_dump()
     # How these endpoints are reached wins over the settings' security.
     for group, connection in (("kafka", endpoints.kafka), ("redis", endpoints.redis)):
-        data[group] |= {name: getattr(connection, name) for name in connection.security_fields()}
+        data[group] |= {name: getattr(connection, name) for name in connection.setting_fields()}
     for group, values in data.items():
         for name, value in values.items():
             if value is None:

@@ -145,6 +145,10 @@ class RedisSettings(_Group):
     ssl_check_hostname: bool = Field(
         default=True, description="check the server's certificate names the host dialled"
     )
+    cluster: bool = Field(
+        default=False,
+        description="url names one node of a Redis Cluster (state shards over its slots)",
+    )
     namespace: str = Field(
         default="streamlearn",
         min_length=1,
@@ -181,6 +185,8 @@ class RedisSettings(_Group):
             raise ValueError("ssl_cafile / ssl_certfile / ssl_keyfile need a rediss:// url")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("ssl_certfile and ssl_keyfile go together")
+        if self.cluster and (self.url or "").startswith("unix://"):
+            raise ValueError("cluster needs a redis:// or rediss:// url (cluster nodes are TCP)")
         return self
 
     @property
@@ -435,6 +441,14 @@ class RetrainSettings(_Group):
         default=10, ge=1, description="newest versions kept (plus every version ever active)"
     )
     poll_interval_s: float = Field(default=1.0, gt=0, description="request polling interval")
+    leader_lease_s: float = Field(
+        default=60.0,
+        ge=2,
+        description=(
+            "the leader's lease, renewed every quarter of it: a dead leader's standby takes "
+            "over after at most this long"
+        ),
+    )
     metrics_port: int = Field(
         default=6067,
         ge=0,

@@ -63,6 +63,7 @@ class RetrainerState(Protocol):
         """Record that a retrain finished at ``at`` (epoch seconds; drives the cooldown)."""
         ...
 
-    def leader_lease(self) -> LeaderLease:
-        """A new handle on the retrainer leader's lease."""
+    def leader_lease(self, lease_s: float) -> LeaderLease:
+        """A new handle on the retrainer leader's lease, which expires ``lease_s`` seconds
+        after it was last taken or renewed (how long a dead leader blocks its standby)."""
         ...

@@ -42,7 +42,9 @@ class StateStore(Protocol):
         ...
 
     async def checkpoint(self, writes: Mapping[int, PartitionWrite]) -> set[int]:
-        """Atomically write every partition whose epoch still matches; return the others."""
+        """Write every partition whose epoch still matches, each one atomically (its states and
+        offset together); return the others. When it raises, some partitions may have been
+        written and others not: each is consistent on its own, and the caller retries all."""
         ...
 
     async def quarantine(self, partition: int, model_key: str, blob: bytes, reason: str) -> None:

@@ -49,10 +49,10 @@ class KafkaConnection:
     def from_settings(cls, kafka: KafkaSettings, bootstrap_servers: str) -> KafkaConnection:
         """The connection the settings describe, to ``bootstrap_servers`` (the configured
         cluster, or the embedded broker when none is configured)."""
-        return cls(bootstrap_servers, **revealed(kafka, cls.security_fields()))
+        return cls(bootstrap_servers, **revealed(kafka, cls.setting_fields()))
 
     @classmethod
-    def security_fields(cls) -> tuple[str, ...]:
+    def setting_fields(cls) -> tuple[str, ...]:
         """The fields besides the address; each has the same name in :class:`KafkaSettings`."""
         return tuple(f.name for f in fields(cls) if f.name != "bootstrap_servers")
 

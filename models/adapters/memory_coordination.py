@@ -32,27 +32,34 @@ class MemoryRetrainGuard:
 
 
 class MemoryLease:
-    """A lease shared by the handles of one :class:`MemoryRetrainerState` (no expiry)."""
+    """A lease shared by the handles of one :class:`MemoryRetrainerState`; it expires
+    ``lease_s`` after it was last taken or renewed, as the Redis lock does."""
 
-    def __init__(self, owner: MemoryRetrainerState) -> None:
+    def __init__(self, owner: MemoryRetrainerState, lease_s: float) -> None:
         self._owner = owner
+        self._lease_s = lease_s
 
     def acquire(self, blocking_timeout: float) -> bool:
-        """Take the lease if free, waiting up to ``blocking_timeout``."""
+        """Take the lease if free or expired, waiting up to ``blocking_timeout``."""
         deadline = time.monotonic() + blocking_timeout
         while True:
             with self._owner.guard:
-                if self._owner.leader is None:
+                now = time.monotonic()
+                if self._owner.leader is None or self._owner.expires <= now:
                     self._owner.leader = self
+                    self._owner.expires = now + self._lease_s
                     return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.01)
 
     def reacquire(self) -> None:
-        """Raise :class:`LeaseLostError` unless this handle holds the lease."""
-        if self._owner.leader is not self:
-            raise LeaseLostError("the retrainer lease is held by another handle")
+        """Renew; raise :class:`LeaseLostError` unless this handle holds an unexpired lease."""
+        with self._owner.guard:
+            now = time.monotonic()
+            if self._owner.leader is not self or self._owner.expires <= now:
+                raise LeaseLostError("the retrainer lease expired or is held by another handle")
+            self._owner.expires = now + self._lease_s
 
     def release(self) -> None:
         """Free the lease if this handle holds it."""
@@ -68,6 +75,7 @@ class MemoryRetrainerState:
         self.offset = 0
         self.finished: float | None = None
         self.leader: MemoryLease | None = None
+        self.expires = 0.0  # monotonic time the leader's lease runs out
         self.guard = threading.Lock()
 
     def committed_offset(self) -> int:
@@ -86,6 +94,6 @@ class MemoryRetrainerState:
         """Remember the finish time."""
         self.finished = at
 
-    def leader_lease(self) -> MemoryLease:
+    def leader_lease(self, lease_s: float) -> MemoryLease:
         """A new handle on the one lease."""
-        return MemoryLease(self)
+        return MemoryLease(self, lease_s)

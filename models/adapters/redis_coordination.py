@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import redis
-import redis.asyncio as aioredis
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import LockError
 
-from models.adapters.redis_errors import as_connection_errors
+from models.adapters.redis_clients import AsyncRedisClient, RedisClient
+from models.adapters.redis_errors import REDIS_ERRORS, as_connection_errors
 from models.adapters.redis_keys import RedisKeys
 from models.coordination import LeaseLostError
-
-#: Lease of the retrainer leader; the keep-alive renews it every quarter of this.
-LEADER_LEASE_S = 60
 
 
 class RedisRetrainGuard:
     """``SET NX EX`` on one key: the first request id to set it wins until it expires."""
 
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(self, client: AsyncRedisClient, keys: RedisKeys) -> None:
         self._client = client
         self._key = keys.drift_retrain_guard
 
@@ -33,7 +30,7 @@ class RedisRetrainGuard:
 class RedisRetrainerState:
     """The retrainer's offset, last finish time and leader lock in Redis."""
 
-    def __init__(self, client: redis.Redis, keys: RedisKeys) -> None:
+    def __init__(self, client: RedisClient, keys: RedisKeys) -> None:
         self._client = client
         self._keys = keys
 
@@ -54,15 +51,13 @@ class RedisRetrainerState:
         """SET the last finish time."""
         self._client.set(self._keys.retrainer_last_finished, at)
 
-    def leader_lease(self) -> RedisLease:
-        """A handle on the leader's lock (60 s lease)."""
+    def leader_lease(self, lease_s: float) -> RedisLease:
+        """A handle on the leader's lock (a lease of ``lease_s`` seconds)."""
         return RedisLease(
             # Not thread-local: the thread that renews it is not the one that took it (with
             # redis-py's default, the renewal raised AttributeError after 15 s, the thread died
             # and the lock expired under a leader that was still working).
-            self._client.lock(
-                self._keys.retrainer_leader, timeout=LEADER_LEASE_S, thread_local=False
-            )
+            self._client.lock(self._keys.retrainer_leader, timeout=lease_s, thread_local=False)
         )
 
 
@@ -76,7 +71,7 @@ class RedisLease:
         """Take the lock, waiting at most ``blocking_timeout`` seconds."""
         try:
             return bool(self._lock.acquire(blocking_timeout=blocking_timeout))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise ConnectionError(f"redis: {exc}") from exc
 
     def reacquire(self) -> None:
@@ -85,7 +80,7 @@ class RedisLease:
             self._lock.reacquire()
         except LockError as exc:
             raise LeaseLostError(str(exc)) from exc
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise ConnectionError(f"redis: {exc}") from exc
 
     def release(self) -> None:
@@ -94,5 +89,5 @@ class RedisLease:
             self._lock.release()
         except LockError:
             pass
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise ConnectionError(f"redis: {exc}") from exc

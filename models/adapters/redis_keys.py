@@ -1,4 +1,15 @@
-"""Names of every Redis key streamlearn writes, in one place, under one namespace."""
+"""Names of every Redis key streamlearn writes, in one place, under one namespace.
+
+Laid out for Redis Cluster, where one MULTI/EXEC, WATCH or Lua script may only touch keys of
+one hash slot:
+
+- A partition's learner state (every key's model, its outbox of drift alerts and retrain
+  requests, the applied offset and the fencing epoch) is *one* hash, so the script that
+  checkpoints it touches one key, and partitions spread over the cluster's slots.
+- The registry (active and staged pointers, history, lock) and the retrainer's fencing counter,
+  which a registry change WATCHes, share the hash tag ``{<namespace>:registry}``: one slot.
+- Everything else is read and written one key at a time.
+"""
 
 from __future__ import annotations
 
@@ -12,24 +23,29 @@ class RedisKeys:
     namespace: str
 
     @property
+    def registry_tag(self) -> str:
+        """The hash tag every registry key carries (one cluster slot for all of them)."""
+        return f"{{{self.namespace}:registry}}"
+
+    @property
     def active_model(self) -> str:
         """String: the version id of the active batch model."""
-        return f"{self.namespace}:registry:active"
+        return f"{self.registry_tag}:active"
 
     @property
     def staged_model(self) -> str:
         """String: the version id waiting for a manual promotion."""
-        return f"{self.namespace}:registry:staged"
+        return f"{self.registry_tag}:staged"
 
     @property
     def registry_history(self) -> str:
         """List: JSON registry events, oldest first."""
-        return f"{self.namespace}:registry:history"
+        return f"{self.registry_tag}:history"
 
     @property
     def registry_lock(self) -> str:
         """Lock serialising registry changes."""
-        return f"{self.namespace}:registry:lock"
+        return f"{self.registry_tag}:lock"
 
     @property
     def retrainer_offset(self) -> str:
@@ -48,8 +64,9 @@ class RedisKeys:
 
     @property
     def retrainer_fence(self) -> str:
-        """Counter: the fencing token, incremented by each retrainer that becomes leader."""
-        return f"{self.namespace}:retrainer:fence"
+        """Counter: the fencing token, incremented by each retrainer that becomes leader
+        (in the registry's slot: a registry change WATCHes it)."""
+        return f"{self.registry_tag}:fence"
 
     @property
     def drift_retrain_guard(self) -> str:
@@ -59,6 +76,17 @@ class RedisKeys:
     def registry_keys(self) -> tuple[str, ...]:
         """Every key of the registry (what ``models rebuild`` restores)."""
         return (self.active_model, self.staged_model, self.registry_history)
+
+    def legacy_names(self) -> dict[str, str]:
+        """Names the registry keys had before they carried a hash tag -> their names now
+        (what an upgraded single Redis still holds until the registry adopts them)."""
+        old = f"{self.namespace}:registry"
+        return {
+            f"{old}:active": self.active_model,
+            f"{old}:staged": self.staged_model,
+            f"{old}:history": self.registry_history,
+            f"{self.namespace}:retrainer:fence": self.retrainer_fence,
+        }
 
     def partition_state(self, topic: str, partition: int) -> str:
         """Hash: applied offset, fencing epoch and every key's state of one input partition."""

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
+from models.adapters.redis_clients import AsyncRedisClient
 from models.adapters.redis_errors import as_connection_errors
 from models.adapters.redis_keys import RedisKeys
 
@@ -11,7 +10,7 @@ from models.adapters.redis_keys import RedisKeys
 class RedisPointer:
     """Reads the active version the registry wrote (one GET)."""
 
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(self, client: AsyncRedisClient, keys: RedisKeys) -> None:
         self._client = client
         self._key = keys.active_model
 

@@ -1,20 +1,23 @@
 """Online-learner state in Redis: per input partition, the applied offset and every key's state.
 
 One Redis hash per partition holds ``__offset__`` (last applied input offset), ``__epoch__``
-(fencing token) and ``k:<model key>`` (encoded :class:`~models.keyed.KeyModel`). A worker that
-takes a partition *claims* it: it bumps the epoch and reads the hash in one MULTI/EXEC. A
-checkpoint writes states and offsets of several partitions in one MULTI/EXEC, guarded by WATCH
-on those hashes and a check that each epoch is still the one the writer claimed; a worker that
-lost a partition (a zombie after a rebalance) is refused instead of overwriting the new owner.
+(fencing token) and ``k:<model key>`` (encoded :class:`~models.keyed.KeyModel`, its drift
+outbox included). A worker that takes a partition *claims* it: a Lua script bumps the epoch and
+reads the hash. A checkpoint runs one Lua script per partition that writes the states and the
+offset only if the epoch is still the one the writer claimed, so a worker that lost a partition
+(a zombie after a rebalance) is refused instead of overwriting the new owner.
+
+Every script touches one key, so the same code runs on one Redis and on Redis Cluster (where a
+script's keys must share a slot); the scripts of one checkpoint go out in one pipeline (one
+round trip per node). Each partition's write is atomic on its own; partitions are independent
+(each resumes from its own offset), so a checkpoint that fails half-way is retried whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-import redis.asyncio as aioredis
-from redis.exceptions import WatchError
-
+from models.adapters.redis_clients import AsyncRedisClient
 from models.adapters.redis_errors import as_connection_errors
 from models.adapters.redis_keys import RedisKeys
 from models.state_store import NO_OFFSET, PartitionSnapshot, PartitionWrite
@@ -23,11 +26,32 @@ OFFSET_FIELD = "__offset__"
 EPOCH_FIELD = "__epoch__"
 KEY_PREFIX = "k:"
 
+#: KEYS[1] the partition's hash. Bumps the epoch, returns the whole hash (field, value, ...).
+CLAIM_SCRIPT = f"""
+redis.call('HINCRBY', KEYS[1], '{EPOCH_FIELD}', 1)
+return redis.call('HGETALL', KEYS[1])
+"""
+
+#: KEYS[1] the partition's hash; ARGV: the writer's epoch, the applied offset, then field,
+#: value pairs. Returns 1 when written, 0 when the epoch moved on (fenced). HSET goes in chunks
+#: of 500 pairs: ``unpack`` of one very long list overflows Lua's C stack.
+CHECKPOINT_SCRIPT = f"""
+if redis.call('HGET', KEYS[1], '{EPOCH_FIELD}') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], '{OFFSET_FIELD}', ARGV[2])
+for first = 3, #ARGV, 1000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
+return 1
+"""
+
 
 class RedisStateStore:
-    """The :class:`~models.state_store.StateStore` port on Redis (errors: ``ConnectionError``)."""
+    """The :class:`~models.state_store.StateStore` port on Redis or Redis Cluster (errors:
+    ``ConnectionError``)."""
 
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys, topic: str) -> None:
+    def __init__(self, client: AsyncRedisClient, keys: RedisKeys, topic: str) -> None:
         self._client = client
         self._keys = keys
         self._topic = topic
@@ -38,44 +62,29 @@ class RedisStateStore:
     @as_connection_errors
     async def claim(self, partition: int) -> PartitionSnapshot:
         """Take ownership of a partition (fencing any earlier owner) and read its state."""
-        key = self._key(partition)
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hincrby(key, EPOCH_FIELD, 1)
-            pipe.hgetall(key)
-            _, fields = await pipe.execute()
-        return _snapshot(partition, fields)
+        flat = await self._client.eval(CLAIM_SCRIPT, 1, self._key(partition))
+        return _snapshot(partition, dict(zip(flat[::2], flat[1::2], strict=True)))
 
     @as_connection_errors
     async def checkpoint(self, writes: Mapping[int, PartitionWrite]) -> set[int]:
-        """Atomically write states and offsets of all ``writes`` still owned by this worker.
-
-        Returns the partitions that were refused because another worker claimed them since.
-        """
-        pending = dict(writes)
-        fenced: set[int] = set()
-        while pending:
-            keys = {partition: self._key(partition) for partition in pending}
-            async with self._client.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(*keys.values())
-                    epochs = [await pipe.hget(key, EPOCH_FIELD) for key in keys.values()]
-                    for (partition, _), epoch in zip(keys.items(), epochs, strict=True):
-                        if epoch is None or int(epoch) != pending[partition].epoch:
-                            fenced.add(partition)
-                    for partition in fenced:
-                        pending.pop(partition, None)
-                    if not pending:
-                        break
-                    pipe.multi()
-                    for partition, write in pending.items():
-                        mapping: dict[str, bytes | int] = {OFFSET_FIELD: write.applied_offset}
-                        mapping.update({KEY_PREFIX + k: v for k, v in write.states.items()})
-                        pipe.hset(keys[partition], mapping=mapping)
-                    await pipe.execute()
-                    break
-                except WatchError:
-                    continue  # a hash changed under us: re-check epochs and retry
-        return fenced
+        """Write the states and offset of each of ``writes`` still owned by this worker, each
+        partition atomically. Returns the partitions refused because another worker claimed
+        them since."""
+        if not writes:
+            return set()
+        async with self._client.pipeline(transaction=False) as pipe:
+            for partition, write in writes.items():
+                pairs = [part for k, v in write.states.items() for part in (KEY_PREFIX + k, v)]
+                pipe.eval(
+                    CHECKPOINT_SCRIPT,
+                    1,
+                    self._key(partition),
+                    write.epoch,
+                    write.applied_offset,
+                    *pairs,
+                )
+            written = await pipe.execute()
+        return {partition for partition, ok in zip(writes, written, strict=True) if not ok}
 
     @as_connection_errors
     async def quarantine(self, partition: int, model_key: str, blob: bytes, reason: str) -> None:

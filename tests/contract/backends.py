@@ -3,8 +3,9 @@ what is behind them. (Fixtures choosing them: ``conftest.py``.)
 
 Every adapter of a port, behind one fixture: the contract suites run once per adapter.
 
-The in-memory twins need nothing; the Redis adapters use the session's embedded Redis (started
-on first use). A twin that drifts from its real adapter fails the same test the adapter passes.
+The in-memory twins need nothing; the Redis adapters run on the session's embedded Redis and on
+its Redis Cluster (each started on first use). A twin that drifts from its real adapter fails
+the same test the adapter passes.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import redis.asyncio as aioredis
-
+from app.redis_connection import RedisConnection
 from models.adapters.memory_coordination import MemoryRetrainerState, MemoryRetrainGuard
 from models.adapters.memory_pointer import MemoryPointer
 from models.adapters.memory_registry import MemoryRegistry
@@ -43,7 +43,7 @@ class StateBackend:
 
     name: str
     namespace: str = field(default_factory=lambda: f"contract-{uuid.uuid4().hex[:8]}")
-    redis_url: str | None = None
+    redis: RedisConnection | None = None
     _memory: MemoryStateStore | None = None
     _clients: list[Any] = field(default_factory=list)
 
@@ -53,7 +53,7 @@ class StateBackend:
             if self._memory is None:
                 self._memory = MemoryStateStore()
             return self._memory
-        client = aioredis.Redis.from_url(self.redis_url)
+        client = self.redis.async_client()
         self._clients.append(client)
         return RedisStateStore(client, RedisKeys(self.namespace), TOPIC)
 
@@ -88,7 +88,7 @@ class PointerBackend:
     """An active-version pointer, a way to set it (as the registry does) and to break it."""
 
     name: str
-    redis_url: str | None = None
+    redis: RedisConnection | None = None
     namespace: str = field(default_factory=lambda: f"contract-{uuid.uuid4().hex[:8]}")
     _client: Any = None
     _memory: MemoryPointer | None = None
@@ -100,8 +100,8 @@ class PointerBackend:
                 self._memory = MemoryPointer()
             self._memory.fail = not reachable
             return self._memory
-        url = self.redis_url if reachable else "redis://127.0.0.1:1/0"
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=1)
+        redis = self.redis if reachable else replace(self.redis, url="redis://127.0.0.1:1/0")
+        client = redis.async_client(socket_connect_timeout=1)
         self._client = client
         return RedisPointer(client, RedisKeys(self.namespace))
 
@@ -110,7 +110,7 @@ class PointerBackend:
         if self._memory is not None:
             self._memory.version = version
             return
-        client = aioredis.Redis.from_url(self.redis_url)
+        client = self.redis.async_client()
         await client.set(RedisKeys(self.namespace).active_model, version)
         await client.aclose()
 
@@ -140,15 +140,13 @@ class CoordinationBackend:
     process: ``registry()`` / ``retrainer_state()`` called twice give two processes' views)."""
 
     name: str
-    redis_url: str | None = None
+    redis: RedisConnection | None = None
     namespace: str = field(default_factory=lambda: f"contract-{uuid.uuid4().hex[:8]}")
     _memory: dict[str, Any] = field(default_factory=dict)
     _clients: list[Any] = field(default_factory=list)
 
     def _client(self) -> Any:
-        import redis
-
-        client = redis.Redis.from_url(self.redis_url)
+        client = self.redis.client()
         self._clients.append(client)
         return client
 
@@ -168,7 +166,7 @@ class CoordinationBackend:
         """A worker's drift-retrain guard (async)."""
         if self.name == "memory":
             return self._memory.setdefault("guard", MemoryRetrainGuard())
-        client = aioredis.Redis.from_url(self.redis_url)
+        client = self.redis.async_client()
         self._clients.append(client)
         return RedisRetrainGuard(client, RedisKeys(self.namespace))
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from app.redis_connection import RedisConnection
 from streams.memory_sender import MemorySender
 from tests.contract.backends import (
     CoordinationBackend,
@@ -14,28 +15,35 @@ from tests.contract.backends import (
     StateBackend,
 )
 
-
-def _redis_url(request: pytest.FixtureRequest) -> str | None:
-    """The session's embedded Redis for the ``redis`` param (started on first use), else None."""
-    return request.getfixturevalue("endpoints").redis.url if request.param == "redis" else None
+#: Every backend of the Redis ports: the in-memory twin, one Redis, a Redis Cluster.
+REDIS_BACKENDS = ["memory", "redis", "redis-cluster"]
 
 
-@pytest.fixture(params=["memory", "redis"])
+def _redis(request: pytest.FixtureRequest) -> RedisConnection | None:
+    """The session's embedded Redis or Redis Cluster for the param (started on first use)."""
+    if request.param == "redis":
+        return request.getfixturevalue("endpoints").redis
+    if request.param == "redis-cluster":
+        return request.getfixturevalue("redis_cluster")
+    return None
+
+
+@pytest.fixture(params=REDIS_BACKENDS)
 def pointer_backend(request: pytest.FixtureRequest) -> PointerBackend:
     """Each active-pointer adapter in turn."""
-    return PointerBackend(request.param, redis_url=_redis_url(request))
+    return PointerBackend(request.param, redis=_redis(request))
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=REDIS_BACKENDS)
 def backend(request: pytest.FixtureRequest) -> StateBackend:
     """Each state-store adapter in turn."""
-    return StateBackend(request.param, redis_url=_redis_url(request))
+    return StateBackend(request.param, redis=_redis(request))
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=REDIS_BACKENDS)
 def coordination(request: pytest.FixtureRequest) -> Iterator[CoordinationBackend]:
     """Each registry / retrainer-coordination adapter in turn."""
-    backend = CoordinationBackend(request.param, redis_url=_redis_url(request))
+    backend = CoordinationBackend(request.param, redis=_redis(request))
     yield backend
     backend.close()
 

@@ -34,9 +34,13 @@ def test_the_retrainer_state_survives_the_retrainer(coordination):
     assert (successor.committed_offset(), successor.last_finished()) == (17, 1_700_000_000.5)
 
 
+#: Long enough that no lease in these tests expires unless one waits for it.
+LEASE_S = 60.0
+
+
 def test_one_leader_at_a_time_and_a_lost_lease_is_noticed(coordination):
-    leader = coordination.retrainer_state().leader_lease()
-    standby = coordination.retrainer_state().leader_lease()
+    leader = coordination.retrainer_state().leader_lease(LEASE_S)
+    standby = coordination.retrainer_state().leader_lease(LEASE_S)
     assert leader.acquire(blocking_timeout=1)
     assert not standby.acquire(blocking_timeout=0.2)
     leader.release()
@@ -44,14 +48,14 @@ def test_one_leader_at_a_time_and_a_lost_lease_is_noticed(coordination):
     with pytest.raises(LeaseLostError):
         leader.reacquire()
     leader.release()  # releasing a lost lease does not take it from the new holder
-    assert not coordination.retrainer_state().leader_lease().acquire(blocking_timeout=0.2)
+    assert not coordination.retrainer_state().leader_lease(LEASE_S).acquire(blocking_timeout=0.2)
     standby.release()
 
 
 def test_the_lease_is_renewed_from_another_thread(coordination):
     """The keep-alive thread renews a lease another thread took (with redis-py's default
     thread-local locks the renewal raised, and the lease expired under a working leader)."""
-    lease = coordination.retrainer_state().leader_lease()
+    lease = coordination.retrainer_state().leader_lease(LEASE_S)
     assert lease.acquire(blocking_timeout=1)
     errors: list[BaseException] = []
 
@@ -66,6 +70,22 @@ def test_the_lease_is_renewed_from_another_thread(coordination):
     thread.join()
     assert errors == []
     started = time.monotonic()
-    assert not coordination.retrainer_state().leader_lease().acquire(blocking_timeout=0.2)
+    assert not coordination.retrainer_state().leader_lease(LEASE_S).acquire(blocking_timeout=0.2)
     assert time.monotonic() - started < 5
     lease.release()
+
+
+def test_a_lease_nobody_renews_expires_and_a_standby_takes_it(coordination):
+    dead = coordination.retrainer_state().leader_lease(0.5)
+    assert dead.acquire(blocking_timeout=1)
+    standby = coordination.retrainer_state().leader_lease(0.5)
+    assert not standby.acquire(blocking_timeout=0.1)
+    assert standby.acquire(blocking_timeout=2)  # the holder died: its lease ran out
+    with pytest.raises(LeaseLostError):
+        dead.reacquire()
+    standby.reacquire()  # renewing pushes the expiry on
+    time.sleep(0.3)
+    standby.reacquire()
+    time.sleep(0.3)
+    assert not coordination.retrainer_state().leader_lease(0.5).acquire(blocking_timeout=0.1)
+    standby.release()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.embedded import Endpoints
+from app.redis_connection import RedisConnection
 from tests.integration.infra import Deployment, make_deployment
 from tests.integration.tls import PrivateCa, SecuredRedis, TlsBroker
 from tests.integration.tls import secured_redis as start_secured_redis
@@ -74,3 +75,12 @@ def deploy_secured(
 ) -> Iterator[Callable[..., Deployment]]:
     """:func:`deploy` on the TLS-only broker and the TLS-only, password-protected Redis."""
     yield from _factory(Endpoints(tls_broker.kafka, secured_redis.redis), tmp_path)
+
+
+@pytest.fixture
+def deploy_cluster(
+    endpoints: Endpoints, redis_cluster: RedisConnection, tmp_path: Path
+) -> Iterator[Callable[..., Deployment]]:
+    """:func:`deploy` with every Redis client (workers, CLI, test reads) on the session's
+    three-master Redis Cluster."""
+    yield from _factory(Endpoints(endpoints.kafka, redis_cluster), tmp_path)

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-import redis
 
 from app.composition import (
     RetrainerPorts,
@@ -34,6 +33,7 @@ from app.embedded import EmbeddedInfrastructure, Endpoints
 from app.redis_connection import RedisConnection
 from app.worker import worker_environment
 from config import Settings, load_settings
+from models.adapters.redis_clients import RedisClient
 from models.codec import decode_key_model
 from models.keyed import KeyModel
 from models.registry import ModelRegistry
@@ -100,7 +100,7 @@ class Deployment:
         self.producers.append(producer)
         return producer
 
-    def redis(self) -> redis.Redis:
+    def redis(self) -> RedisClient:
         return self.endpoints.redis.client()
 
     def registry(self) -> ModelRegistry:

@@ -29,14 +29,30 @@ def _uninterrupted(outcomes: list[dict], settings) -> dict[str, KeyModel]:
     return models
 
 
+#: Settings of the crash runs: small checkpoints and batches, so kills land inside both.
+CRASH_SETTINGS = {
+    "model": {"key_field": "key"},
+    "online": {"decay_half_life": 2000},
+    "checkpoint": {"every_outcomes": 300, "interval_ms": 100},
+}
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_kill_dash_nine_never_loses_or_repeats_an_outcome(deploy, tmp_path, engine):
-    deployment = deploy(
-        model={"key_field": "key"},
-        online={"decay_half_life": 2000},
-        checkpoint={"every_outcomes": 300, "interval_ms": 100},
-        processing={"learn_batch": 200, "engine": engine},
+    deployment = deploy(**CRASH_SETTINGS, processing={"learn_batch": 200, "engine": engine})
+    _kill_while_learning_then_compare(deployment, tmp_path)
+
+
+def test_kill_dash_nine_on_redis_cluster(deploy_cluster, tmp_path):
+    """The same kills with the state sharded over a three-master Redis Cluster (4 partitions:
+    each partition's hash on the node owning its slot, checkpointed by its own script)."""
+    deployment = deploy_cluster(
+        **CRASH_SETTINGS, processing={"learn_batch": 200}, topics={"partitions": 4}
     )
+    _kill_while_learning_then_compare(deployment, tmp_path)
+
+
+def _kill_while_learning_then_compare(deployment, tmp_path) -> None:
     outcomes = MarketSimulator(seed=5, keys=KEYS, change_points=[15_000]).outcomes(N_OUTCOMES)
     producer = deployment.producer()
     producer.send_outcomes(outcomes)

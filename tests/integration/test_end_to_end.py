@@ -56,6 +56,17 @@ def test_end_to_end_secured(deploy_secured, tls_broker, secured_redis, tmp_path,
         assert password not in text, f"the Redis password appears in the {where}"
 
 
+def test_end_to_end_on_redis_cluster(deploy_cluster, tmp_path):
+    """The same run with all state in a three-master Redis Cluster: partition states,
+    registry and coordination keys on whichever node owns their slot, reached through
+    redis-py's cluster clients by the worker, the CLI and the test alike."""
+    deployment = deploy_cluster(
+        model={"key_field": "key"}, online={"min_updates": 20}, topics={"partitions": 4}
+    )
+    assert deployment.endpoints.redis.cluster
+    _run_end_to_end(deployment, tmp_path)
+
+
 def test_a_wrong_password_is_refused_without_showing_it(deploy_secured):
     """A bad credential is a one-line error; neither the given nor the real password shows,
     also when the wrong one is written inside the URL."""

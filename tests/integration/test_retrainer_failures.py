@@ -13,7 +13,13 @@ from app.worker import worker_environment
 from models.market import MarketSimulator
 from streams.retrain_requests import enqueue_retrain, retrain_request
 
-RETRAIN = {"bootstrap_resamples": 200, "cooldown_s": 0.0, "num_boost_round": 60}
+#: A short leader lease: the standby of a killed leader takes over after 4 s, not 60.
+RETRAIN = {
+    "bootstrap_resamples": 200,
+    "cooldown_s": 0.0,
+    "num_boost_round": 60,
+    "leader_lease_s": 4.0,
+}
 
 
 def _retrainer(deployment, tmp_path, name: str, **env: str) -> subprocess.Popen:

@@ -48,6 +48,8 @@ def _wait_http(port: int, path: str, want: int, timeout_s: float = 60) -> dict:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_metrics_scrape_and_truthful_health_through_a_redis_outage(endpoints, tmp_path, engine):
+    """A worker started while Redis is paused comes up (not ready, saying why), becomes ready
+    once Redis answers, and later keeps scoring through another pause."""
     chaos_redis = ChaosRedis(tmp_path)  # a Redis of its own: this test stops it
     chaos_redis.start()
     port = free_port()
@@ -64,7 +66,14 @@ def test_metrics_scrape_and_truthful_health_through_a_redis_outage(endpoints, tm
         sim = MarketSimulator(seed=41)
         producer.send_outcomes(sim.outcomes(300))
         producer.flush()
-        deployment.worker(tmp_path).start()
+        assert chaos_redis.pid is not None
+        os.kill(chaos_redis.pid, signal.SIGSTOP)  # a worker started during an outage waits it out
+        try:
+            deployment.worker(tmp_path).start()
+            starting = _wait_http(port, "/ready", 503, timeout_s=60)
+            assert "redis" in starting["problems"], starting
+        finally:
+            os.kill(chaos_redis.pid, signal.SIGCONT)
         ready = _wait_http(port, "/ready", 200)
         assert ready["ok"] is True and ready["problems"] == {}
 
@@ -81,7 +90,6 @@ def test_metrics_scrape_and_truthful_health_through_a_redis_outage(endpoints, tm
             60,
             "the backlog learned",
         )
-        assert chaos_redis.pid is not None
         os.kill(chaos_redis.pid, signal.SIGSTOP)
         try:
             down = _wait_http(port, "/ready", 503, timeout_s=30)

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.connection import SSLConnection
 
 from app.embedded import EmbeddedInfrastructure, EmbeddedStartError, Endpoints
@@ -92,6 +93,10 @@ def test_repr_and_display_never_show_a_password():
             {"REDIS_URL": "rediss://r/0", "STREAMLEARN_REDIS__SSL_CERTFILE": "c.pem"},
             "go together",
         ),
+        (
+            {"REDIS_URL": "unix:///tmp/r.sock", "STREAMLEARN_REDIS__CLUSTER": "true"},
+            "cluster needs a redis:// or rediss:// url",
+        ),
     ],
 )
 def test_inconsistent_redis_settings_are_refused_without_showing_a_password(env, message):
@@ -134,6 +139,31 @@ def test_the_embedded_redis_refuses_credentials_it_cannot_apply():
         EmbeddedInfrastructure(None, None, settings.kafka, settings.redis)
 
 
+def test_the_embedded_redis_is_not_a_cluster():
+    settings = _settings(STREAMLEARN_REDIS__CLUSTER="true")
+    with pytest.raises(EmbeddedStartError, match=r"redis\.cluster needs redis\.url"):
+        EmbeddedInfrastructure(None, None, settings.kafka, settings.redis)
+
+
+def test_a_cluster_connection_builds_cluster_clients_with_the_same_options():
+    settings = _settings(
+        REDIS_URL="redis://node-1:7000",
+        STREAMLEARN_REDIS__CLUSTER="true",
+        STREAMLEARN_REDIS__USERNAME="app",
+        STREAMLEARN_REDIS__PASSWORD=SECRET,
+    )
+    connection = RedisConnection.from_settings(settings.redis, settings.redis.url)
+    assert connection.cluster
+    assert "cluster=True" in repr(connection) and SECRET not in repr(connection)
+    client = connection.async_client(socket_timeout=2)  # connects lazily, on first use
+    assert isinstance(client, AsyncRedisCluster)
+    options = client.nodes_manager.connection_kwargs
+    assert (options["username"], options["password"]) == ("app", SECRET)
+    assert options["socket_timeout"] == 2
+    node = client.nodes_manager.startup_nodes["node-1:7000"]
+    assert (node.host, node.port) == ("node-1", 7000)
+
+
 def test_the_redactor_masks_secrets_as_written_escaped_and_inside_urls():
     redact = Redactor([SECRET, 'with"quote'])
     assert redact(f"auth {SECRET} failed") == "auth *** failed"
@@ -174,6 +204,18 @@ def test_a_child_worker_gets_every_secret_setting_through_its_environment():
         KafkaConnection("k:9092"), RedisConnection.from_settings(settings.redis, "redis://r/0")
     )
     child = load_settings(environ=worker_environment(settings, endpoints))
+    assert not child.redis.cluster
     assert child.web.status_token.get_secret_value() == "token-" + SECRET
     assert child.redis.password.get_secret_value() == SECRET
     assert set(child.secrets()) == {SECRET, "token-" + SECRET}
+
+
+def test_a_child_worker_is_told_its_redis_is_a_cluster():
+    from app.worker import worker_environment
+
+    settings = _settings()
+    endpoints = Endpoints(
+        KafkaConnection("k:9092"), RedisConnection("redis://n:7000", cluster=True)
+    )
+    child = load_settings(environ=worker_environment(settings, endpoints))
+    assert child.redis.cluster and child.redis.url == "redis://n:7000"
