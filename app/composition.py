@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -33,6 +33,7 @@ from models.adapters.redis_state_store import RedisStateStore
 from models.adapters.s3_blobs import S3BlobStore
 from models.blobs import BlobStore
 from models.coordination import RetrainerState
+from models.decay import half_life_of_window
 from models.drift.config import DriftConfig
 from models.gate import GateConfig
 from models.online import OnlineConfig
@@ -59,8 +60,14 @@ def _mapped(config: type[T], group: BaseModel, **extra: Any) -> T:
 
 
 def online_config(settings: Settings) -> OnlineConfig:
-    """The learner's hyper-parameters from the ``online`` settings."""
-    return _mapped(OnlineConfig, settings.online)
+    """The learner's hyper-parameters from the ``online`` settings (the decay as a half-life,
+    however it was spelled)."""
+    online = settings.online
+    config = _mapped(OnlineConfig, online)
+    if online.window_size is not None and online.decay_factor is not None:
+        half_life = half_life_of_window(online.window_size, online.decay_factor)
+        config = replace(config, decay_half_life=half_life)
+    return config
 
 
 def drift_config(settings: Settings) -> DriftConfig | None:

@@ -1,9 +1,15 @@
-"""How fast the online learner recovers after a regime flip, by decay half-life.
+"""What window decay buys and costs the online learner, by decay setting.
 
-Prints a Markdown table and saves ``bench/results/decay_recovery.json``. For each seed the
-market flips from momentum to mean reversion after 30,000 outcomes; "recovery" is the number of
-outcomes until the 300-outcome rolling accuracy is back to 95% of the 10,000 outcomes before the
-flip. Every half-life runs on the same streams, so the ratio against decay-off is side by side.
+Prints a Markdown table and saves ``bench/results/decay_recovery.json``. Two streams per seed,
+each scored prequentially (predict, then learn) by every decay setting side by side:
+
+* **flip**: the market flips from momentum to mean reversion after 30,000 outcomes;
+  "recovery" is the number of outcomes until the 300-outcome rolling accuracy is back to 95% of
+  the 10,000 outcomes before the flip;
+* **stationary**: the same market with no flip (what decay costs when nothing changes).
+
+Whole-stream accuracy and log loss are reported for both. The design's spelling (window 1,000
+outcomes, decay factor 0.95) is one of the rows, as its half-life.
 
     python -m bench.decay_recovery
 """
@@ -17,55 +23,80 @@ from pathlib import Path
 
 import numpy as np
 
-from models.evaluation import outcomes_to_recover, prequential_hits
+from models.decay import half_life_of_window
+from models.evaluation import log_loss, outcomes_to_recover, prequential_probabilities
 from models.market import MarketSimulator
 from models.online import OnlineConfig, OnlineLearner
 
 FLIP, AFTER, WINDOW = 30_000, 8_000, 300
-HALF_LIVES = (None, 250, 500, 1000, 2000)
+DESIGN = half_life_of_window(1000, 0.95)
+DECAYS: dict[str, float | None] = {
+    "off": None,
+    "half-life 250": 250,
+    "half-life 500": 500,
+    "half-life 1000": 1000,
+    "half-life 2000": 2000,
+    "half-life 5000": 5000,
+    "window 1000 x 0.95": DESIGN,
+}
 SEEDS = (1, 2, 3, 4, 5)
 RESULTS = Path(__file__).parent / "results" / "decay_recovery.json"
 
 
-def run(half_life: float | None, outcomes: list[dict]) -> dict[str, float]:
-    hits = prequential_hits(OnlineLearner(OnlineConfig(decay_half_life=half_life)), outcomes)
+def _scored(half_life: float | None, outcomes: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    learner = OnlineLearner(OnlineConfig(decay_half_life=half_life))
+    probabilities = prequential_probabilities(learner, outcomes)
+    labels = np.array([o["label"] for o in outcomes], dtype=float)
+    return probabilities, labels
+
+
+def run(half_life: float | None, flipping: list[dict], stationary: list[dict]) -> dict:
+    """One decay setting on one seed's two streams."""
+    probabilities, labels = _scored(half_life, flipping)
+    hits = ((probabilities > 0.5) == (labels == 1)).astype(float)
     recovery, before = outcomes_to_recover(hits, FLIP, window=WINDOW)
+    still, still_labels = _scored(half_life, stationary)
     return {
         "accuracy_before_flip": before,
         "accuracy_first_1000_after": float(hits[FLIP : FLIP + 1000].mean()),
         "recovery_outcomes": recovery,
+        "flip_accuracy": float(hits.mean()),
+        "flip_log_loss": log_loss(probabilities, labels),
+        "stationary_accuracy": float(((still > 0.5) == (still_labels == 1)).mean()),
+        "stationary_log_loss": log_loss(still, still_labels),
     }
 
 
 def main() -> None:
     started = time.time()
-    rows: dict[str, list[dict[str, float]]] = {str(h): [] for h in HALF_LIVES}
+    rows: dict[str, list[dict]] = {name: [] for name in DECAYS}
     for seed in SEEDS:
-        outcomes = MarketSimulator(seed=seed, change_points=[FLIP]).outcomes(FLIP + AFTER)
-        for half_life in HALF_LIVES:
-            rows[str(half_life)].append(run(half_life, outcomes))
-    baseline = np.mean([r["recovery_outcomes"] for r in rows["None"]])
+        flipping = MarketSimulator(seed=seed, change_points=[FLIP]).outcomes(FLIP + AFTER)
+        stationary = MarketSimulator(seed=seed).outcomes(FLIP + AFTER)
+        for name, half_life in DECAYS.items():
+            rows[name].append(run(half_life, flipping, stationary))
+    baseline = np.mean([r["recovery_outcomes"] for r in rows["off"]])
     print(
-        "| half-life | recovery (mean outcomes) | vs decay off | acc before flip | "
-        "acc first 1000 after |"
+        "| decay | half-life | recovery (outcomes) | vs off | acc before flip | acc 1000 after "
+        "| flip: acc / log loss | stationary: acc / log loss |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     summary = {}
     for name, results in rows.items():
-        recovery = float(np.mean([r["recovery_outcomes"] for r in results]))
-        before = float(np.mean([r["accuracy_before_flip"] for r in results]))
-        after = float(np.mean([r["accuracy_first_1000_after"] for r in results]))
+        mean = {k: float(np.mean([r[k] for r in results])) for k in results[0]}
+        half_life = DECAYS[name]
         summary[name] = {
-            "recovery_outcomes_mean": recovery,
-            "ratio_vs_off": recovery / baseline,
-            "accuracy_before_flip": before,
-            "accuracy_first_1000_after": after,
+            "half_life": half_life,
+            **{f"{k}_mean": v for k, v in mean.items()},
+            "recovery_ratio_vs_off": mean["recovery_outcomes"] / baseline,
             "per_seed": results,
         }
-        label = "off" if name == "None" else name
         print(
-            f"| {label} | {recovery:,.0f} | {recovery / baseline:.2f} | {before:.3f} | "
-            f"{after:.3f} |"
+            f"| {name} | {'-' if half_life is None else f'{half_life:,.0f}'} | "
+            f"{mean['recovery_outcomes']:,.0f} | {mean['recovery_outcomes'] / baseline:.2f} | "
+            f"{mean['accuracy_before_flip']:.3f} | {mean['accuracy_first_1000_after']:.3f} | "
+            f"{mean['flip_accuracy']:.4f} / {mean['flip_log_loss']:.4f} | "
+            f"{mean['stationary_accuracy']:.4f} / {mean['stationary_log_loss']:.4f} |"
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
@@ -74,6 +105,7 @@ def main() -> None:
                 "benchmark": "decay_recovery",
                 "seeds": SEEDS,
                 "flip_at": FLIP,
+                "stream_length": FLIP + AFTER,
                 "machine": platform.platform(),
                 "seconds": round(time.time() - started, 1),
                 "results": summary,

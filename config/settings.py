@@ -314,6 +314,17 @@ class OnlineSettings(_Group):
     decay_half_life: float | None = Field(
         default=None, gt=0, description="outcomes after which an old trade weighs half; unset=off"
     )
+    window_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="decay window in outcomes (with decay_factor; instead of decay_half_life)",
+    )
+    decay_factor: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="weight of an outcome one window old (k windows: decay_factor^k); 1 = off",
+    )
     weight_by_rr: bool = Field(default=False, description="weight each outcome by |realized_rr|")
     max_sample_weight: float = Field(
         default=5.0, gt=0, description="cap of the |realized_rr| weight"
@@ -328,7 +339,19 @@ class OnlineSettings(_Group):
         description="outcome_ids remembered per key; a repeat is not learned (0 = off)",
     )
 
-    _none = field_validator("decay_half_life", mode="before")(_none_words)
+    _none = field_validator("decay_half_life", "window_size", "decay_factor", mode="before")(
+        _none_words
+    )
+
+    @model_validator(mode="after")
+    def _one_decay_spelling(self) -> OnlineSettings:
+        if (self.window_size is None) != (self.decay_factor is None):
+            raise ValueError("window_size and decay_factor go together")
+        if self.window_size is not None and self.decay_half_life is not None:
+            raise ValueError(
+                "give the decay as decay_half_life or as window_size + decay_factor, not both"
+            )
+        return self
 
 
 class BlendSettings(_Group):

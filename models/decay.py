@@ -1,10 +1,38 @@
-"""Window decay: a half-life in outcomes turned into the per-update fading factor."""
+"""Window decay: a half-life in outcomes turned into the per-update fading factor.
+
+Two spellings of one decay: a half-life (outcomes after which an old trade weighs half), or the
+design's window and decay factor (an outcome ``k`` windows old weighs ``decay_factor ** k``,
+smoothly in between: one more outcome multiplies every older weight by
+``decay_factor ** (1 / window_size)``). :func:`half_life_of_window` converts the second into the
+first, which is the one the learner uses.
+"""
 
 from __future__ import annotations
 
 import collections
+import math
 
 from river import preprocessing
+
+
+def half_life_of_window(window_size: int, decay_factor: float) -> float | None:
+    """The half-life (in outcomes) of a decay of ``decay_factor`` per ``window_size`` outcomes;
+    None (no decay) for a factor of 1.
+
+    >>> round(half_life_of_window(1000, 0.95))
+    13513
+    >>> half_life_of_window(1000, 1.0) is None
+    True
+    >>> half_life_of_window(100, 0.5)
+    100.0
+    """
+    if window_size < 1:
+        raise ValueError(f"window_size must be at least 1, got {window_size}")
+    if not 0.0 < decay_factor <= 1.0:
+        raise ValueError(f"decay_factor must be in (0, 1], got {decay_factor}")
+    if decay_factor == 1.0:
+        return None
+    return window_size * math.log(0.5) / math.log(decay_factor)
 
 
 def fading_factor(half_life: float | None) -> float:

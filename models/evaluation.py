@@ -10,14 +10,32 @@ import numpy as np
 from models.online import OnlineLearner
 
 
+def prequential_probabilities(
+    learner: OnlineLearner, outcomes: Sequence[Mapping[str, Any]]
+) -> np.ndarray:
+    """Predict-then-learn over outcome messages; the probability of a win given before each
+    outcome was learned."""
+    probabilities = np.empty(len(outcomes))
+    for i, outcome in enumerate(outcomes):
+        probabilities[i] = learner.predict_proba(outcome["features"])
+        learner.learn(outcome["features"], outcome["label"] == 1)
+    return probabilities
+
+
 def prequential_hits(learner: OnlineLearner, outcomes: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Predict-then-learn over outcome messages; 1.0 where the prediction was right."""
-    hits = np.empty(len(outcomes))
-    for i, outcome in enumerate(outcomes):
-        won = outcome["label"] == 1
-        hits[i] = (learner.predict_proba(outcome["features"]) > 0.5) == won
-        learner.learn(outcome["features"], won)
-    return hits
+    labels = np.array([outcome["label"] == 1 for outcome in outcomes])
+    return ((prequential_probabilities(learner, outcomes) > 0.5) == labels).astype(float)
+
+
+def log_loss(probabilities: np.ndarray, labels: np.ndarray, eps: float = 1e-15) -> float:
+    """Mean binary log loss (probabilities clipped to ``[eps, 1 - eps]``, as scikit-learn).
+
+    >>> round(log_loss(np.array([0.5, 0.5]), np.array([1, 0])), 4)
+    0.6931
+    """
+    clipped = np.clip(probabilities, eps, 1 - eps)
+    return float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped)))
 
 
 def outcomes_to_recover(
