@@ -31,6 +31,7 @@ from models.adapters.redis_pointer import RedisPointer
 from models.adapters.redis_registry import RedisRegistry
 from models.adapters.redis_state_store import RedisStateStore
 from models.adapters.s3_blobs import S3BlobStore
+from models.blend_weights import WeightFitConfig
 from models.blobs import BlobStore
 from models.coordination import RetrainerState
 from models.decay import half_life_of_window
@@ -95,9 +96,21 @@ def gate_config(settings: Settings) -> GateConfig:
     return _mapped(GateConfig, settings.retrain, n_resamples=settings.retrain.bootstrap_resamples)
 
 
+def weight_fit_config(settings: Settings) -> WeightFitConfig | None:
+    """How keys fit their blend weight (``blend.mode = optimized``), else None."""
+    if settings.blend.mode != "optimized":
+        return None
+    return _mapped(WeightFitConfig, settings.blend)
+
+
 def model_configs(settings: Settings) -> ModelConfigs:
     """The configs an engine's processors are built with."""
-    return ModelConfigs(online_config(settings), drift_config(settings), contract_spec(settings))
+    return ModelConfigs(
+        online_config(settings),
+        drift_config(settings),
+        contract_spec(settings),
+        weight_fit_config(settings),
+    )
 
 
 def redis_client(settings: Settings, redis_connection: RedisConnection) -> AsyncRedisClient:

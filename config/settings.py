@@ -355,11 +355,27 @@ class OnlineSettings(_Group):
 
 
 class BlendSettings(_Group):
-    """``score = w_batch * p_batch + w_online * p_online``."""
+    """``score = w_batch * p_batch + w_online * p_online``: weights fixed, or fitted per key."""
 
+    mode: Literal["fixed", "optimized"] = Field(
+        default="fixed",
+        description=(
+            "fixed: w_batch / w_online for every key; optimized: per key, w_batch refitted "
+            "every refit_every outcomes to minimise log loss over the last window outcomes"
+        ),
+    )
     w_batch: float = Field(default=0.8, ge=0, le=1, description="weight of p(batch XGBoost)")
     w_online: float = Field(
         default=0.2, ge=0, le=1, description="weight of p(online River); the two sum to 1"
+    )
+    window: int = Field(
+        default=500, ge=10, le=100_000, description="optimized: outcomes a key's fit looks at"
+    )
+    refit_every: int = Field(default=100, ge=1, description="optimized: outcomes between refits")
+    prior_outcomes: int = Field(
+        default=100,
+        ge=0,
+        description="optimized: pseudo-outcomes voting for w_batch (shrinks small windows)",
     )
 
     @model_validator(mode="after")

@@ -51,8 +51,15 @@ class Blender:
         self.w_online = w_online
         self.min_updates = min_updates
 
-    def blend(self, p_batch: float | None, p_online: float | None, online_updates: int) -> Blend:
-        """Combine the available parts into a :class:`Blend`.
+    def blend(
+        self,
+        p_batch: float | None,
+        p_online: float | None,
+        online_updates: int,
+        w_batch: float | None = None,
+    ) -> Blend:
+        """Combine the available parts into a :class:`Blend`; ``w_batch`` is the key's fitted
+        batch weight (``optimized`` mode) when it has one, else the configured weight applies.
 
         A part that is not a finite probability counts as missing: a signal never says ``ok``
         with a made-up or non-finite score.
@@ -63,10 +70,12 @@ class Blender:
             p_online = None
         online_ready = p_online is not None and online_updates >= self.min_updates
         if p_batch is not None and online_ready:
-            score = self.w_batch * p_batch + self.w_online * p_online
-            return Blend(
-                score, p_batch, p_online, self.w_batch, self.w_online, SignalStatus.OK, None
-            )
+            if w_batch is None:
+                w_b, w_o = self.w_batch, self.w_online
+            else:
+                w_b, w_o = w_batch, 1.0 - w_batch
+            score = w_b * p_batch + w_o * p_online
+            return Blend(score, p_batch, p_online, w_b, w_o, SignalStatus.OK, None)
         online_reason = (
             f"online model has {online_updates} updates < min_updates {self.min_updates}"
         )

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from models.blend_weights import BlendWindow, WeightFitConfig
 from models.dedupe import RecentIds
 from models.drift.codec import DriftStateError, decode_drift, encode_drift
 from models.drift.config import DriftConfig
@@ -45,12 +46,16 @@ def encode_key_model(key_model: KeyModel) -> bytes:
             "drift": None if key_model.drift is None else encode_drift(key_model.drift),
             "outbox": key_model.outbox,
             "seen": None if key_model.seen is None else key_model.seen.encode(),
+            "blend": None if key_model.blend is None else _encode_blend(key_model.blend),
         }
     )
 
 
 def decode_key_model(
-    data: bytes | str, config: OnlineConfig, drift: DriftConfig | None = None
+    data: bytes | str,
+    config: OnlineConfig,
+    drift: DriftConfig | None = None,
+    weights: WeightFitConfig | None = None,
 ) -> KeyModel:
     """Rebuild a key's state from :func:`encode_key_model` output, validating it."""
     doc = _document(data)
@@ -81,6 +86,14 @@ def decode_key_model(
             )
         except ValueError as exc:
             raise StateCodecError(str(exc)) from None
+    blend = None
+    if weights is not None:
+        saved_blend = doc.get("blend")
+        blend = (
+            BlendWindow.empty(weights)
+            if saved_blend is None
+            else _decode_blend(saved_blend, weights)
+        )
     return KeyModel(
         learner=learner,
         metrics=prequential,
@@ -88,6 +101,39 @@ def decode_key_model(
         drift=monitor,
         outbox=outbox,
         seen=seen,
+        blend=blend,
+    )
+
+
+def _encode_blend(window: BlendWindow) -> dict[str, Any]:
+    return {
+        "rows": [[pb, po, won] for pb, po, won in window.rows],
+        "w_batch": window.w_batch,
+        "since_refit": window.since_refit,
+        "refits": window.refits,
+    }
+
+
+def _decode_blend(doc: Any, weights: WeightFitConfig) -> BlendWindow:
+    """A key's blend window (its newest ``weights.window`` rows when the window shrank)."""
+    _expect(isinstance(doc, dict), "blend must be an object")
+    rows = _field(doc, "rows", list)
+    decoded = []
+    for row in rows:
+        _expect(isinstance(row, list) and len(row) == 3, "a blend row is [p_batch, p_online, won]")
+        pb, po = float(_finite(row[0], "blend p_batch")), float(_finite(row[1], "blend p_online"))
+        _expect(0.0 <= pb <= 1.0 and 0.0 <= po <= 1.0, "blend probabilities must be in [0, 1]")
+        _expect(isinstance(row[2], bool), "blend won must be true or false")
+        decoded.append((pb, po, row[2]))
+    w_batch = doc.get("w_batch")
+    if w_batch is not None:
+        w_batch = float(_finite(w_batch, "blend w_batch"))
+        _expect(0.0 <= w_batch <= 1.0, "blend w_batch must be in [0, 1]")
+    return BlendWindow(
+        rows=collections.deque(decoded, maxlen=weights.window),
+        w_batch=w_batch,
+        since_refit=_count(doc, "since_refit"),
+        refits=_count(doc, "refits"),
     )
 
 

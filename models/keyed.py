@@ -1,10 +1,12 @@
-"""The state of one model key: online learner, prequential metrics, drift monitor, outbox."""
+"""The state of one model key: online learner, prequential metrics, drift monitor, outbox, and
+(in the ``optimized`` blend mode) its fitted blend weight."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.blend_weights import BlendWindow, WeightFitConfig
 from models.dedupe import RecentIds
 from models.drift.config import DriftConfig
 from models.drift.monitor import DriftMonitor
@@ -25,14 +27,23 @@ class KeyModel:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     #: Hashes of the newest outcome ids learned (None when deduplication is off).
     seen: RecentIds | None = None
+    #: Recent (p_batch, p_online, won) rows and the fitted batch weight (``optimized`` blend
+    #: mode only; None in the ``fixed`` mode).
+    blend: BlendWindow | None = None
 
     @classmethod
-    def fresh(cls, config: OnlineConfig, drift: DriftConfig | None = None) -> KeyModel:
+    def fresh(
+        cls,
+        config: OnlineConfig,
+        drift: DriftConfig | None = None,
+        weights: WeightFitConfig | None = None,
+    ) -> KeyModel:
         """A key that has learned nothing yet."""
         return cls(
             learner=OnlineLearner(config),
             drift=None if drift is None else DriftMonitor(drift),
             seen=RecentIds(config.dedupe_window) if config.dedupe_window else None,
+            blend=None if weights is None else BlendWindow.empty(weights),
         )
 
     @property

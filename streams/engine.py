@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from config import Settings
 from models.batch import BatchModelError, load_batch_model
 from models.blend import Blender
+from models.blend_weights import WeightFitConfig
 from models.coordination import RetrainGuard
 from models.drift.config import DriftConfig
 from models.model_source import ActivePointer
@@ -37,6 +38,8 @@ class ModelConfigs:
     online: OnlineConfig
     drift: DriftConfig | None
     spec: ContractSpec
+    #: How keys fit their blend weight (``optimized`` mode); None: the fixed weights.
+    weights: WeightFitConfig | None = None
 
 
 class Connection(Protocol):
@@ -107,6 +110,7 @@ class Engine:
             configs.drift,
             on_quarantine=metrics.states_quarantined.inc,
             fence_block_s=settings.kafka.session_timeout_s,
+            weights=configs.weights,
         )
         blender = Blender(
             settings.blend.w_batch, settings.blend.w_online, settings.online.min_updates

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from models.batch import BatchModel, batch_probabilities
-from models.blend import Blender
+from models.blend import Blender, SignalStatus
+from models.blend_weights import observe
 from models.dedupe import id_hash
 from models.drift.alerts import AlertEvent
 from models.drift.monitor import RetrainNeed
@@ -188,7 +189,12 @@ class OutcomeLearner:
             )
         if seen is not None:
             seen.add(hashed)
-        blend = self._blender.blend(pb, p_online, learner.updates - 1)
+        fit = key_model.blend
+        blend = self._blender.blend(
+            pb, p_online, learner.updates - 1, None if fit is None else fit.w_batch
+        )
+        if fit is not None and blend.status is SignalStatus.OK:
+            observe(fit, self.state.weights, pb, p_online, won)
         sources = key_model.metrics.sources  # PrequentialMetrics.update, without the dispatch
         sources["online"].update(won, p_online)
         if pb is not None:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from models.blend_weights import WeightFitConfig
 from models.codec import StateCodecError, decode_key_model, encode_key_model
 from models.drift.config import DriftConfig
 from models.keyed import KeyModel
@@ -82,11 +83,13 @@ class OnlineState:
         drift: DriftConfig | None = None,
         on_quarantine: Callable[[], object] | None = None,
         fence_block_s: float = 10.0,
+        weights: WeightFitConfig | None = None,
     ) -> None:
         self._store = store
         self._on_quarantine = on_quarantine
         self.config = config
         self.drift = drift
+        self.weights = weights
         self._is_assigned = is_assigned
         self._partitions: dict[int, PartitionModels] = {}
         self._claims: dict[int, asyncio.Task[PartitionModels]] = {}
@@ -131,7 +134,7 @@ class OnlineState:
         quarantined: set[str] = set()
         for model_key, blob in snapshot.states.items():
             try:
-                models[model_key] = decode_key_model(blob, self.config, self.drift)
+                models[model_key] = decode_key_model(blob, self.config, self.drift, self.weights)
             except StateCodecError as exc:
                 # Never a crash loop: set the bad state aside (kept in Redis for a person to
                 # look at), say so loudly, and let the key start again from nothing.
@@ -142,7 +145,7 @@ class OnlineState:
                 )
                 if self._on_quarantine is not None:
                     self._on_quarantine()
-                models[model_key] = KeyModel.fresh(self.config, self.drift)
+                models[model_key] = KeyModel.fresh(self.config, self.drift, self.weights)
                 quarantined.add(model_key)
         loaded = PartitionModels(
             partition=partition,
@@ -183,7 +186,7 @@ class OnlineState:
         """The key's model in ``loaded``, created fresh on the key's first outcome."""
         key_model = loaded.models.get(model_key)
         if key_model is None:
-            key_model = KeyModel.fresh(self.config, self.drift)
+            key_model = KeyModel.fresh(self.config, self.drift, self.weights)
             loaded.models[model_key] = key_model
             self._by_key[model_key] = key_model
         return key_model

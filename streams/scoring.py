@@ -81,12 +81,15 @@ class RequestScorer:
         statuses: Counter[SignalStatus] = Counter()
         for request, pb in zip(valid, p_batch, strict=True):
             key_model = self._state.model(request.model_key)
+            w_batch = None
             if key_model is None:
                 p_online, updates = None, 0
             else:
                 p_online = key_model.learner.predict_proba(request.features)
                 updates = key_model.updates
-            blend = self._blender.blend(pb, p_online, updates)
+                if key_model.blend is not None:
+                    w_batch = key_model.blend.w_batch
+            blend = self._blender.blend(pb, p_online, updates, w_batch)
             value = encode_signal(
                 request,
                 blend,

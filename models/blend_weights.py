@@ -1,0 +1,99 @@
+"""Blend weights fitted per key: the ``optimized`` blend mode.
+
+Each key keeps its recent ``(p_batch, p_online, won)`` rows (only outcomes both parts scored).
+Every ``refit_every`` rows, ``w_batch`` is refitted: the weight in ``[0, 1]`` that minimises the
+log loss of ``w * p_batch + (1 - w) * p_online`` over the window (scipy's bounded scalar
+minimiser; the weights sum to 1, so one number is fitted), then shrunk toward the configured
+weight as if ``prior_outcomes`` more rows had voted for it, so a short window cannot swing the
+blend. The fit is a deterministic function of the rows, and rows and weight are checkpointed
+with the key: a replay after a crash refits to the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+#: Blended probabilities are clipped to ``[EPS, 1 - EPS]`` inside the log loss.
+EPS = 1e-6
+#: Decimals a row's probabilities are kept to.
+ROW_DIGITS = 6
+
+
+@dataclass(frozen=True)
+class WeightFitConfig:
+    """How the ``optimized`` mode fits a key's blend weight."""
+
+    #: The configured weight of the batch model: the starting point and the prior.
+    w_batch: float = 0.8
+    #: Rows (outcomes scored by both parts) kept per key.
+    window: int = 500
+    #: Refit after this many new rows.
+    refit_every: int = 100
+    #: Pseudo-rows voting for ``w_batch``: the fit is ``(n * fitted + prior * w_batch) / (n +
+    #: prior)`` over ``n`` rows.
+    prior_outcomes: int = 100
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.w_batch <= 1.0:
+            raise ValueError(f"w_batch must be in [0, 1], got {self.w_batch}")
+        if self.window < 1 or self.refit_every < 1 or self.prior_outcomes < 0:
+            raise ValueError("window and refit_every must be >= 1, prior_outcomes >= 0")
+
+
+@dataclass
+class BlendWindow:
+    """One key's recent rows and the batch weight last fitted on them (None: not yet)."""
+
+    rows: deque[tuple[float, float, bool]]
+    w_batch: float | None = None
+    since_refit: int = 0
+    refits: int = field(default=0)
+
+    @classmethod
+    def empty(cls, config: WeightFitConfig) -> BlendWindow:
+        """A key that has observed nothing yet."""
+        return cls(rows=deque(maxlen=config.window))
+
+
+def fitted_weight(rows: Iterable[tuple[float, float, bool]], config: WeightFitConfig) -> float:
+    """The log-loss-minimising batch weight of ``rows``, shrunk toward ``config.w_batch``.
+
+    >>> rows = [(0.9, 0.5, True), (0.1, 0.5, False)] * 50  # the batch part is right
+    >>> fitted_weight(rows, WeightFitConfig(prior_outcomes=0)) > 0.99
+    True
+    >>> fitted_weight([], WeightFitConfig(w_batch=0.8))
+    0.8
+    """
+    data = np.array([(pb, po, 1.0 if won else 0.0) for pb, po, won in rows], dtype=float)
+    if data.size == 0:
+        return config.w_batch
+    p_batch, p_online, labels = data[:, 0], data[:, 1], data[:, 2]
+
+    def loss(w: float) -> float:
+        p = np.clip(w * p_batch + (1.0 - w) * p_online, EPS, 1.0 - EPS)
+        return float(-np.sum(labels * np.log(p) + (1.0 - labels) * np.log(1.0 - p)))
+
+    best = minimize_scalar(loss, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-6})
+    fitted = float(best.x) if math.isfinite(best.x) else config.w_batch
+    n = len(labels)
+    return (n * fitted + config.prior_outcomes * config.w_batch) / (n + config.prior_outcomes)
+
+
+def observe(window: BlendWindow, config: WeightFitConfig, pb: float, po: float, won: bool) -> bool:
+    """Add one row; refit when ``refit_every`` rows have come since the last fit. Returns
+    whether it refitted. Probabilities are kept to ``ROW_DIGITS`` decimals (the rows are
+    checkpointed with the key: about half the bytes of full floats, no effect on the fit)."""
+    window.rows.append((round(pb, ROW_DIGITS), round(po, ROW_DIGITS), won))
+    window.since_refit += 1
+    if window.since_refit < config.refit_every:
+        return False
+    window.w_batch = fitted_weight(window.rows, config)
+    window.since_refit = 0
+    window.refits += 1
+    return True

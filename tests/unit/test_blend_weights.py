@@ -1,0 +1,131 @@
+"""The ``optimized`` blend mode: per-key weights fitted on recent outcomes, checkpointed."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import orjson
+import pytest
+
+from app.composition import memory_ports, model_configs, train_config
+from config import load_settings
+from models.blend_weights import BlendWindow, WeightFitConfig, fitted_weight, observe
+from models.codec import decode_key_model, encode_key_model
+from models.keyed import KeyModel
+from models.market import MEAN_REVERSION, MarketSimulator
+from models.online import OnlineConfig
+from models.training import train_batch_model
+from streams.engine import Engine
+from tests.unit.test_processors import _claimed, _records
+
+
+def _stream(informative: str, n: int, seed: int = 1):
+    """(p_batch, p_online, won) where one part knows the win probability and the other is
+    pure noise."""
+    rng = random.Random(seed)
+    for _ in range(n):
+        truth = rng.random()
+        won = rng.random() < truth
+        sharp = min(max(truth + rng.gauss(0.0, 0.05), 0.01), 0.99)
+        noise = rng.random()
+        yield (sharp, noise, won) if informative == "batch" else (noise, sharp, won)
+
+
+@pytest.mark.parametrize(
+    ("informative", "low", "high"), [("batch", 0.95, 1.0), ("online", 0.0, 0.2)]
+)
+def test_weights_converge_to_the_part_that_knows_when_the_other_is_noise(informative, low, high):
+    config = WeightFitConfig(w_batch=0.8, window=500, refit_every=100, prior_outcomes=100)
+    window = BlendWindow.empty(config)
+    for pb, po, won in _stream(informative, 5000):
+        observe(window, config, pb, po, won)
+    assert window.refits == 50
+    assert low <= window.w_batch <= high
+    # Without the prior the fit goes all the way.
+    unshrunk = fitted_weight(window.rows, WeightFitConfig(w_batch=0.8, prior_outcomes=0))
+    assert unshrunk > 0.99 if informative == "batch" else unshrunk < 0.05
+
+
+def test_a_short_window_stays_near_the_configured_weight():
+    config = WeightFitConfig(w_batch=0.8, window=500, refit_every=10, prior_outcomes=100)
+    window = BlendWindow.empty(config)
+    for pb, po, won in _stream("online", 10):
+        observe(window, config, pb, po, won)
+    assert window.refits == 1
+    assert 0.7 < window.w_batch < 0.8  # 10 rows against 100 pseudo-rows for 0.8
+
+
+def test_the_checkpointed_window_refits_exactly_like_one_never_stopped():
+    config = WeightFitConfig(window=300, refit_every=50)
+    rows = list(_stream("online", 1000, seed=3))
+    straight = KeyModel.fresh(OnlineConfig(), weights=config)
+    for row in rows:
+        observe(straight.blend, config, *row)
+    restored = KeyModel.fresh(OnlineConfig(), weights=config)
+    for row in rows[:420]:
+        observe(restored.blend, config, *row)
+    restored = decode_key_model(encode_key_model(restored), OnlineConfig(), weights=config)
+    for row in rows[420:]:
+        observe(restored.blend, config, *row)
+    assert restored.blend.w_batch == straight.blend.w_batch
+    assert list(restored.blend.rows) == list(straight.blend.rows)
+    assert restored.blend.refits == straight.blend.refits == 20
+
+
+def test_states_without_a_window_load_in_either_mode():
+    config = WeightFitConfig()
+    fixed = encode_key_model(KeyModel.fresh(OnlineConfig()))
+    started = decode_key_model(fixed, OnlineConfig(), weights=config).blend
+    assert started is not None and len(started.rows) == 0 and started.w_batch is None
+    optimized = KeyModel.fresh(OnlineConfig(), weights=config)
+    observe(optimized.blend, config, 0.6, 0.4, True)
+    assert decode_key_model(encode_key_model(optimized), OnlineConfig()).blend is None
+
+
+def test_through_the_engine_the_blend_leans_on_the_part_that_is_right_and_replays_agree(tmp_path):
+    """The batch model learned a momentum market; the stream is mean-reverting, where the
+    online model adapts and the batch model is wrong: each key's weight moves toward online,
+    signals carry it, and a restart from a checkpoint replays to the same weight."""
+    settings = load_settings(environ={}).with_overrides(
+        batch={"store": str(tmp_path)},
+        blend={"mode": "optimized", "window": 400, "refit_every": 50},
+    )
+    trained = train_batch_model(
+        MarketSimulator(seed=2).frame(3000), settings.model.features, train_config(settings)
+    )
+    ports = memory_ports(settings)
+    ports.pointer.version = ports.model_store.save(trained.model_bytes(), trained.metadata)
+    flipped = MarketSimulator(seed=4, regimes=(MEAN_REVERSION,))
+    outcomes = _records(flipped.outcomes(2000))
+
+    def engine(on) -> Engine:
+        return Engine.assemble(
+            settings, model_configs(settings), on, is_assigned=lambda p: True, clock=lambda: 1
+        )
+
+    async def scenario():
+        straight = await _claimed(engine(ports))
+        await straight.learner.process(outcomes)
+        fitted = straight.state.model("global").blend
+        assert fitted.refits > 10 and fitted.w_batch < 0.5
+        signal = orjson.loads(
+            (await straight.scorer.score(_records(flipped.requests(1)))).outgoing[0].value
+        )
+        assert signal["status"] == "ok"
+        assert (signal["w_batch"], signal["w_online"]) == (fitted.w_batch, 1 - fitted.w_batch)
+        await straight.close()
+
+        again = memory_ports(settings)
+        again.pointer.version = ports.pointer.version
+        first = await _claimed(engine(again))
+        await first.learner.process(outcomes[:1234])
+        await first.state.checkpoint()
+        await first.close()  # a crash after the checkpoint: what follows is read again
+        second = await _claimed(engine(again))
+        result = await second.learner.process(outcomes[1000:])
+        assert result.replayed == 234
+        assert second.state.model("global").blend.w_batch == fitted.w_batch
+        await second.close()
+
+    asyncio.run(scenario())
