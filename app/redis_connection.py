@@ -4,9 +4,8 @@ Workers (asyncio clients), the retrainer and the CLI (blocking clients) all buil
 connections from one :class:`RedisConnection`, so ``rediss://`` with a CA, client
 certificates and an ACL user and password apply everywhere alike, and so does Redis Cluster
 (the URL then names any one node; redis-py's cluster clients find the others and follow the
-slots as they move). The password, also one
-inside the URL, is kept out of ``repr`` and out of :attr:`RedisConnection.display` (what logs
-and output show).
+slots as they move). The password, also one inside the URL, is kept out of ``repr`` and out
+of :attr:`RedisConnection.display` (what logs and output show).
 """
 
 from __future__ import annotations

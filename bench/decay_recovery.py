@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from models.decay import half_life_of_window
-from models.evaluation import log_loss, outcomes_to_recover, prequential_probabilities
+from models.evaluation import hits, log_loss, outcomes_to_recover, prequential_probabilities
 from models.market import MarketSimulator
 from models.online import OnlineConfig, OnlineLearner
 
@@ -53,16 +53,16 @@ def _scored(half_life: float | None, outcomes: list[dict]) -> tuple[np.ndarray, 
 def run(half_life: float | None, flipping: list[dict], stationary: list[dict]) -> dict:
     """One decay setting on one seed's two streams."""
     probabilities, labels = _scored(half_life, flipping)
-    hits = ((probabilities > 0.5) == (labels == 1)).astype(float)
-    recovery, before = outcomes_to_recover(hits, FLIP, window=WINDOW)
+    right = hits(probabilities, labels)
+    recovery, before = outcomes_to_recover(right, FLIP, window=WINDOW)
     still, still_labels = _scored(half_life, stationary)
     return {
         "accuracy_before_flip": before,
-        "accuracy_first_1000_after": float(hits[FLIP : FLIP + 1000].mean()),
+        "accuracy_first_1000_after": float(right[FLIP : FLIP + 1000].mean()),
         "recovery_outcomes": recovery,
-        "flip_accuracy": float(hits.mean()),
+        "flip_accuracy": float(right.mean()),
         "flip_log_loss": log_loss(probabilities, labels),
-        "stationary_accuracy": float(((still > 0.5) == (still_labels == 1)).mean()),
+        "stationary_accuracy": float(hits(still, still_labels).mean()),
         "stationary_log_loss": log_loss(still, still_labels),
     }
 

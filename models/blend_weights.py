@@ -11,13 +11,14 @@ with the key: a replay after a crash refits to the same weights.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+
+from models.evaluation import log_loss
 
 #: Blended probabilities are clipped to ``[EPS, 1 - EPS]`` inside the log loss.
 EPS = 1e-6
@@ -53,7 +54,7 @@ class BlendWindow:
     rows: deque[tuple[float, float, bool]]
     w_batch: float | None = None
     since_refit: int = 0
-    refits: int = field(default=0)
+    refits: int = 0
 
     @classmethod
     def empty(cls, config: WeightFitConfig) -> BlendWindow:
@@ -76,24 +77,23 @@ def fitted_weight(rows: Iterable[tuple[float, float, bool]], config: WeightFitCo
     p_batch, p_online, labels = data[:, 0], data[:, 1], data[:, 2]
 
     def loss(w: float) -> float:
-        p = np.clip(w * p_batch + (1.0 - w) * p_online, EPS, 1.0 - EPS)
-        return float(-np.sum(labels * np.log(p) + (1.0 - labels) * np.log(1.0 - p)))
+        return log_loss(w * p_batch + (1.0 - w) * p_online, labels, EPS)
 
     best = minimize_scalar(loss, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-6})
-    fitted = float(best.x) if math.isfinite(best.x) else config.w_batch
+    fitted = float(best.x)  # within the bounds, where the (clipped) loss is finite
     n = len(labels)
     return (n * fitted + config.prior_outcomes * config.w_batch) / (n + config.prior_outcomes)
 
 
-def observe(window: BlendWindow, config: WeightFitConfig, pb: float, po: float, won: bool) -> bool:
-    """Add one row; refit when ``refit_every`` rows have come since the last fit. Returns
-    whether it refitted. Probabilities are kept to ``ROW_DIGITS`` decimals (the rows are
-    checkpointed with the key: about half the bytes of full floats, no effect on the fit)."""
+def observe(window: BlendWindow, config: WeightFitConfig, pb: float, po: float, won: bool) -> None:
+    """Add one row; refit when ``refit_every`` rows have come since the last fit.
+
+    Probabilities are kept to ``ROW_DIGITS`` decimals (the rows are checkpointed with the key:
+    about half the bytes of full floats, no effect on the fit).
+    """
     window.rows.append((round(pb, ROW_DIGITS), round(po, ROW_DIGITS), won))
     window.since_refit += 1
-    if window.since_refit < config.refit_every:
-        return False
-    window.w_batch = fitted_weight(window.rows, config)
-    window.since_refit = 0
-    window.refits += 1
-    return True
+    if window.since_refit >= config.refit_every:
+        window.w_batch = fitted_weight(window.rows, config)
+        window.since_refit = 0
+        window.refits += 1

@@ -24,8 +24,17 @@ def prequential_probabilities(
 
 def prequential_hits(learner: OnlineLearner, outcomes: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Predict-then-learn over outcome messages; 1.0 where the prediction was right."""
-    labels = np.array([outcome["label"] == 1 for outcome in outcomes])
-    return ((prequential_probabilities(learner, outcomes) > 0.5) == labels).astype(float)
+    labels = np.array([outcome["label"] for outcome in outcomes], dtype=float)
+    return hits(prequential_probabilities(learner, outcomes), labels)
+
+
+def hits(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """1.0 where the probability was on the right side of 0.5 for the 0/1 label.
+
+    >>> hits(np.array([0.7, 0.2, 0.6]), np.array([1, 0, 0])).tolist()
+    [1.0, 1.0, 0.0]
+    """
+    return ((probabilities > 0.5) == (labels == 1)).astype(float)
 
 
 def log_loss(probabilities: np.ndarray, labels: np.ndarray, eps: float = 1e-15) -> float:

@@ -8,6 +8,7 @@ redis-py's cluster clients exactly as against a managed cluster.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import tempfile
 import time
@@ -34,8 +35,6 @@ def _free_node_port() -> int:
 
 
 def _port_free(port: int) -> bool:
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind(("127.0.0.1", port))

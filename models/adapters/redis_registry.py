@@ -35,8 +35,7 @@ class RedisRegistry:
     def __init__(self, client: RedisClient, keys: RedisKeys) -> None:
         self._client = client
         self._keys = keys
-        # Earlier versions could not run on Redis Cluster: nothing to adopt there.
-        self._adopted = isinstance(client, RedisCluster)
+        self._adopted = False
 
     def _adopt_once(self) -> None:
         """Before this process's first registry call: :meth:`adopt_legacy_keys` (again on the
@@ -51,7 +50,8 @@ class RedisRegistry:
         counter (every process does it before its first registry call: the worker at start-up,
         the retrainer before its first fencing token, the CLI). Idempotent and cheap (one
         EXISTS when there is nothing to adopt); a key whose new name is taken already is left
-        alone (and logged). Returns the names adopted."""
+        alone (and logged). Returns the names adopted. Nothing to do on Redis Cluster: earlier
+        versions could not run on one."""
         if isinstance(self._client, RedisCluster):
             return []
         names = self._keys.legacy_names()

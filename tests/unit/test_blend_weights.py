@@ -8,7 +8,7 @@ import random
 import orjson
 import pytest
 
-from app.composition import memory_ports, model_configs, train_config
+from app.composition import memory_ports, train_config
 from config import load_settings
 from models.blend_weights import BlendWindow, WeightFitConfig, fitted_weight, observe
 from models.codec import decode_key_model, encode_key_model
@@ -16,8 +16,7 @@ from models.keyed import KeyModel
 from models.market import MEAN_REVERSION, MarketSimulator
 from models.online import OnlineConfig
 from models.training import train_batch_model
-from streams.engine import Engine
-from tests.unit.test_processors import _claimed, _records
+from tests.unit.engines import claimed, in_memory_engine, input_records
 
 
 def _stream(informative: str, n: int, seed: int = 1):
@@ -87,30 +86,26 @@ def test_through_the_engine_the_blend_leans_on_the_part_that_is_right_and_replay
     """The batch model learned a momentum market; the stream is mean-reverting, where the
     online model adapts and the batch model is wrong: each key's weight moves toward online,
     signals carry it, and a restart from a checkpoint replays to the same weight."""
-    settings = load_settings(environ={}).with_overrides(
-        batch={"store": str(tmp_path)},
-        blend={"mode": "optimized", "window": 400, "refit_every": 50},
-    )
+    groups = {
+        "batch": {"store": str(tmp_path)},
+        "blend": {"mode": "optimized", "window": 400, "refit_every": 50},
+    }
+    settings = load_settings(environ={}).with_overrides(**groups)
     trained = train_batch_model(
         MarketSimulator(seed=2).frame(3000), settings.model.features, train_config(settings)
     )
     ports = memory_ports(settings)
     ports.pointer.version = ports.model_store.save(trained.model_bytes(), trained.metadata)
     flipped = MarketSimulator(seed=4, regimes=(MEAN_REVERSION,))
-    outcomes = _records(flipped.outcomes(2000))
-
-    def engine(on) -> Engine:
-        return Engine.assemble(
-            settings, model_configs(settings), on, is_assigned=lambda p: True, clock=lambda: 1
-        )
+    outcomes = input_records(flipped.outcomes(2000))
 
     async def scenario():
-        straight = await _claimed(engine(ports))
+        straight = await claimed(in_memory_engine(ports, **groups))
         await straight.learner.process(outcomes)
         fitted = straight.state.model("global").blend
         assert fitted.refits > 10 and fitted.w_batch < 0.5
         signal = orjson.loads(
-            (await straight.scorer.score(_records(flipped.requests(1)))).outgoing[0].value
+            (await straight.scorer.score(input_records(flipped.requests(1)))).outgoing[0].value
         )
         assert signal["status"] == "ok"
         assert (signal["w_batch"], signal["w_online"]) == (fitted.w_batch, 1 - fitted.w_batch)
@@ -118,11 +113,11 @@ def test_through_the_engine_the_blend_leans_on_the_part_that_is_right_and_replay
 
         again = memory_ports(settings)
         again.pointer.version = ports.pointer.version
-        first = await _claimed(engine(again))
+        first = await claimed(in_memory_engine(again, **groups))
         await first.learner.process(outcomes[:1234])
         await first.state.checkpoint()
         await first.close()  # a crash after the checkpoint: what follows is read again
-        second = await _claimed(engine(again))
+        second = await claimed(in_memory_engine(again, **groups))
         result = await second.learner.process(outcomes[1000:])
         assert result.replayed == 234
         assert second.state.model("global").blend.w_batch == fitted.w_batch

@@ -7,49 +7,25 @@ import asyncio
 
 import orjson
 
-from app.composition import memory_ports, model_configs
+from app.composition import memory_ports
 from config import load_settings
 from models.market import MarketSimulator
 from streams.contracts import encode_message
-from streams.engine import Engine, Ports
 from streams.records import InputRecord
-
-
-def _engine(ports: Ports | None = None, **groups) -> Engine:
-    settings = load_settings(environ={}).with_overrides(**groups)
-    return Engine.assemble(
-        settings,
-        model_configs(settings),
-        ports or memory_ports(settings),
-        is_assigned=lambda p: True,
-        clock=lambda: 123,
-    )
-
-
-async def _claimed(engine: Engine) -> Engine:
-    """Claim partition 0, as the engines do on assignment (the processors never claim)."""
-    await engine.state.ensure(0)
-    return engine
-
-
-def _records(messages, start: int = 0, partition: int = 0):
-    return [
-        InputRecord(partition, start + i, b"global", encode_message(m))
-        for i, m in enumerate(messages)
-    ]
+from tests.unit.engines import claimed, in_memory_engine, input_records
 
 
 def test_replayed_offsets_are_skipped_after_restore():
     async def scenario():
         sim = MarketSimulator(seed=8)
-        records = _records(sim.outcomes(300))
-        engine = await _claimed(_engine())
+        records = input_records(sim.outcomes(300))
+        engine = await claimed(in_memory_engine())
         await engine.learner.process(records[:200])
         await engine.state.checkpoint()
         learned = engine.state.model("global").learner.weights
         await engine.close()
 
-        restarted = await _claimed(_engine(engine.ports))
+        restarted = await claimed(in_memory_engine(engine.ports))
         result = await restarted.learner.process(records[150:])  # 50 replays, then 100 new
         assert result.replayed == 50
         model = restarted.state.model("global")
@@ -63,12 +39,12 @@ def test_replayed_offsets_are_skipped_after_restore():
 def test_scorer_cold_starts_say_what_is_missing():
     async def scenario():
         sim = MarketSimulator(seed=8)
-        engine = await _claimed(_engine(online={"min_updates": 10}))
-        request = _records(sim.requests(1))
+        engine = await claimed(in_memory_engine(online={"min_updates": 10}))
+        request = input_records(sim.requests(1))
         first = orjson.loads((await engine.scorer.score(request)).outgoing[0].value)
         assert (first["status"], first["score"]) == ("no_model", None)
 
-        await engine.learner.process(_records(sim.outcomes(10)))
+        await engine.learner.process(input_records(sim.outcomes(10)))
         ready = orjson.loads((await engine.scorer.score(request)).outgoing[0].value)
         assert ready["status"] == "online_only"
         assert ready["score"] == ready["p_online"] and ready["online_updates"] == 10
@@ -81,7 +57,7 @@ def test_scorer_cold_starts_say_what_is_missing():
 def test_learner_dead_letters_advance_the_offset_and_keep_learning():
     async def scenario():
         sim = MarketSimulator(seed=8)
-        engine = await _claimed(_engine())
+        engine = await claimed(in_memory_engine())
         good = sim.outcomes(2)
         records = [
             InputRecord(0, 0, b"global", encode_message(good[0])),
@@ -113,8 +89,8 @@ def test_signals_name_the_pointer_version_and_say_when_the_pointer_is_unreadable
     version = ports.model_store.save(trained.model_bytes(), trained.metadata)
 
     async def scenario():
-        engine = await _claimed(_engine(ports, batch={"store": str(tmp_path)}))
-        request = _records(MarketSimulator(seed=8).requests(1))
+        engine = await claimed(in_memory_engine(ports, batch={"store": str(tmp_path)}))
+        request = input_records(MarketSimulator(seed=8).requests(1))
         cold = orjson.loads((await engine.scorer.score(request)).outgoing[0].value)
         assert (cold["batch_version"], cold["status"]) == (None, "no_model")
         ports.pointer.version = version
@@ -127,7 +103,7 @@ def test_signals_name_the_pointer_version_and_say_when_the_pointer_is_unreadable
         # The learner reads the same pointer per micro-batch: no outcome learned after an
         # activation is scored with the model it replaced (no waiting for a polling timer).
         ports.pointer.fail = False
-        await engine.learner.process(_records(MarketSimulator(seed=9).outcomes(40)))
+        await engine.learner.process(input_records(MarketSimulator(seed=9).outcomes(40)))
         assert engine.state.model("global").metrics.sources["batch"].n == 40
 
     asyncio.run(scenario())
@@ -145,7 +121,7 @@ def test_new_keys_beyond_the_partition_limit_are_dead_letters_and_replays_agree(
             InputRecord(0, i, o["key"].encode(), encode_message(o)) for i, o in enumerate(outcomes)
         ]
         groups = {"model": {"key_field": "key"}, "limits": {"max_keys_per_partition": 3}}
-        engine = await _claimed(_engine(**groups))
+        engine = await claimed(in_memory_engine(**groups))
         first = await engine.learner.process(records[:100])
         first_three = []
         for o in outcomes:
@@ -166,7 +142,7 @@ def test_new_keys_beyond_the_partition_limit_are_dead_letters_and_replays_agree(
         await engine.state.checkpoint()
         await engine.close()
 
-        again = await _claimed(_engine(engine.ports, **groups))
+        again = await claimed(in_memory_engine(engine.ports, **groups))
         rest = await again.learner.process(records[50:])  # 50 replays, then 100 new
         assert rest.replayed == 50
         assert set(again.state.partitions[0].models) == kept
