@@ -185,6 +185,57 @@ def _parser() -> argparse.ArgumentParser:
     )
     drift_report.add_argument("--json", action="store_true", help="print JSON")
 
+    backtest = commands.add_parser(
+        "backtest",
+        help="replay past outcomes through the learner in process: accuracy, log loss, "
+        "drift alerts and trading metrics per blend mode",
+        description="Run the worker's learner and blend over a file of outcomes or the "
+        "trade-outcomes topic, in process (in-memory state: nothing is read from or written to "
+        "Redis), with the batch model active at each outcome's time per the registry journal on "
+        "the model store. Compare blend modes, weights and decay on your own history before "
+        "changing production.",
+    )
+    source = backtest.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--from-file",
+        metavar="PATH",
+        help="CSV or Parquet: ts, label, features...; optional key, outcome_id, realized_rr",
+    )
+    source.add_argument(
+        "--from-topic", action="store_true", help="read the trade-outcomes topic (by record time)"
+    )
+    backtest.add_argument("--since", help="first time (ISO-8601 or epoch ms), inclusive")
+    backtest.add_argument("--until", help="last time (ISO-8601 or epoch ms), exclusive")
+    backtest.add_argument(
+        "--mode",
+        action="append",
+        choices=["fixed", "optimized", "stacked"],
+        help="blend mode to replay (repeat to compare; default: the settings' blend.mode)",
+    )
+    batch_source = backtest.add_mutually_exclusive_group()
+    batch_source.add_argument(
+        "--batch-version", metavar="VERSION", help="score with this stored version throughout"
+    )
+    batch_source.add_argument(
+        "--no-batch", action="store_true", help="no batch model (the online model alone)"
+    )
+    backtest.add_argument(
+        "--threshold",
+        type=float,
+        default=0.55,
+        help="take a trade when the score is at least this (default 0.55)",
+    )
+    backtest.add_argument(
+        "--segment-at",
+        type=int,
+        action="append",
+        default=[],
+        metavar="N",
+        help="also report outcomes before / after the N-th (repeatable)",
+    )
+    backtest.add_argument("--keys", type=int, default=10, help="keys shown (default 10)")
+    backtest.add_argument("--json", metavar="PATH", help="also write the full report as JSON")
+
     status = commands.add_parser(
         "status",
         help="active batch version, keys, update counts and consumer lag",
@@ -228,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors whose message is the whole story (no exception type shown)."""
+    from app.backtest import BacktestError
     from app.demo import DemoError
     from app.drift_cli import DriftCommandError
     from app.embedded import EmbeddedStartError
@@ -242,6 +294,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
     return (
         CommandError,
+        BacktestError,
         DemoError,
         EmbeddedStartError,
         StatusError,
@@ -369,6 +422,27 @@ def _drift(settings: Settings, args: argparse.Namespace) -> int:
     return report(settings, as_json=args.json)
 
 
+def _backtest(settings: Settings, args: argparse.Namespace) -> int:
+    from app.backtest import BacktestOptions, parse_time, run_backtest
+
+    if not 0.0 <= args.threshold <= 1.0:
+        raise CommandError(f"--threshold must be in [0, 1], got {args.threshold}")
+    options = BacktestOptions(
+        from_file=args.from_file,
+        from_topic=args.from_topic,
+        since_ms=None if args.since is None else parse_time(args.since),
+        until_ms=None if args.until is None else parse_time(args.until),
+        modes=tuple(dict.fromkeys(args.mode or ())),
+        batch_version=args.batch_version,
+        no_batch=args.no_batch,
+        threshold=args.threshold,
+        segments=tuple(args.segment_at),
+        keys_shown=args.keys,
+        json_path=args.json,
+    )
+    return run_backtest(settings, options)
+
+
 def _status(settings: Settings, args: argparse.Namespace) -> int:
     from app.status import run_status
 
@@ -385,6 +459,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "retrainer": _retrainer,
     "alerts": _alerts,
     "drift": _drift,
+    "backtest": _backtest,
 }
 
 

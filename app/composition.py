@@ -39,6 +39,7 @@ from models.drift.config import DriftConfig
 from models.gate import GateConfig
 from models.online import OnlineConfig
 from models.registry import ModelRegistry
+from models.stacking import StackConfig
 from models.state_store import StateStore
 from models.store import ModelStore
 from models.training import TrainConfig
@@ -103,6 +104,19 @@ def weight_fit_config(settings: Settings) -> WeightFitConfig | None:
     return _mapped(WeightFitConfig, settings.blend)
 
 
+def stack_config(settings: Settings) -> StackConfig | None:
+    """The keys' meta-learner (``blend.mode = stacked``), else None."""
+    blend = settings.blend
+    if blend.mode != "stacked":
+        return None
+    return StackConfig(
+        w_batch=blend.w_batch,
+        inputs=blend.stack_inputs,
+        learning_rate=blend.stack_learning_rate,
+        min_outcomes=blend.stack_min_outcomes,
+    )
+
+
 def model_configs(settings: Settings) -> ModelConfigs:
     """The configs an engine's processors are built with."""
     return ModelConfigs(
@@ -110,6 +124,7 @@ def model_configs(settings: Settings) -> ModelConfigs:
         drift_config(settings),
         contract_spec(settings),
         weight_fit_config(settings),
+        stack_config(settings),
     )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import orjson
 
+from app.backtest import MODES, backtest, registry_timeline, report, topic_history
 from app.composition import active_version, blocking_redis_client, claimed_partitions, contract_spec
 from app.embedded import Endpoints, free_port, infrastructure
 from app.status import DeploymentStatus, read_status
@@ -325,8 +326,56 @@ def _stop(worker: subprocess.Popen) -> None:
         worker.wait()
 
 
+def replay_comparison(run: DemoRun, milestones: dict[str, Totals], live_s: float) -> str:
+    """The live stream replayed in process in every blend mode (``streamlearn backtest``),
+    per phase, next to what the live worker measured."""
+    history = topic_history(run.settings, run.endpoints.kafka)
+    result = backtest(run.settings, history, registry_timeline(run.settings), MODES)
+    cuts = [milestones["flip"].updates]
+    if "promoted" in milestones:
+        cuts.append(milestones["promoted"].updates)
+    doc = report(result, threshold=0.55, cuts=cuts)
+    names = ["momentum (before flip)"]
+    names += (
+        ["flip, stale batch model", "after the retrain"]
+        if len(cuts) > 1
+        else ["mean reversion (after)"]
+    )
+    names.append("whole live stream")
+    columns = ["online", "batch", *(f"blend {mode}" for mode in MODES)]
+    per_mode = max(result.seconds.values())
+    lines = [
+        "",
+        f"the same {doc['outcomes']:,} outcomes replayed in process (streamlearn backtest, "
+        f"{per_mode:.1f} s per blend mode, {live_s / per_mode:.0f}x faster than live):",
+        f"{'phase':<24} {'accuracy online':>15} {'batch':>6} {'fixed':>6} {'optim.':>6} "
+        f"{'stack.':>6}  {'log loss online':>15} {'batch':>6} {'fixed':>6} {'optim.':>6} "
+        f"{'stack.':>6}",
+    ]
+    for name, segment in zip(names, doc["segments"], strict=False):
+        metrics = segment["metrics"]
+        accs = [_fmt(metrics[c]["accuracy"]) for c in columns]
+        losses = [_fmt(metrics[c]["log_loss"]) for c in columns]
+        lines.append(
+            f"{name:<24} {accs[0]:>15} "
+            + " ".join(f"{a:>6}" for a in accs[1:])
+            + f"  {losses[0]:>15} "
+            + " ".join(f"{x:>6}" for x in losses[1:])
+        )
+    trading = doc["trading"]
+    lines.append(
+        "trades at score >= 0.55, mean R / profit factor: "
+        + ", ".join(
+            f"{mode} {_fmt(trading[f'blend {mode}']['mean_r'])} / "
+            f"{_fmt(trading[f'blend {mode}']['profit_factor'], 2)}"
+            for mode in MODES
+        )
+    )
+    return "\n".join(lines)
+
+
 def _live(run: DemoRun, web_port: int) -> None:
-    """Stream, wait for the last signals, print the summary."""
+    """Stream, wait for the last signals, print the summary and the blend-mode comparison."""
     print(f"worker ready; live view: http://127.0.0.1:{web_port}/status")
     producer = MessageProducer(run.endpoints.kafka, run.names, contract_spec(run.settings))
     try:
@@ -350,6 +399,7 @@ def _live(run: DemoRun, web_port: int) -> None:
     finally:
         producer.close()
     print(run.summary(milestones, elapsed))
+    print(replay_comparison(run, milestones, elapsed), flush=True)
 
 
 def run_demo(settings: Settings, options: DemoOptions) -> int:

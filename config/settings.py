@@ -355,13 +355,15 @@ class OnlineSettings(_Group):
 
 
 class BlendSettings(_Group):
-    """``score = w_batch * p_batch + w_online * p_online``: weights fixed, or fitted per key."""
+    """``score = w_batch * p_batch + w_online * p_online``: weights fixed or fitted per key, or
+    a logistic meta-learner per key (stacked)."""
 
-    mode: Literal["fixed", "optimized"] = Field(
+    mode: Literal["fixed", "optimized", "stacked"] = Field(
         default="fixed",
         description=(
             "fixed: w_batch / w_online for every key; optimized: per key, w_batch refitted "
-            "every refit_every outcomes to minimise log loss over the last window outcomes"
+            "every refit_every outcomes to minimise log loss over the last window outcomes; "
+            "stacked: per key, an online logistic regression on the two parts scores"
         ),
     )
     w_batch: float = Field(default=0.8, ge=0, le=1, description="weight of p(batch XGBoost)")
@@ -376,6 +378,18 @@ class BlendSettings(_Group):
         default=100,
         ge=0,
         description="optimized: pseudo-outcomes voting for w_batch (shrinks small windows)",
+    )
+    stack_inputs: Literal["probabilities", "logits", "both"] = Field(
+        default="logits",
+        description="stacked: the meta-learner's inputs (the parts' probabilities, log-odds, both)",
+    )
+    stack_learning_rate: float = Field(
+        default=0.01, gt=0, le=1, description="stacked: the meta-learner's SGD learning rate"
+    )
+    stack_min_outcomes: int = Field(
+        default=100,
+        ge=0,
+        description="stacked: outcomes the meta-learner learns before it replaces the fixed blend",
     )
 
     @model_validator(mode="after")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
+from models.stacking import MetaLearner
+
 
 class SignalStatus(StrEnum):
     """Which parts made a score; anything but ``OK`` is a cold start, said out loud."""
@@ -18,9 +20,11 @@ class SignalStatus(StrEnum):
 class Blend(NamedTuple):
     """A blended score and its parts.
 
-    ``score == w_batch * p_batch + w_online * p_online`` where a missing part has weight 0;
-    ``score`` is ``None`` (never a made-up number) when no model could score. A NamedTuple
-    (immutable, and half the construction cost of a frozen dataclass): one is made per signal.
+    ``score == w_batch * p_batch + w_online * p_online`` where a missing part has weight 0
+    (except a ready ``stacked`` meta-learner's score, whose weights are each part's share of
+    its input weights; see :mod:`models.stacking`); ``score`` is ``None`` (never a made-up
+    number) when no model could score. A NamedTuple (immutable, and half the construction cost
+    of a frozen dataclass): one is made per signal.
     """
 
     score: float | None
@@ -57,9 +61,11 @@ class Blender:
         p_online: float | None,
         online_updates: int,
         w_batch: float | None = None,
+        stack: MetaLearner | None = None,
     ) -> Blend:
         """Combine the available parts into a :class:`Blend`; ``w_batch`` is the key's fitted
-        batch weight (``optimized`` mode) when it has one, else the configured weight applies.
+        batch weight (``optimized`` mode) when it has one, else the configured weight applies;
+        ``stack`` is the key's meta-learner (``stacked`` mode), which scores once it is ready.
 
         A part that is not a finite probability counts as missing: a signal never says ``ok``
         with a made-up or non-finite score.
@@ -70,6 +76,10 @@ class Blender:
             p_online = None
         online_ready = p_online is not None and online_updates >= self.min_updates
         if p_batch is not None and online_ready:
+            if stack is not None and stack.ready:
+                w_b, w_o = stack.part_weights()
+                score = stack.score(p_batch, p_online)
+                return Blend(score, p_batch, p_online, w_b, w_o, SignalStatus.OK, None)
             if w_batch is None:
                 w_b, w_o = self.w_batch, self.w_online
             else:

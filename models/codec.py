@@ -24,6 +24,7 @@ from models.drift.monitor import DriftMonitor
 from models.keyed import KeyModel
 from models.metrics import SOURCES, BinnedROCAUC, PrequentialMetrics, SourceMetrics
 from models.online import OnlineConfig, OnlineLearner
+from models.stacking import MetaLearner, StackConfig
 
 STATE_VERSION = 5
 READABLE_VERSIONS = (3, 4, 5)  # 3: no outcome-id window; 3-4: River metric objects
@@ -47,6 +48,7 @@ def encode_key_model(key_model: KeyModel) -> bytes:
             "outbox": key_model.outbox,
             "seen": None if key_model.seen is None else key_model.seen.encode(),
             "blend": None if key_model.blend is None else _encode_blend(key_model.blend),
+            "stack": None if key_model.stack is None else _encode_stack(key_model.stack),
         }
     )
 
@@ -56,6 +58,7 @@ def decode_key_model(
     config: OnlineConfig,
     drift: DriftConfig | None = None,
     weights: WeightFitConfig | None = None,
+    stack: StackConfig | None = None,
 ) -> KeyModel:
     """Rebuild a key's state from :func:`encode_key_model` output, validating it."""
     doc = _document(data)
@@ -94,6 +97,10 @@ def decode_key_model(
             if saved_blend is None
             else _decode_blend(saved_blend, weights)
         )
+    meta = None
+    if stack is not None:
+        saved_stack = doc.get("stack")
+        meta = MetaLearner(stack) if saved_stack is None else _decode_stack(saved_stack, stack)
     return KeyModel(
         learner=learner,
         metrics=prequential,
@@ -102,7 +109,32 @@ def decode_key_model(
         outbox=outbox,
         seen=seen,
         blend=blend,
+        stack=meta,
     )
+
+
+def _encode_stack(meta: MetaLearner) -> dict[str, Any]:
+    return {
+        "weights": meta.model._weights.to_dict(),
+        "intercept": float(meta.model.intercept),
+        "updates": meta.updates,
+        "n_iterations": meta.model.optimizer.n_iterations,
+    }
+
+
+def _decode_stack(doc: Any, config: StackConfig) -> MetaLearner:
+    """A key's meta-learner; one saved with other inputs (the setting changed) starts afresh
+    from the configured mix rather than mixing weights of different inputs."""
+    _expect(isinstance(doc, dict), "stack must be an object")
+    meta = MetaLearner(config)
+    weights = _number_map(_field(doc, "weights", dict), "stack.weights")
+    if set(weights) != set(config.initial_weights()):
+        return meta
+    meta.model._weights = type(meta.model._weights)(weights)
+    meta.model.intercept = _finite(_field(doc, "intercept", float | int), "stack intercept")
+    meta.model.optimizer.n_iterations = _count(doc, "n_iterations")
+    meta.updates = _count(doc, "updates")
+    return meta
 
 
 def _encode_blend(window: BlendWindow) -> dict[str, Any]:

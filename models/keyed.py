@@ -1,5 +1,5 @@
 """The state of one model key: online learner, prequential metrics, drift monitor, outbox, and
-(in the ``optimized`` blend mode) its fitted blend weight."""
+its fitted blend weight (``optimized`` blend mode) or meta-learner (``stacked``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from models.drift.config import DriftConfig
 from models.drift.monitor import DriftMonitor
 from models.metrics import PrequentialMetrics
 from models.online import OnlineConfig, OnlineLearner
+from models.stacking import MetaLearner, StackConfig
 
 
 @dataclass
@@ -30,6 +31,8 @@ class KeyModel:
     #: Recent (p_batch, p_online, won) rows and the fitted batch weight (``optimized`` blend
     #: mode only; None in the ``fixed`` mode).
     blend: BlendWindow | None = None
+    #: The logistic meta-learner over the two parts (``stacked`` blend mode only).
+    stack: MetaLearner | None = None
 
     @classmethod
     def fresh(
@@ -37,6 +40,7 @@ class KeyModel:
         config: OnlineConfig,
         drift: DriftConfig | None = None,
         weights: WeightFitConfig | None = None,
+        stack: StackConfig | None = None,
     ) -> KeyModel:
         """A key that has learned nothing yet."""
         return cls(
@@ -44,6 +48,7 @@ class KeyModel:
             drift=None if drift is None else DriftMonitor(drift),
             seen=RecentIds(config.dedupe_window) if config.dedupe_window else None,
             blend=None if weights is None else BlendWindow.empty(weights),
+            stack=None if stack is None else MetaLearner(stack),
         )
 
     @property

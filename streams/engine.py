@@ -16,6 +16,7 @@ from models.coordination import RetrainGuard
 from models.drift.config import DriftConfig
 from models.model_source import ActivePointer
 from models.online import OnlineConfig
+from models.stacking import StackConfig
 from models.state_store import StateStore
 from models.store import ModelStore
 from streams.batch_follower import BatchModelFollower, BatchModelHolder
@@ -40,6 +41,8 @@ class ModelConfigs:
     spec: ContractSpec
     #: How keys fit their blend weight (``optimized`` mode); None: the fixed weights.
     weights: WeightFitConfig | None = None
+    #: The keys' meta-learner (``stacked`` mode); None: no stacking.
+    stack: StackConfig | None = None
 
 
 class Connection(Protocol):
@@ -111,6 +114,7 @@ class Engine:
             on_quarantine=metrics.states_quarantined.inc,
             fence_block_s=settings.kafka.session_timeout_s,
             weights=configs.weights,
+            stack=configs.stack,
         )
         blender = Blender(
             settings.blend.w_batch, settings.blend.w_online, settings.online.min_updates

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from models.batch import BatchModel, batch_probabilities
-from models.blend import Blender, SignalStatus
+from models.blend import Blend, Blender, SignalStatus
 from models.blend_weights import observe
 from models.dedupe import id_hash
 from models.drift.alerts import AlertEvent
@@ -23,6 +23,10 @@ from streams.records import InputRecord, OutgoingRecord
 from streams.telemetry import EngineMetrics
 
 log = logging.getLogger(__name__)
+
+#: Called with each learned outcome, its online and batch probabilities and its blend, as
+#: scored before learning it (a backtest records them; None in a worker).
+ScoredHook = Callable[[TradeOutcome, float, float | None, Blend], None]
 
 
 def now_ms() -> int:
@@ -73,6 +77,7 @@ class OutcomeLearner:
         self._batch = batch
         self._dead_letter = dead_letter
         self._metrics = metrics
+        self.on_scored: ScoredHook | None = None
 
     async def process(self, records: Sequence[InputRecord]) -> LearnResult:
         """Learn a micro-batch (records of several partitions, each partition in offset order).
@@ -189,12 +194,17 @@ class OutcomeLearner:
             )
         if seen is not None:
             seen.add(hashed)
-        fit = key_model.blend
+        fit, stack = key_model.blend, key_model.stack
         blend = self._blender.blend(
-            pb, p_online, learner.updates - 1, None if fit is None else fit.w_batch
+            pb, p_online, learner.updates - 1, None if fit is None else fit.w_batch, stack
         )
-        if fit is not None and blend.status is SignalStatus.OK:
-            observe(fit, self.state.weights, pb, p_online, won)
+        if blend.status is SignalStatus.OK:  # both parts scored: pb and p_online are set
+            if fit is not None:
+                observe(fit, self.state.weights, pb, p_online, won)
+            if stack is not None:
+                stack.learn(pb, p_online, won)
+        if self.on_scored is not None:
+            self.on_scored(outcome, p_online, pb, blend)
         sources = key_model.metrics.sources  # PrequentialMetrics.update, without the dispatch
         sources["online"].update(won, p_online)
         if pb is not None:

@@ -13,6 +13,7 @@ from models.codec import StateCodecError, decode_key_model, encode_key_model
 from models.drift.config import DriftConfig
 from models.keyed import KeyModel
 from models.online import OnlineConfig
+from models.stacking import StackConfig
 from models.state_store import PartitionWrite, StateStore
 
 log = logging.getLogger(__name__)
@@ -84,12 +85,14 @@ class OnlineState:
         on_quarantine: Callable[[], object] | None = None,
         fence_block_s: float = 10.0,
         weights: WeightFitConfig | None = None,
+        stack: StackConfig | None = None,
     ) -> None:
         self._store = store
         self._on_quarantine = on_quarantine
         self.config = config
         self.drift = drift
         self.weights = weights
+        self.stack = stack
         self._is_assigned = is_assigned
         self._partitions: dict[int, PartitionModels] = {}
         self._claims: dict[int, asyncio.Task[PartitionModels]] = {}
@@ -134,7 +137,9 @@ class OnlineState:
         quarantined: set[str] = set()
         for model_key, blob in snapshot.states.items():
             try:
-                models[model_key] = decode_key_model(blob, self.config, self.drift, self.weights)
+                models[model_key] = decode_key_model(
+                    blob, self.config, self.drift, self.weights, self.stack
+                )
             except StateCodecError as exc:
                 # Never a crash loop: set the bad state aside (kept in Redis for a person to
                 # look at), say so loudly, and let the key start again from nothing.
@@ -145,7 +150,7 @@ class OnlineState:
                 )
                 if self._on_quarantine is not None:
                     self._on_quarantine()
-                models[model_key] = KeyModel.fresh(self.config, self.drift, self.weights)
+                models[model_key] = self.fresh_model()
                 quarantined.add(model_key)
         loaded = PartitionModels(
             partition=partition,
@@ -182,11 +187,15 @@ class OnlineState:
         """The loaded model of a key, if its partition is on this worker."""
         return self._by_key.get(model_key)
 
+    def fresh_model(self) -> KeyModel:
+        """A key that has learned nothing yet, with this worker's configs."""
+        return KeyModel.fresh(self.config, self.drift, self.weights, self.stack)
+
     def model_or_new(self, loaded: PartitionModels, model_key: str) -> KeyModel:
         """The key's model in ``loaded``, created fresh on the key's first outcome."""
         key_model = loaded.models.get(model_key)
         if key_model is None:
-            key_model = KeyModel.fresh(self.config, self.drift, self.weights)
+            key_model = self.fresh_model()
             loaded.models[model_key] = key_model
             self._by_key[model_key] = key_model
         return key_model
@@ -203,6 +212,19 @@ class OnlineState:
             if self._partitions.get(due.loaded.partition) is due.loaded
             and due.loaded.models.get(due.model_key) is due.model
         ]
+
+    def drain_outbox(self) -> list[dict]:
+        """Take every queued outbox entry off its key (a backtest reports them instead of
+        publishing them)."""
+        drained: list[dict] = []
+        for partition, model_key in sorted(self._outbox):
+            loaded = self._partitions.get(partition)
+            model = None if loaded is None else loaded.models.get(model_key)
+            if model is not None:
+                drained.extend(model.outbox)
+                model.outbox.clear()
+        self._outbox.clear()
+        return drained
 
     @property
     def has_outbox(self) -> bool:

@@ -81,7 +81,7 @@ class RequestScorer:
         statuses: Counter[SignalStatus] = Counter()
         for request, pb in zip(valid, p_batch, strict=True):
             key_model = self._state.model(request.model_key)
-            w_batch = None
+            w_batch = stack = None
             if key_model is None:
                 p_online, updates = None, 0
             else:
@@ -89,7 +89,8 @@ class RequestScorer:
                 updates = key_model.updates
                 if key_model.blend is not None:
                     w_batch = key_model.blend.w_batch
-            blend = self._blender.blend(pb, p_online, updates, w_batch)
+                stack = key_model.stack
+            blend = self._blender.blend(pb, p_online, updates, w_batch, stack)
             value = encode_signal(
                 request,
                 blend,
