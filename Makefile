@@ -52,6 +52,7 @@ bench: $(BENCH_STAMP)  ## benchmarks: tables on stdout, JSON (and a PNG) in benc
 	$(BIN)/python -m bench.scoring_latency
 	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.decay_recovery
+	$(BIN)/python -m bench.blend_quality
 	$(BIN)/python -m bench.retrain_cost
 	$(BIN)/python -m bench.drift_quality
 	$(BIN)/python -m bench.profile_worker

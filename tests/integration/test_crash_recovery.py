@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 
 import pytest
 
-from app.composition import online_config
+from app.composition import memory_ports, model_configs, online_config
+from models.codec import decode_key_model
 from models.keyed import KeyModel
 from models.market import MarketSimulator
+from streams.contracts import encode_message
+from streams.engine import Engine
+from streams.records import InputRecord
 from tests.integration.infra import ENGINES
 
 N_OUTCOMES = 40_000
@@ -52,17 +57,21 @@ def test_kill_dash_nine_on_redis_cluster(deploy_cluster, tmp_path):
     _kill_while_learning_then_compare(deployment, tmp_path)
 
 
-def _kill_while_learning_then_compare(deployment, tmp_path) -> None:
-    outcomes = MarketSimulator(seed=5, keys=KEYS, change_points=[15_000]).outcomes(N_OUTCOMES)
+def _learn_with_kills(
+    deployment, tmp_path, outcomes: list[dict], rng: random.Random, earliest: float = 0.1
+) -> list[int]:
+    """Produce ``outcomes``, start a worker and SIGKILL it ``KILLS`` times at random points
+    between ``earliest`` and half of the stream (restarting it each time), then wait until
+    every outcome is applied. Returns how many were applied at each kill."""
     producer = deployment.producer()
     producer.send_outcomes(outcomes)
     producer.flush()
+    total = len(outcomes)
 
     def applied_total() -> int:
         return sum(offset + 1 for offset in deployment.applied_offsets().values())
 
-    rng = random.Random(20261122)
-    targets = sorted(rng.uniform(0.05, 0.5) * N_OUTCOMES for _ in range(KILLS))
+    targets = sorted(rng.uniform(earliest, 0.5) * total for _ in range(KILLS))
     kill_log = []
     worker = deployment.worker(tmp_path).start()
     for target in targets:
@@ -71,11 +80,16 @@ def _kill_while_learning_then_compare(deployment, tmp_path) -> None:
         before = applied_total()
         worker.kill9()
         kill_log.append(before)
-        assert before < N_OUTCOMES, "the worker finished before it could be killed"
+        assert before < total, "the worker finished before it could be killed"
         worker = deployment.worker(tmp_path).start()
-    deployment.wait_for(lambda: applied_total() == N_OUTCOMES, 180, "the whole stream applied")
+    deployment.wait_for(lambda: applied_total() == total, 180, "the whole stream applied")
     worker.stop()
+    return kill_log
 
+
+def _kill_while_learning_then_compare(deployment, tmp_path) -> None:
+    outcomes = MarketSimulator(seed=5, keys=KEYS, change_points=[15_000]).outcomes(N_OUTCOMES)
+    kill_log = _learn_with_kills(deployment, tmp_path, outcomes, random.Random(20261122), 0.05)
     streamed = deployment.key_models()
     reference = _uninterrupted(outcomes, deployment.settings)
     assert len(kill_log) == KILLS
@@ -89,3 +103,64 @@ def _kill_while_learning_then_compare(deployment, tmp_path) -> None:
             streamed[key].metrics.sources["online"].summary()
             == model.metrics.sources["online"].summary()
         ), key
+
+
+@pytest.mark.parametrize("mode", ["optimized", "stacked"])
+def test_kill_dash_nine_during_blend_refits_gives_the_uninterrupted_weights(deploy, tmp_path, mode):
+    """Blend weights refitted every 25 outcomes (optimized) or learned every outcome (stacked)
+    while the worker is killed three times: every key ends with the weights of a run that was
+    never interrupted (the worker's own engine, in process, fed each key's outcomes once)."""
+    deployment = deploy(
+        model={"key_field": "key"},
+        blend={"mode": mode, "window": 200, "refit_every": 25, "stack_min_outcomes": 50},
+        checkpoint={"every_outcomes": 300, "interval_ms": 100},
+        processing={"learn_batch": 200},
+    )
+    history = tmp_path / "history.parquet"
+    MarketSimulator(seed=8, keys=KEYS).frame(3000).to_parquet(history)
+    trained = deployment.cli("train", "--from-file", str(history))
+    assert trained.returncode == 0, trained.stderr
+    version = deployment.registry().active()
+    outcomes = MarketSimulator(seed=9, keys=KEYS, change_points=[5000]).outcomes(12_000)
+    assert len(_learn_with_kills(deployment, tmp_path, outcomes, random.Random(20261124))) == KILLS
+
+    settings = deployment.settings
+    configs = model_configs(settings)
+    streamed = {
+        key: decode_key_model(blob, configs.online, configs.drift, configs.weights, configs.stack)
+        for snapshot in deployment.snapshots().values()
+        for key, blob in snapshot.states.items()
+    }
+    reference = _in_process(settings, version, outcomes)
+    assert set(streamed) == set(reference) == set(KEYS)
+    for key, model in reference.items():
+        mine = streamed[key]
+        assert mine.updates == model.updates == sum(o["key"] == key for o in outcomes), key
+        if mode == "optimized":
+            assert model.blend.refits > 60, key
+            assert mine.blend.refits == model.blend.refits, key
+            assert mine.blend.w_batch == model.blend.w_batch, key
+            assert list(mine.blend.rows) == list(model.blend.rows), key
+        else:
+            assert model.stack.updates > 1500, key
+            assert mine.stack.updates == model.stack.updates, key
+            assert mine.stack.model._weights.to_dict() == model.stack.model._weights.to_dict()
+            assert mine.stack.model.intercept == model.stack.model.intercept, key
+
+
+def _in_process(settings, version: str, outcomes: list[dict]) -> dict[str, KeyModel]:
+    """The worker's engine on in-memory ports, every outcome once, in order, one partition."""
+    ports = memory_ports(settings)
+    ports.pointer.version = version
+    engine = Engine.assemble(settings, model_configs(settings), ports, is_assigned=lambda p: True)
+    records = [
+        InputRecord(0, i, o["key"].encode(), encode_message(o)) for i, o in enumerate(outcomes)
+    ]
+
+    async def learn() -> dict[str, KeyModel]:
+        await engine.state.ensure(0)
+        for start in range(0, len(records), 500):
+            await engine.learner.process(records[start : start + 500])
+        return dict(engine.state.partitions[0].models)
+
+    return asyncio.run(learn())
