@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,13 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from app.composition import kafka_connection, memory_ports, model_configs, model_store
+from app.composition import kafka_connection, memory_engine, memory_ports, model_store
 from config import Settings
-from models.backtest import ScoredOutcomes, part_metrics, segment_bounds, trading_metrics
+from models.backtest import part_metrics, segment_bounds, trading_metrics
 from models.registry import ACTIVATING, Journal
 from models.training import TrainingDataError, load_outcomes_file
 from streams.backtest import Replay, VersionTimeline, replay
 from streams.contracts import encode_message
-from streams.engine import Engine
 from streams.kafka_connection import KafkaConnection
 from streams.reader import TopicReader
 from streams.records import InputRecord
@@ -145,28 +145,32 @@ def frame_history(
         frame = frame[frame["ts"] >= since_ms]
     if until_ms is not None:
         frame = frame[frame["ts"] < until_ms]
-    keys = frame["key"].astype(str) if "key" in frame.columns else pd.Series("global", frame.index)
+    columns = frame.columns
+    n = len(frame)
+    times = frame["ts"].astype("int64").tolist()
+    labels = frame["label"].astype(int).tolist()
+    keys = frame["key"].astype(str).tolist() if "key" in columns else ["global"] * n
     ids = (
-        frame["outcome_id"].astype(str)
-        if "outcome_id" in frame.columns
-        else pd.Series([f"row-{i}" for i in frame.index], frame.index)
+        frame["outcome_id"].astype(str).tolist()
+        if "outcome_id" in columns
+        else [f"row-{i}" for i in frame.index]
     )
-    rr = frame["realized_rr"] if "realized_rr" in frame.columns else None
+    rr = frame["realized_rr"].astype(float).tolist() if "realized_rr" in columns else [None] * n
+    named = {name: frame[name].astype(str).tolist() for name in model_keys}
+    rows = frame[features].to_numpy(dtype=float).tolist()
     partitions = settings.topics.partitions
     next_offset: Counter[int] = Counter()
-    records, times = [], []
-    values = frame[features].to_numpy(dtype=float)
-    for i, (index, ts) in enumerate(frame["ts"].items()):
-        key = keys[index]
-        realized = None if rr is None or pd.isna(rr[index]) else float(rr[index])
+    records = []
+    for i in range(n):
+        realized = rr[i]
         message = {
-            "outcome_id": ids[index],
-            "key": key,
-            **{name: str(frame[name][index]) for name in model_keys},
-            "ts": int(ts),
-            "features": dict(zip(features, values[i].tolist(), strict=True)),
-            "label": int(frame["label"][index]),
-            "realized_rr": realized,
+            "outcome_id": ids[i],
+            "key": keys[i],
+            **{name: values[i] for name, values in named.items()},
+            "ts": times[i],
+            "features": dict(zip(features, rows[i], strict=True)),
+            "label": labels[i],
+            "realized_rr": None if realized is None or math.isnan(realized) else realized,
         }
         # Records are keyed by their model key (the contract), as producers key them.
         model_key = str(message[key_field]).encode() if key_field else b"global"
@@ -175,7 +179,6 @@ def frame_history(
             InputRecord(partition, next_offset[partition], model_key, encode_message(message))
         )
         next_offset[partition] += 1
-        times.append(int(ts))
     return History(records, times, source)
 
 
@@ -238,14 +241,9 @@ def backtest(
         # A replay waits for every batch-model load (a worker would score on meanwhile).
         run_settings = settings.with_overrides(blend={"mode": mode}, batch={"load_wait_s": 3600.0})
         ports = memory_ports(run_settings)
-        engine = Engine.assemble(
-            run_settings, model_configs(run_settings), ports, is_assigned=lambda p: True
-        )
-
-        def use_version(version: str | None, pointer: Any = ports.pointer) -> None:
-            pointer.version = version
-
-        report = None if progress is None else (lambda done, m=mode: progress(m, done))
+        engine = memory_engine(run_settings, ports)
+        use_version = partial(setattr, ports.pointer, "version")
+        report = None if progress is None else partial(progress, mode)
         started = time.perf_counter()
         result.replays[mode] = asyncio.run(
             replay(engine, history.records, history.times_ms, timeline, use_version, report)
@@ -257,23 +255,17 @@ def backtest(
 # -- reporting -------------------------------------------------------------------------------
 
 
-def _rows(scored: ScoredOutcomes, mode: str) -> dict[str, np.ndarray]:
-    return {
-        "online": scored.part("online"),
-        "batch": scored.part("batch"),
-        f"blend {mode}": scored.part("blend"),
-    }
-
-
 def report(result: BacktestResult, threshold: float, cuts: Sequence[int] = ()) -> dict[str, Any]:
     """The backtest as plain numbers (the JSON the CLI writes)."""
     modes = list(result.replays)
     first = result.replays[modes[0]].scored
     n = len(first)
     labels = first.labels()
-    sources = {**_rows(first, modes[0])}
-    for mode in modes[1:]:
-        sources[f"blend {mode}"] = result.replays[mode].scored.part("blend")
+    sources = {
+        "online": first.part("online"),
+        "batch": first.part("batch"),
+        **{f"blend {mode}": replay.scored.part("blend") for mode, replay in result.replays.items()},
+    }
     segments = []
     for start, end in segment_bounds(n, cuts):
         part = slice(start, end)
@@ -287,14 +279,17 @@ def report(result: BacktestResult, threshold: float, cuts: Sequence[int] = ()) -
                 },
             }
         )
-    keys = np.asarray(first.keys)
+    # Each key's outcome indices from one sort (a mask per key costs outcomes x keys).
+    names, inverse = np.unique(np.asarray(first.keys), return_inverse=True)
+    counts = np.bincount(inverse)
+    groups = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
     by_key = {}
-    for key, count in Counter(first.keys).most_common():
-        mask = keys == key
-        by_key[key] = {
-            "n": count,
+    for k in np.argsort(-counts, kind="stable"):  # most outcomes first
+        rows = groups[k]
+        by_key[str(names[k])] = {
+            "n": int(counts[k]),
             "metrics": {
-                name: part_metrics(p[mask], labels[mask]).to_dict() for name, p in sources.items()
+                name: part_metrics(p[rows], labels[rows]).to_dict() for name, p in sources.items()
             },
         }
     rr = np.asarray(first.realized_rr, dtype=float)

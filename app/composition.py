@@ -97,24 +97,20 @@ def gate_config(settings: Settings) -> GateConfig:
     return _mapped(GateConfig, settings.retrain, n_resamples=settings.retrain.bootstrap_resamples)
 
 
-def weight_fit_config(settings: Settings) -> WeightFitConfig | None:
-    """How keys fit their blend weight (``blend.mode = optimized``), else None."""
-    if settings.blend.mode != "optimized":
-        return None
-    return _mapped(WeightFitConfig, settings.blend)
-
-
-def stack_config(settings: Settings) -> StackConfig | None:
-    """The keys' meta-learner (``blend.mode = stacked``), else None."""
+def blend_fit(settings: Settings) -> WeightFitConfig | StackConfig | None:
+    """How keys fit their own blend: weights (``blend.mode = optimized``), a meta-learner
+    (``stacked``), or None (``fixed``)."""
     blend = settings.blend
-    if blend.mode != "stacked":
-        return None
-    return StackConfig(
-        w_batch=blend.w_batch,
-        inputs=blend.stack_inputs,
-        learning_rate=blend.stack_learning_rate,
-        min_outcomes=blend.stack_min_outcomes,
-    )
+    if blend.mode == "optimized":
+        return _mapped(WeightFitConfig, blend)
+    if blend.mode == "stacked":
+        return StackConfig(
+            w_batch=blend.w_batch,
+            inputs=blend.stack_inputs,
+            learning_rate=blend.stack_learning_rate,
+            min_outcomes=blend.stack_min_outcomes,
+        )
+    return None
 
 
 def model_configs(settings: Settings) -> ModelConfigs:
@@ -123,8 +119,7 @@ def model_configs(settings: Settings) -> ModelConfigs:
         online_config(settings),
         drift_config(settings),
         contract_spec(settings),
-        weight_fit_config(settings),
-        stack_config(settings),
+        blend_fit(settings),
     )
 
 
@@ -168,6 +163,20 @@ def memory_ports(settings: Settings) -> Ports:
         pointer=MemoryPointer(),
         model_store=model_store(settings),
         retrain_guard=MemoryRetrainGuard(),
+    )
+
+
+def memory_engine(
+    settings: Settings, ports: Ports | None = None, clock: Callable[[], int] = now_ms
+) -> Engine:
+    """An engine on the in-memory twins (fresh ones by default) that owns every partition: a
+    worker's processors without a broker or Redis (backtests, tests)."""
+    return Engine.assemble(
+        settings,
+        model_configs(settings),
+        ports or memory_ports(settings),
+        is_assigned=lambda p: True,
+        clock=clock,
     )
 
 

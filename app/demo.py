@@ -331,17 +331,16 @@ def replay_comparison(run: DemoRun, milestones: dict[str, Totals], live_s: float
     per phase, next to what the live worker measured."""
     history = topic_history(run.settings, run.endpoints.kafka)
     result = backtest(run.settings, history, registry_timeline(run.settings), MODES)
-    cuts = [milestones["flip"].updates]
-    if "promoted" in milestones:
-        cuts.append(milestones["promoted"].updates)
-    doc = report(result, threshold=0.55, cuts=cuts)
-    names = ["momentum (before flip)"]
-    names += (
-        ["flip, stale batch model", "after the retrain"]
-        if len(cuts) > 1
-        else ["mean reversion (after)"]
-    )
-    names.append("whole live stream")
+    promoted = milestones.get("promoted")
+    starts = {
+        0: "momentum (before flip)",
+        milestones["flip"].updates: (
+            "mean reversion (after)" if promoted is None else "flip, stale batch model"
+        ),
+    }
+    if promoted is not None:
+        starts[promoted.updates] = "after the retrain"
+    doc = report(result, threshold=0.55, cuts=list(starts))
     columns = ["online", "batch", *(f"blend {mode}" for mode in MODES)]
     per_mode = max(result.seconds.values())
     lines = [
@@ -352,7 +351,9 @@ def replay_comparison(run: DemoRun, milestones: dict[str, Totals], live_s: float
         f"{'stack.':>6}  {'log loss online':>15} {'batch':>6} {'fixed':>6} {'optim.':>6} "
         f"{'stack.':>6}",
     ]
-    for name, segment in zip(names, doc["segments"], strict=False):
+    for segment in doc["segments"]:
+        whole = segment["from"] == 0 and segment["to"] == doc["outcomes"]
+        name = "whole live stream" if whole else starts[segment["from"]]
         metrics = segment["metrics"]
         accs = [_fmt(metrics[c]["accuracy"]) for c in columns]
         losses = [_fmt(metrics[c]["log_loss"]) for c in columns]

@@ -64,26 +64,22 @@ def _river_frame(stream: Iterator[tuple[dict, Any]], n: int) -> pd.DataFrame:
     return frame
 
 
-def _sea(seed: int, n: int) -> pd.DataFrame:
+def _abrupt(before: Any, after: Any, seed: int, n: int) -> pd.DataFrame:
+    """``before``, then ``after`` from the middle of the replayed outcomes (1,000 wide)."""
     stream = synth.ConceptDriftStream(
-        synth.SEA(variant=0, noise=0.1, seed=seed),
-        synth.SEA(variant=2, noise=0.1, seed=seed + 100),
-        position=HISTORY + (n - HISTORY) // 2,
-        width=1000,
-        seed=seed,
+        before, after, position=HISTORY + (n - HISTORY) // 2, width=1000, seed=seed
     )
     return _river_frame(iter(stream), n)
+
+
+def _sea(seed: int, n: int) -> pd.DataFrame:
+    before = synth.SEA(variant=0, noise=0.1, seed=seed)
+    return _abrupt(before, synth.SEA(variant=2, noise=0.1, seed=seed + 100), seed, n)
 
 
 def _agrawal(seed: int, n: int) -> pd.DataFrame:
-    stream = synth.ConceptDriftStream(
-        synth.Agrawal(classification_function=0, seed=seed),
-        synth.Agrawal(classification_function=2, seed=seed + 100),
-        position=HISTORY + (n - HISTORY) // 2,
-        width=1000,
-        seed=seed,
-    )
-    return _river_frame(iter(stream), n)
+    before = synth.Agrawal(classification_function=0, seed=seed)
+    return _abrupt(before, synth.Agrawal(classification_function=2, seed=seed + 100), seed, n)
 
 
 def _hyperplane(seed: int, n: int) -> pd.DataFrame:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NamedTuple
-
-from models.stacking import MetaLearner
+from typing import NamedTuple, Protocol
 
 
 class SignalStatus(StrEnum):
@@ -15,6 +13,29 @@ class SignalStatus(StrEnum):
     BATCH_ONLY = "batch_only"
     ONLINE_ONLY = "online_only"
     NO_MODEL = "no_model"
+
+
+class FittedBlend(Protocol):
+    """A key's own blend, learned from the outcomes both parts scored: fitted weights
+    (``optimized``, :class:`~models.blend_weights.BlendWindow`) or a meta-learner (``stacked``,
+    :class:`~models.stacking.MetaLearner`)."""
+
+    def mix(self, p_batch: float, p_online: float) -> tuple[float, float, float] | None:
+        """``(score, w_batch, w_online)``, or None while nothing is fitted yet (the configured
+        weights apply)."""
+        ...
+
+    def observe(self, p_batch: float, p_online: float, won: bool) -> None:
+        """Learn from one outcome both parts scored (after it was scored)."""
+        ...
+
+
+class BlendFit(Protocol):
+    """How keys fit their own blend (a mode's config); None in the ``fixed`` mode."""
+
+    def fresh(self) -> FittedBlend:
+        """A key's fitted blend that has learned nothing yet."""
+        ...
 
 
 class Blend(NamedTuple):
@@ -60,12 +81,10 @@ class Blender:
         p_batch: float | None,
         p_online: float | None,
         online_updates: int,
-        w_batch: float | None = None,
-        stack: MetaLearner | None = None,
+        fitted: FittedBlend | None = None,
     ) -> Blend:
-        """Combine the available parts into a :class:`Blend`; ``w_batch`` is the key's fitted
-        batch weight (``optimized`` mode) when it has one, else the configured weight applies;
-        ``stack`` is the key's meta-learner (``stacked`` mode), which scores once it is ready.
+        """Combine the available parts into a :class:`Blend`: with the key's ``fitted`` blend
+        when it has fitted something, else with the configured weights.
 
         A part that is not a finite probability counts as missing: a signal never says ``ok``
         with a made-up or non-finite score.
@@ -76,15 +95,12 @@ class Blender:
             p_online = None
         online_ready = p_online is not None and online_updates >= self.min_updates
         if p_batch is not None and online_ready:
-            if stack is not None and stack.ready:
-                w_b, w_o = stack.part_weights()
-                score = stack.score(p_batch, p_online)
-                return Blend(score, p_batch, p_online, w_b, w_o, SignalStatus.OK, None)
-            if w_batch is None:
+            mixed = None if fitted is None else fitted.mix(p_batch, p_online)
+            if mixed is None:
                 w_b, w_o = self.w_batch, self.w_online
+                score = w_b * p_batch + w_o * p_online
             else:
-                w_b, w_o = w_batch, 1.0 - w_batch
-            score = w_b * p_batch + w_o * p_online
+                score, w_b, w_o = mixed
             return Blend(score, p_batch, p_online, w_b, w_o, SignalStatus.OK, None)
         online_reason = (
             f"online model has {online_updates} updates < min_updates {self.min_updates}"

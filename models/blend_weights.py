@@ -46,20 +46,41 @@ class WeightFitConfig:
         if self.window < 1 or self.refit_every < 1 or self.prior_outcomes < 0:
             raise ValueError("window and refit_every must be >= 1, prior_outcomes >= 0")
 
+    def fresh(self) -> BlendWindow:
+        """A key that has observed nothing yet."""
+        return BlendWindow(self, deque(maxlen=self.window))
+
 
 @dataclass
 class BlendWindow:
-    """One key's recent rows and the batch weight last fitted on them (None: not yet)."""
+    """One key's recent rows and the batch weight last fitted on them (None: not yet): its
+    :class:`~models.blend.FittedBlend` in the ``optimized`` mode."""
 
+    config: WeightFitConfig
     rows: deque[tuple[float, float, bool]]
     w_batch: float | None = None
     since_refit: int = 0
     refits: int = 0
 
-    @classmethod
-    def empty(cls, config: WeightFitConfig) -> BlendWindow:
-        """A key that has observed nothing yet."""
-        return cls(rows=deque(maxlen=config.window))
+    def mix(self, p_batch: float, p_online: float) -> tuple[float, float, float] | None:
+        """``(score, w_batch, w_online)`` with the fitted weight; None before the first fit."""
+        w = self.w_batch
+        if w is None:
+            return None
+        return w * p_batch + (1.0 - w) * p_online, w, 1.0 - w
+
+    def observe(self, p_batch: float, p_online: float, won: bool) -> None:
+        """Add one row; refit when ``refit_every`` rows have come since the last fit.
+
+        Probabilities are kept to ``ROW_DIGITS`` decimals (the rows are checkpointed with the
+        key: about half the bytes of full floats, no effect on the fit).
+        """
+        self.rows.append((round(p_batch, ROW_DIGITS), round(p_online, ROW_DIGITS), won))
+        self.since_refit += 1
+        if self.since_refit >= self.config.refit_every:
+            self.w_batch = fitted_weight(self.rows, self.config)
+            self.since_refit = 0
+            self.refits += 1
 
 
 def fitted_weight(rows: Iterable[tuple[float, float, bool]], config: WeightFitConfig) -> float:
@@ -83,17 +104,3 @@ def fitted_weight(rows: Iterable[tuple[float, float, bool]], config: WeightFitCo
     fitted = float(best.x)  # within the bounds, where the (clipped) loss is finite
     n = len(labels)
     return (n * fitted + config.prior_outcomes * config.w_batch) / (n + config.prior_outcomes)
-
-
-def observe(window: BlendWindow, config: WeightFitConfig, pb: float, po: float, won: bool) -> None:
-    """Add one row; refit when ``refit_every`` rows have come since the last fit.
-
-    Probabilities are kept to ``ROW_DIGITS`` decimals (the rows are checkpointed with the key:
-    about half the bytes of full floats, no effect on the fit).
-    """
-    window.rows.append((round(pb, ROW_DIGITS), round(po, ROW_DIGITS), won))
-    window.since_refit += 1
-    if window.since_refit >= config.refit_every:
-        window.w_batch = fitted_weight(window.rows, config)
-        window.since_refit = 0
-        window.refits += 1

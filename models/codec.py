@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from models.blend import BlendFit
 from models.blend_weights import BlendWindow, WeightFitConfig
 from models.dedupe import RecentIds
 from models.drift.codec import DriftStateError, decode_drift, encode_drift
@@ -35,7 +36,9 @@ class StateCodecError(ValueError):
 
 
 def encode_key_model(key_model: KeyModel) -> bytes:
-    """Serialise a key's learner, metrics, drift monitors and outbox to JSON bytes."""
+    """Serialise a key's learner, metrics, drift monitors, outbox and fitted blend (``blend``:
+    an ``optimized`` window, ``stack``: a ``stacked`` meta-learner) to JSON bytes."""
+    blend = key_model.blend
     return orjson.dumps(
         {
             "v": STATE_VERSION,
@@ -47,8 +50,8 @@ def encode_key_model(key_model: KeyModel) -> bytes:
             "drift": None if key_model.drift is None else encode_drift(key_model.drift),
             "outbox": key_model.outbox,
             "seen": None if key_model.seen is None else key_model.seen.encode(),
-            "blend": None if key_model.blend is None else _encode_blend(key_model.blend),
-            "stack": None if key_model.stack is None else _encode_stack(key_model.stack),
+            "blend": _encode_blend(blend) if isinstance(blend, BlendWindow) else None,
+            "stack": _encode_stack(blend) if isinstance(blend, MetaLearner) else None,
         }
     )
 
@@ -57,10 +60,10 @@ def decode_key_model(
     data: bytes | str,
     config: OnlineConfig,
     drift: DriftConfig | None = None,
-    weights: WeightFitConfig | None = None,
-    stack: StackConfig | None = None,
+    blend: BlendFit | None = None,
 ) -> KeyModel:
-    """Rebuild a key's state from :func:`encode_key_model` output, validating it."""
+    """Rebuild a key's state from :func:`encode_key_model` output, validating it; ``blend`` is
+    the mode's config (a key saved in another mode starts its fitted blend afresh)."""
     doc = _document(data)
     learner = _decode_learner(_field(doc, "learner", dict), config)
     prequential = _decode_metrics(doc)
@@ -89,18 +92,15 @@ def decode_key_model(
             )
         except ValueError as exc:
             raise StateCodecError(str(exc)) from None
-    blend = None
-    if weights is not None:
-        saved_blend = doc.get("blend")
-        blend = (
-            BlendWindow.empty(weights)
-            if saved_blend is None
-            else _decode_blend(saved_blend, weights)
-        )
-    meta = None
-    if stack is not None:
+    fitted = None
+    if isinstance(blend, WeightFitConfig):
+        saved_window = doc.get("blend")
+        fitted = blend.fresh() if saved_window is None else _decode_blend(saved_window, blend)
+    elif isinstance(blend, StackConfig):
         saved_stack = doc.get("stack")
-        meta = MetaLearner(stack) if saved_stack is None else _decode_stack(saved_stack, stack)
+        fitted = blend.fresh() if saved_stack is None else _decode_stack(saved_stack, blend)
+    elif blend is not None:
+        raise TypeError(f"no state encoding for a {type(blend).__name__}")
     return KeyModel(
         learner=learner,
         metrics=prequential,
@@ -108,8 +108,7 @@ def decode_key_model(
         drift=monitor,
         outbox=outbox,
         seen=seen,
-        blend=blend,
-        stack=meta,
+        blend=fitted,
     )
 
 
@@ -126,7 +125,7 @@ def _decode_stack(doc: Any, config: StackConfig) -> MetaLearner:
     """A key's meta-learner; one saved with other inputs (the setting changed) starts afresh
     from the configured mix rather than mixing weights of different inputs."""
     _expect(isinstance(doc, dict), "stack must be an object")
-    meta = MetaLearner(config)
+    meta = config.fresh()
     weights = _number_map(_field(doc, "weights", dict), "stack.weights")
     if set(weights) != set(config.initial_weights()):
         return meta
@@ -162,6 +161,7 @@ def _decode_blend(doc: Any, weights: WeightFitConfig) -> BlendWindow:
         w_batch = float(_finite(w_batch, "blend w_batch"))
         _expect(0.0 <= w_batch <= 1.0, "blend w_batch must be in [0, 1]")
     return BlendWindow(
+        config=weights,
         rows=collections.deque(decoded, maxlen=weights.window),
         w_batch=w_batch,
         since_refit=_count(doc, "since_refit"),

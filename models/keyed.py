@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.blend_weights import BlendWindow, WeightFitConfig
+from models.blend import BlendFit, FittedBlend
 from models.dedupe import RecentIds
 from models.drift.config import DriftConfig
 from models.drift.monitor import DriftMonitor
 from models.metrics import PrequentialMetrics
 from models.online import OnlineConfig, OnlineLearner
-from models.stacking import MetaLearner, StackConfig
 
 
 @dataclass
@@ -28,27 +27,23 @@ class KeyModel:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     #: Hashes of the newest outcome ids learned (None when deduplication is off).
     seen: RecentIds | None = None
-    #: Recent (p_batch, p_online, won) rows and the fitted batch weight (``optimized`` blend
-    #: mode only; None in the ``fixed`` mode).
-    blend: BlendWindow | None = None
-    #: The logistic meta-learner over the two parts (``stacked`` blend mode only).
-    stack: MetaLearner | None = None
+    #: The key's own blend: fitted weights (``optimized`` mode) or a meta-learner
+    #: (``stacked``); None in the ``fixed`` mode.
+    blend: FittedBlend | None = None
 
     @classmethod
     def fresh(
         cls,
         config: OnlineConfig,
         drift: DriftConfig | None = None,
-        weights: WeightFitConfig | None = None,
-        stack: StackConfig | None = None,
+        blend: BlendFit | None = None,
     ) -> KeyModel:
         """A key that has learned nothing yet."""
         return cls(
             learner=OnlineLearner(config),
             drift=None if drift is None else DriftMonitor(drift),
             seen=RecentIds(config.dedupe_window) if config.dedupe_window else None,
-            blend=None if weights is None else BlendWindow.empty(weights),
-            stack=None if stack is None else MetaLearner(stack),
+            blend=None if blend is None else blend.fresh(),
         )
 
     @property

@@ -65,6 +65,10 @@ class StackConfig:
         """The starting intercept: 0 on log-odds; -2 centres the x4 probability weights."""
         return -2.0 if self.inputs == "probabilities" else 0.0
 
+    def fresh(self) -> MetaLearner:
+        """A key's meta-learner that has learned nothing yet."""
+        return MetaLearner(self)
+
 
 def _logit(p: float) -> float:
     p = min(max(p, EPS), 1.0 - EPS)
@@ -72,12 +76,12 @@ def _logit(p: float) -> float:
 
 
 class MetaLearner:
-    """One key's stacking model.
+    """One key's stacking model: its :class:`~models.blend.FittedBlend` in the ``stacked`` mode.
 
     >>> meta = MetaLearner(StackConfig(w_batch=0.8))
     >>> round(meta.score(0.7, 0.7), 6)  # a log-odds mix of two equal parts is that part
     0.7
-    >>> meta.learn(0.7, 0.4, True)
+    >>> meta.observe(0.7, 0.4, True)
     >>> meta.updates
     1
     """
@@ -111,7 +115,13 @@ class MetaLearner:
         """The stacked probability of a win."""
         return self.model.predict_proba_one(self.inputs(p_batch, p_online))[True]
 
-    def learn(self, p_batch: float, p_online: float, won: bool) -> None:
+    def mix(self, p_batch: float, p_online: float) -> tuple[float, float, float] | None:
+        """``(score, w_batch, w_online)`` once ready (see :meth:`part_weights`), else None."""
+        if not self.ready:
+            return None
+        return (self.score(p_batch, p_online), *self.part_weights())
+
+    def observe(self, p_batch: float, p_online: float, won: bool) -> None:
         """Learn one outcome that both parts scored."""
         self.model.learn_one(self.inputs(p_batch, p_online), won)
         self.updates += 1

@@ -40,7 +40,7 @@ class VersionTimeline:
         >>> VersionTimeline(((10, "a"), (20, "b"))).at(15)
         'a'
         """
-        index = bisect.bisect_right([at for at, _ in self.changes], ms) - 1
+        index = bisect.bisect_right(self.changes, ms, key=lambda change: change[0]) - 1
         return self.changes[index][1] if index >= 0 else None
 
     @classmethod

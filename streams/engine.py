@@ -10,13 +10,11 @@ from typing import Any, Protocol
 
 from config import Settings
 from models.batch import BatchModelError, load_batch_model
-from models.blend import Blender
-from models.blend_weights import WeightFitConfig
+from models.blend import Blender, BlendFit
 from models.coordination import RetrainGuard
 from models.drift.config import DriftConfig
 from models.model_source import ActivePointer
 from models.online import OnlineConfig
-from models.stacking import StackConfig
 from models.state_store import StateStore
 from models.store import ModelStore
 from streams.batch_follower import BatchModelFollower, BatchModelHolder
@@ -39,10 +37,8 @@ class ModelConfigs:
     online: OnlineConfig
     drift: DriftConfig | None
     spec: ContractSpec
-    #: How keys fit their blend weight (``optimized`` mode); None: the fixed weights.
-    weights: WeightFitConfig | None = None
-    #: The keys' meta-learner (``stacked`` mode); None: no stacking.
-    stack: StackConfig | None = None
+    #: How keys fit their own blend (``optimized``, ``stacked``); None: the fixed weights.
+    blend: BlendFit | None = None
 
 
 class Connection(Protocol):
@@ -113,8 +109,7 @@ class Engine:
             configs.drift,
             on_quarantine=metrics.states_quarantined.inc,
             fence_block_s=settings.kafka.session_timeout_s,
-            weights=configs.weights,
-            stack=configs.stack,
+            blend=configs.blend,
         )
         blender = Blender(
             settings.blend.w_batch, settings.blend.w_online, settings.online.min_updates

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from models.batch import BatchModel, batch_probabilities
 from models.blend import Blend, Blender, SignalStatus
-from models.blend_weights import observe
 from models.dedupe import id_hash
 from models.drift.alerts import AlertEvent
 from models.drift.monitor import RetrainNeed
@@ -194,15 +193,10 @@ class OutcomeLearner:
             )
         if seen is not None:
             seen.add(hashed)
-        fit, stack = key_model.blend, key_model.stack
-        blend = self._blender.blend(
-            pb, p_online, learner.updates - 1, None if fit is None else fit.w_batch, stack
-        )
-        if blend.status is SignalStatus.OK:  # both parts scored: pb and p_online are set
-            if fit is not None:
-                observe(fit, self.state.weights, pb, p_online, won)
-            if stack is not None:
-                stack.learn(pb, p_online, won)
+        fitted = key_model.blend
+        blend = self._blender.blend(pb, p_online, learner.updates - 1, fitted)
+        if fitted is not None and blend.status is SignalStatus.OK:  # both parts scored
+            fitted.observe(pb, p_online, won)
         if self.on_scored is not None:
             self.on_scored(outcome, p_online, pb, blend)
         sources = key_model.metrics.sources  # PrequentialMetrics.update, without the dispatch

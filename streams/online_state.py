@@ -8,12 +8,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from models.blend_weights import WeightFitConfig
+from models.blend import BlendFit
 from models.codec import StateCodecError, decode_key_model, encode_key_model
 from models.drift.config import DriftConfig
 from models.keyed import KeyModel
 from models.online import OnlineConfig
-from models.stacking import StackConfig
 from models.state_store import PartitionWrite, StateStore
 
 log = logging.getLogger(__name__)
@@ -84,15 +83,13 @@ class OnlineState:
         drift: DriftConfig | None = None,
         on_quarantine: Callable[[], object] | None = None,
         fence_block_s: float = 10.0,
-        weights: WeightFitConfig | None = None,
-        stack: StackConfig | None = None,
+        blend: BlendFit | None = None,
     ) -> None:
         self._store = store
         self._on_quarantine = on_quarantine
         self.config = config
         self.drift = drift
-        self.weights = weights
-        self.stack = stack
+        self.blend = blend
         self._is_assigned = is_assigned
         self._partitions: dict[int, PartitionModels] = {}
         self._claims: dict[int, asyncio.Task[PartitionModels]] = {}
@@ -137,9 +134,7 @@ class OnlineState:
         quarantined: set[str] = set()
         for model_key, blob in snapshot.states.items():
             try:
-                models[model_key] = decode_key_model(
-                    blob, self.config, self.drift, self.weights, self.stack
-                )
+                models[model_key] = decode_key_model(blob, self.config, self.drift, self.blend)
             except StateCodecError as exc:
                 # Never a crash loop: set the bad state aside (kept in Redis for a person to
                 # look at), say so loudly, and let the key start again from nothing.
@@ -189,7 +184,7 @@ class OnlineState:
 
     def fresh_model(self) -> KeyModel:
         """A key that has learned nothing yet, with this worker's configs."""
-        return KeyModel.fresh(self.config, self.drift, self.weights, self.stack)
+        return KeyModel.fresh(self.config, self.drift, self.blend)
 
     def model_or_new(self, loaded: PartitionModels, model_key: str) -> KeyModel:
         """The key's model in ``loaded``, created fresh on the key's first outcome."""

@@ -81,16 +81,12 @@ class RequestScorer:
         statuses: Counter[SignalStatus] = Counter()
         for request, pb in zip(valid, p_batch, strict=True):
             key_model = self._state.model(request.model_key)
-            w_batch = stack = None
             if key_model is None:
-                p_online, updates = None, 0
+                p_online, updates, fitted = None, 0, None
             else:
                 p_online = key_model.learner.predict_proba(request.features)
-                updates = key_model.updates
-                if key_model.blend is not None:
-                    w_batch = key_model.blend.w_batch
-                stack = key_model.stack
-            blend = self._blender.blend(pb, p_online, updates, w_batch, stack)
+                updates, fitted = key_model.updates, key_model.blend
+            blend = self._blender.blend(pb, p_online, updates, fitted)
             value = encode_signal(
                 request,
                 blend,

@@ -8,12 +8,11 @@ import time
 
 import pytest
 
-from app.composition import memory_ports, model_configs, online_config
+from app.composition import memory_engine, memory_ports, model_configs, online_config
 from models.codec import decode_key_model
 from models.keyed import KeyModel
 from models.market import MarketSimulator
 from streams.contracts import encode_message
-from streams.engine import Engine
 from streams.records import InputRecord
 from tests.integration.infra import ENGINES
 
@@ -127,7 +126,7 @@ def test_kill_dash_nine_during_blend_refits_gives_the_uninterrupted_weights(depl
     settings = deployment.settings
     configs = model_configs(settings)
     streamed = {
-        key: decode_key_model(blob, configs.online, configs.drift, configs.weights, configs.stack)
+        key: decode_key_model(blob, configs.online, configs.drift, configs.blend)
         for snapshot in deployment.snapshots().values()
         for key, blob in snapshot.states.items()
     }
@@ -142,17 +141,17 @@ def test_kill_dash_nine_during_blend_refits_gives_the_uninterrupted_weights(depl
             assert mine.blend.w_batch == model.blend.w_batch, key
             assert list(mine.blend.rows) == list(model.blend.rows), key
         else:
-            assert model.stack.updates > 1500, key
-            assert mine.stack.updates == model.stack.updates, key
-            assert mine.stack.model._weights.to_dict() == model.stack.model._weights.to_dict()
-            assert mine.stack.model.intercept == model.stack.model.intercept, key
+            assert model.blend.updates > 1500, key
+            assert mine.blend.updates == model.blend.updates, key
+            assert mine.blend.model._weights.to_dict() == model.blend.model._weights.to_dict()
+            assert mine.blend.model.intercept == model.blend.model.intercept, key
 
 
 def _in_process(settings, version: str, outcomes: list[dict]) -> dict[str, KeyModel]:
     """The worker's engine on in-memory ports, every outcome once, in order, one partition."""
     ports = memory_ports(settings)
     ports.pointer.version = version
-    engine = Engine.assemble(settings, model_configs(settings), ports, is_assigned=lambda p: True)
+    engine = memory_engine(settings, ports)
     records = [
         InputRecord(0, i, o["key"].encode(), encode_message(o)) for i, o in enumerate(outcomes)
     ]

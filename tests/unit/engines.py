@@ -3,7 +3,7 @@ feed them."""
 
 from __future__ import annotations
 
-from app.composition import memory_ports, model_configs
+from app.composition import memory_engine
 from config import load_settings
 from streams.contracts import encode_message
 from streams.engine import Engine, Ports
@@ -14,13 +14,7 @@ def in_memory_engine(ports: Ports | None = None, **groups: dict) -> Engine:
     """An engine with default settings plus ``groups`` overrides, on ``ports`` (fresh
     in-memory twins by default), owning every partition, its clock fixed at 123."""
     settings = load_settings(environ={}).with_overrides(**groups)
-    return Engine.assemble(
-        settings,
-        model_configs(settings),
-        ports or memory_ports(settings),
-        is_assigned=lambda p: True,
-        clock=lambda: 123,
-    )
+    return memory_engine(settings, ports, clock=lambda: 123)
 
 
 async def claimed(engine: Engine) -> Engine:

@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import random
 
 import orjson
 import pytest
 
-from app.composition import memory_ports, train_config
 from config import load_settings
-from models.blend_weights import BlendWindow, WeightFitConfig, fitted_weight, observe
+from models.blend_weights import WeightFitConfig, fitted_weight
 from models.codec import decode_key_model, encode_key_model
 from models.keyed import KeyModel
 from models.market import MEAN_REVERSION, MarketSimulator
 from models.online import OnlineConfig
-from models.training import train_batch_model
+from tests.unit.blending import (
+    momentum_model_ports,
+    one_part_informative,
+    restarted_after_checkpoint,
+)
 from tests.unit.engines import claimed, in_memory_engine, input_records
-
-
-def _stream(informative: str, n: int, seed: int = 1):
-    """(p_batch, p_online, won) where one part knows the win probability and the other is
-    pure noise."""
-    rng = random.Random(seed)
-    for _ in range(n):
-        truth = rng.random()
-        won = rng.random() < truth
-        sharp = min(max(truth + rng.gauss(0.0, 0.05), 0.01), 0.99)
-        noise = rng.random()
-        yield (sharp, noise, won) if informative == "batch" else (noise, sharp, won)
 
 
 @pytest.mark.parametrize(
@@ -36,9 +26,9 @@ def _stream(informative: str, n: int, seed: int = 1):
 )
 def test_weights_converge_to_the_part_that_knows_when_the_other_is_noise(informative, low, high):
     config = WeightFitConfig(w_batch=0.8, window=500, refit_every=100, prior_outcomes=100)
-    window = BlendWindow.empty(config)
-    for pb, po, won in _stream(informative, 5000):
-        observe(window, config, pb, po, won)
+    window = config.fresh()
+    for pb, po, won in one_part_informative(informative, 5000):
+        window.observe(pb, po, won)
     assert window.refits == 50
     assert low <= window.w_batch <= high
     # Without the prior the fit goes all the way.
@@ -48,25 +38,25 @@ def test_weights_converge_to_the_part_that_knows_when_the_other_is_noise(informa
 
 def test_a_short_window_stays_near_the_configured_weight():
     config = WeightFitConfig(w_batch=0.8, window=500, refit_every=10, prior_outcomes=100)
-    window = BlendWindow.empty(config)
-    for pb, po, won in _stream("online", 10):
-        observe(window, config, pb, po, won)
+    window = config.fresh()
+    for pb, po, won in one_part_informative("online", 10):
+        window.observe(pb, po, won)
     assert window.refits == 1
     assert 0.7 < window.w_batch < 0.8  # 10 rows against 100 pseudo-rows for 0.8
 
 
 def test_the_checkpointed_window_refits_exactly_like_one_never_stopped():
     config = WeightFitConfig(window=300, refit_every=50)
-    rows = list(_stream("online", 1000, seed=3))
-    straight = KeyModel.fresh(OnlineConfig(), weights=config)
+    rows = list(one_part_informative("online", 1000, seed=3))
+    straight = KeyModel.fresh(OnlineConfig(), blend=config)
     for row in rows:
-        observe(straight.blend, config, *row)
-    restored = KeyModel.fresh(OnlineConfig(), weights=config)
+        straight.blend.observe(*row)
+    restored = KeyModel.fresh(OnlineConfig(), blend=config)
     for row in rows[:420]:
-        observe(restored.blend, config, *row)
-    restored = decode_key_model(encode_key_model(restored), OnlineConfig(), weights=config)
+        restored.blend.observe(*row)
+    restored = decode_key_model(encode_key_model(restored), OnlineConfig(), blend=config)
     for row in rows[420:]:
-        observe(restored.blend, config, *row)
+        restored.blend.observe(*row)
     assert restored.blend.w_batch == straight.blend.w_batch
     assert list(restored.blend.rows) == list(straight.blend.rows)
     assert restored.blend.refits == straight.blend.refits == 20
@@ -75,10 +65,10 @@ def test_the_checkpointed_window_refits_exactly_like_one_never_stopped():
 def test_states_without_a_window_load_in_either_mode():
     config = WeightFitConfig()
     fixed = encode_key_model(KeyModel.fresh(OnlineConfig()))
-    started = decode_key_model(fixed, OnlineConfig(), weights=config).blend
+    started = decode_key_model(fixed, OnlineConfig(), blend=config).blend
     assert started is not None and len(started.rows) == 0 and started.w_batch is None
-    optimized = KeyModel.fresh(OnlineConfig(), weights=config)
-    observe(optimized.blend, config, 0.6, 0.4, True)
+    optimized = KeyModel.fresh(OnlineConfig(), blend=config)
+    optimized.blend.observe(0.6, 0.4, True)
     assert decode_key_model(encode_key_model(optimized), OnlineConfig()).blend is None
 
 
@@ -91,11 +81,7 @@ def test_through_the_engine_the_blend_leans_on_the_part_that_is_right_and_replay
         "blend": {"mode": "optimized", "window": 400, "refit_every": 50},
     }
     settings = load_settings(environ={}).with_overrides(**groups)
-    trained = train_batch_model(
-        MarketSimulator(seed=2).frame(3000), settings.model.features, train_config(settings)
-    )
-    ports = memory_ports(settings)
-    ports.pointer.version = ports.model_store.save(trained.model_bytes(), trained.metadata)
+    ports = momentum_model_ports(settings)
     flipped = MarketSimulator(seed=4, regimes=(MEAN_REVERSION,))
     outcomes = input_records(flipped.outcomes(2000))
 
@@ -110,17 +96,9 @@ def test_through_the_engine_the_blend_leans_on_the_part_that_is_right_and_replay
         assert signal["status"] == "ok"
         assert (signal["w_batch"], signal["w_online"]) == (fitted.w_batch, 1 - fitted.w_batch)
         await straight.close()
-
-        again = memory_ports(settings)
-        again.pointer.version = ports.pointer.version
-        first = await claimed(in_memory_engine(again, **groups))
-        await first.learner.process(outcomes[:1234])
-        await first.state.checkpoint()
-        await first.close()  # a crash after the checkpoint: what follows is read again
-        second = await claimed(in_memory_engine(again, **groups))
-        result = await second.learner.process(outcomes[1000:])
-        assert result.replayed == 234
-        assert second.state.model("global").blend.w_batch == fitted.w_batch
-        await second.close()
+        restarted = await restarted_after_checkpoint(
+            settings, ports.pointer.version, outcomes, **groups
+        )
+        assert restarted.blend.w_batch == fitted.w_batch
 
     asyncio.run(scenario())
