@@ -233,13 +233,19 @@ def backtest(
     modes: Sequence[str],
     progress: Callable[[str, int], None] | None = None,
 ) -> BacktestResult:
-    """Replay ``history`` once per blend mode with ``settings`` (in-memory state)."""
+    """Replay ``history`` once per blend mode with ``settings`` (in-memory state).
+
+    A mode is ``fixed``, ``optimized`` or ``stacked``, optionally with ``+configured`` or
+    ``+fitted`` to set ``blend.start`` for that replay (else the settings' start).
+    """
     if not history.records:
         raise BacktestError("no outcomes to replay")
     result = BacktestResult(history, timeline)
     for mode in modes:
+        name, _, start = mode.partition("+")
+        blend = {"mode": name, "start": start or settings.blend.start}
         # A replay waits for every batch-model load (a worker would score on meanwhile).
-        run_settings = settings.with_overrides(blend={"mode": mode}, batch={"load_wait_s": 3600.0})
+        run_settings = settings.with_overrides(blend=blend, batch={"load_wait_s": 3600.0})
         ports = memory_ports(run_settings)
         engine = memory_engine(run_settings, ports)
         use_version = partial(setattr, ports.pointer, "version")

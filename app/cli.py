@@ -209,8 +209,14 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument(
         "--mode",
         action="append",
-        choices=["fixed", "optimized", "stacked"],
-        help="blend mode to replay (repeat to compare; default: the settings' blend.mode)",
+        choices=[
+            f"{mode}{start}"
+            for mode in ("fixed", "optimized", "stacked")
+            for start in ("", "+configured", "+fitted")
+        ],
+        metavar="MODE[+START]",
+        help="blend mode to replay: fixed, optimized or stacked, +configured or +fitted to set "
+        "blend.start (repeat to compare; default: the settings' blend.mode and blend.start)",
     )
     batch_source = backtest.add_mutually_exclusive_group()
     batch_source.add_argument(

@@ -9,7 +9,7 @@ knows the Redis key layout. Tests and benchmarks that need no Redis assemble an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
@@ -31,6 +31,7 @@ from models.adapters.redis_pointer import RedisPointer
 from models.adapters.redis_registry import RedisRegistry
 from models.adapters.redis_state_store import RedisStateStore
 from models.adapters.s3_blobs import S3BlobStore
+from models.blend_training import BlendTrainConfig
 from models.blend_weights import WeightFitConfig
 from models.blobs import BlobStore
 from models.coordination import RetrainerState
@@ -111,6 +112,30 @@ def blend_fit(settings: Settings) -> WeightFitConfig | StackConfig | None:
             min_outcomes=blend.stack_min_outcomes,
         )
     return None
+
+
+def blend_training(settings: Settings) -> BlendTrainConfig | None:
+    """How a new batch version's blend is fitted at retrain time (None: ``retrain.blend_folds``
+    is 0)."""
+    if not settings.retrain.blend_folds:
+        return None
+    blend = settings.blend
+    return BlendTrainConfig(
+        folds=settings.retrain.blend_folds,
+        w_batch=blend.w_batch,
+        prior_outcomes=blend.prior_outcomes,
+        stack_inputs=blend.stack_inputs,
+        min_updates=settings.online.min_updates,
+        online=online_config(settings),
+    )
+
+
+def model_key_column(settings: Settings, frame_columns: Sequence[str]) -> str | None:
+    """The column of a training window naming each row's model key: ``model_key`` (windows
+    read from the topic), else the ``model.key_field`` column of a file, else None (one key)."""
+    if "model_key" in frame_columns:
+        return "model_key"
+    return settings.model.key_field
 
 
 def model_configs(settings: Settings) -> ModelConfigs:

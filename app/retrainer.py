@@ -21,8 +21,10 @@ import pandas as pd
 
 from app.composition import (
     RetrainerPorts,
+    blend_training,
     contract_spec,
     gate_config,
+    model_key_column,
     retrainer_ports,
     train_config,
 )
@@ -107,6 +109,8 @@ class Retrainer:
             source=self._source_name(),
             reason=reason,
             progress=lambda r, loss: self.say(f"round {r:4d} validation log loss {loss:.4f}"),
+            blend=blend_training(self.settings),
+            key_column=model_key_column(self.settings, frame.columns),
         )
         metadata = {
             **result.metadata,

@@ -11,15 +11,18 @@ import redis
 from redis.cluster import RedisCluster
 
 from app.composition import (
+    blend_training,
     blocking_redis_client,
     contract_spec,
     kafka_connection,
+    model_key_column,
     model_store,
     redis_connection,
     registry_on,
     train_config,
 )
 from config import Settings
+from models.retrain import fitted_blend
 from models.training import (
     TrainingDataError,
     load_outcomes_file,
@@ -68,6 +71,12 @@ def train_and_store(
     )
     store = model_store(settings)
     metadata = {**trained.metadata, "reason": reason, "parent_version": None}
+    blend = blend_training(settings)
+    if blend is not None:
+        key_column = model_key_column(settings, trained.window.columns)
+        metadata["blend"] = fitted_blend(
+            trained, settings.model.features, train_config(settings), blend, key_column
+        )
     if activate_with is not None:
         registry = registry_on(settings, activate_with)
         metadata["parent_version"] = registry.active()

@@ -379,9 +379,12 @@ class BlendSettings(_Group):
         ge=0,
         description="optimized: pseudo-outcomes voting for w_batch (shrinks small windows)",
     )
-    stack_inputs: Literal["probabilities", "logits", "both"] = Field(
-        default="logits",
-        description="stacked: the meta-learner's inputs (the parts' probabilities, log-odds, both)",
+    stack_inputs: Literal["interaction", "logits", "probabilities", "both"] = Field(
+        default="interaction",
+        description=(
+            "stacked: the meta-learner's inputs: the parts' log-odds and their product "
+            "(interaction), log-odds, probabilities, or log-odds and probabilities (both)"
+        ),
     )
     stack_learning_rate: float = Field(
         default=0.01, gt=0, le=1, description="stacked: the meta-learner's SGD learning rate"
@@ -390,6 +393,15 @@ class BlendSettings(_Group):
         default=100,
         ge=0,
         description="stacked: outcomes the meta-learner learns before it replaces the fixed blend",
+    )
+
+    start: Literal["configured", "fitted"] = Field(
+        default="configured",
+        description=(
+            "what a blend starts from: configured: w_batch / w_online; fitted: the active batch "
+            "version's blend fitted at retrain time (metadata blend; versions without one use "
+            "the configured): the fixed mode's weights, optimized's prior, stacked's start"
+        ),
     )
 
     @model_validator(mode="after")
@@ -489,6 +501,15 @@ class RetrainSettings(_Group):
     threads: int = Field(default=0, ge=0, description="XGBoost threads (0 = all cores)")
     cooldown_s: float = Field(
         default=300.0, ge=0, description="requests this soon after a retrain are dropped"
+    )
+    blend_folds: int = Field(
+        default=4,
+        ge=0,
+        le=20,
+        description=(
+            "walk-forward folds the new version's blend is fitted on (its metadata blend; "
+            "blend.start = fitted uses it); 0 = no fit"
+        ),
     )
     keep_versions: int = Field(
         default=10, ge=1, description="newest versions kept (plus every version ever active)"

@@ -12,6 +12,7 @@ import xgboost as xgb
 
 from models.drift.monitor import ModelReference
 from models.store import ModelStore, ModelStoreError
+from models.version_blend import VersionBlend
 
 
 class BatchModelError(RuntimeError):
@@ -26,6 +27,8 @@ class BatchModel:
     features: tuple[str, ...]
     booster: xgb.Booster
     reference: ModelReference | None = None
+    #: The blend fitted when this version was trained (``blend.start = fitted`` starts from it).
+    blend: VersionBlend | None = None
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Win probabilities for rows of ``matrix`` (columns in ``features`` order)."""
@@ -62,6 +65,7 @@ def load_batch_model(
         features=model_features,
         booster=booster,
         reference=ModelReference.from_metadata(version, stored.metadata),
+        blend=VersionBlend.from_metadata(stored.metadata),
     )
     smoke = model.predict(np.zeros((1, len(model_features))))
     if smoke.shape != (1,) or not (math.isfinite(smoke[0]) and 0.0 <= smoke[0] <= 1.0):

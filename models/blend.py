@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from models.version_blend import VersionBlend
 
 
 class SignalStatus(StrEnum):
@@ -25,8 +28,11 @@ class FittedBlend(Protocol):
         weights apply)."""
         ...
 
-    def observe(self, p_batch: float, p_online: float, won: bool) -> None:
-        """Learn from one outcome both parts scored (after it was scored)."""
+    def observe(
+        self, p_batch: float, p_online: float, won: bool, start: VersionBlend | None = None
+    ) -> None:
+        """Learn from one outcome both parts scored (after it was scored); ``start``: the
+        active version's fitted blend to start from (``blend.start = fitted``), else None."""
         ...
 
 
@@ -58,7 +64,8 @@ class Blend(NamedTuple):
 
 
 class Blender:
-    """Applies the configured weights and the cold-start rules.
+    """Applies the configured weights (or, with ``start = "fitted"``, the active batch
+    version's fitted ones) and the cold-start rules.
 
     * no batch model -> online only (weights 0 / 1);
     * fewer than ``min_updates`` online updates -> batch only (weights 1 / 0);
@@ -71,10 +78,20 @@ class Blender:
     <SignalStatus.NO_MODEL: 'no_model'>
     """
 
-    def __init__(self, w_batch: float, w_online: float, min_updates: int) -> None:
+    def __init__(
+        self, w_batch: float, w_online: float, min_updates: int, start: str = "configured"
+    ) -> None:
+        if start not in ("configured", "fitted"):
+            raise ValueError(f"start must be configured or fitted, got {start!r}")
         self.w_batch = w_batch
         self.w_online = w_online
         self.min_updates = min_updates
+        self.start = start
+
+    def start_for(self, fitted: VersionBlend | None) -> VersionBlend | None:
+        """What blends start from while a batch version with the ``fitted`` blend is active:
+        that blend when ``start`` is ``fitted``, else None (the configured weights)."""
+        return fitted if self.start == "fitted" else None
 
     def blend(
         self,
@@ -82,9 +99,11 @@ class Blender:
         p_online: float | None,
         online_updates: int,
         fitted: FittedBlend | None = None,
+        start: VersionBlend | None = None,
     ) -> Blend:
         """Combine the available parts into a :class:`Blend`: with the key's ``fitted`` blend
-        when it has fitted something, else with the configured weights.
+        when it has fitted something, else with the ``start`` weights (:meth:`start_for`), else
+        with the configured weights.
 
         A part that is not a finite probability counts as missing: a signal never says ``ok``
         with a made-up or non-finite score.
@@ -97,7 +116,10 @@ class Blender:
         if p_batch is not None and online_ready:
             mixed = None if fitted is None else fitted.mix(p_batch, p_online)
             if mixed is None:
-                w_b, w_o = self.w_batch, self.w_online
+                if start is None:
+                    w_b, w_o = self.w_batch, self.w_online
+                else:
+                    w_b, w_o = start.w_batch, start.w_online
                 score = w_b * p_batch + w_o * p_online
             else:
                 score, w_b, w_o = mixed

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
 from models.evaluation import log_loss
+
+if TYPE_CHECKING:
+    from models.version_blend import VersionBlend
 
 #: Blended probabilities are clipped to ``[EPS, 1 - EPS]`` inside the log loss.
 EPS = 1e-6
@@ -69,8 +73,11 @@ class BlendWindow:
             return None
         return w * p_batch + (1.0 - w) * p_online, w, 1.0 - w
 
-    def observe(self, p_batch: float, p_online: float, won: bool) -> None:
-        """Add one row; refit when ``refit_every`` rows have come since the last fit.
+    def observe(
+        self, p_batch: float, p_online: float, won: bool, start: VersionBlend | None = None
+    ) -> None:
+        """Add one row; refit when ``refit_every`` rows have come since the last fit, shrunk
+        toward ``start``'s weight (the active version's fitted blend) or the configured one.
 
         Probabilities are kept to ``ROW_DIGITS`` decimals (the rows are checkpointed with the
         key: about half the bytes of full floats, no effect on the fit).
@@ -78,7 +85,10 @@ class BlendWindow:
         self.rows.append((round(p_batch, ROW_DIGITS), round(p_online, ROW_DIGITS), won))
         self.since_refit += 1
         if self.since_refit >= self.config.refit_every:
-            self.w_batch = fitted_weight(self.rows, self.config)
+            config = self.config
+            if start is not None:
+                config = replace(config, w_batch=start.w_batch)
+            self.w_batch = fitted_weight(self.rows, config)
             self.since_refit = 0
             self.refits += 1
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from models.batch import BatchModel, feature_matrix
+from models.blend_training import BlendTrainConfig, fit_version_blend
 from models.gate import GateConfig, GateDecision, decide
 from models.training import (
     TrainConfig,
@@ -46,11 +47,15 @@ def challenge(
     source: str,
     reason: str,
     progress: Callable[[int, float], None] | None = None,
+    blend: BlendTrainConfig | None = None,
+    key_column: str | None = None,
 ) -> Challenge:
     """Train on the window, then score challenger and champion on the same newest holdout rows.
 
     Without a champion the challenger is compared with the base-rate predictor (the training
-    win rate for every row), so even the first model must show it learned something.
+    win rate for every row), so even the first model must show it learned something. With
+    ``blend``, the blend the version starts with is fitted on out-of-fold predictions
+    (:mod:`models.blend_training`; ``key_column`` names each row's model key, else one key).
     """
     trained = train_batch_model(frame, features, train_config, source, progress)
     holdout = trained.split.holdout
@@ -78,4 +83,27 @@ def challenge(
         "holdout_metrics": decision.challenger,
         "gate": decision.as_dict(),
     }
+    if blend is not None:
+        metadata["blend"] = fitted_blend(trained, features, train_config, blend, key_column)
     return Challenge(trained=trained, decision=decision, metadata=metadata)
+
+
+def fitted_blend(
+    trained: TrainedModel,
+    features: Sequence[str],
+    train_config: TrainConfig,
+    config: BlendTrainConfig,
+    key_column: str | None,
+) -> dict[str, Any]:
+    """``metadata["blend"]`` of a new version: its fitted blend, or why there is none (a fit
+    that cannot be made never fails the retrain: the version then starts from the configured
+    blend)."""
+    window = trained.window
+    if key_column is not None and key_column in window.columns:
+        keys = window[key_column].astype(str).tolist()
+    else:
+        keys = ["global"] * len(window)
+    try:
+        return fit_version_blend(trained, features, keys, train_config, config).as_metadata()
+    except (ValueError, ArithmeticError) as exc:
+        return {"reason": f"not fitted: {type(exc).__name__}: {exc}".splitlines()[0][:300]}

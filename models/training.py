@@ -61,9 +61,11 @@ class TemporalSplit:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A trained booster, the split it was trained on, and its store metadata."""
+    """A trained booster, the window (validated, oldest first) and the split it was trained
+    on, and its store metadata."""
 
     booster: xgb.Booster
+    window: pd.DataFrame
     split: TemporalSplit
     metadata: dict[str, Any]
 
@@ -155,7 +157,7 @@ def train_batch_model(
             predict_frame(booster, split.validation, columns)
         ),
     }
-    return TrainedModel(booster=booster, split=split, metadata=metadata)
+    return TrainedModel(booster=booster, window=data, split=split, metadata=metadata)
 
 
 def fit_booster(
@@ -179,8 +181,25 @@ def fit_booster(
         ref=dtrain,
         max_bin=config.max_bin,
     )
+    params = booster_params(train, config)
+    booster = xgb.train(
+        params,
+        dtrain,
+        num_boost_round=config.num_boost_round,
+        evals=[(dvalid, "validation")],
+        early_stopping_rounds=config.early_stopping_rounds,
+        verbose_eval=False,
+        callbacks=[_Progress(progress)] if progress else [],
+    )
+    best = booster[: booster.best_iteration + 1]
+    best.best_iteration = booster.best_iteration
+    return best
+
+
+def booster_params(train: pd.DataFrame, config: TrainConfig) -> dict[str, Any]:
+    """XGBoost's parameters for training on ``train`` with ``config``."""
     positives = float(train["label"].sum())
-    params = {
+    return {
         "objective": "binary:logistic",
         "eval_metric": "logloss",
         "tree_method": "hist",
@@ -194,18 +213,6 @@ def fit_booster(
         "nthread": config.threads,
         "seed": config.seed,
     }
-    booster = xgb.train(
-        params,
-        dtrain,
-        num_boost_round=config.num_boost_round,
-        evals=[(dvalid, "validation")],
-        early_stopping_rounds=config.early_stopping_rounds,
-        verbose_eval=False,
-        callbacks=[_Progress(progress)] if progress else [],
-    )
-    best = booster[: booster.best_iteration + 1]
-    best.best_iteration = booster.best_iteration
-    return best
 
 
 def sample_weights(frame: pd.DataFrame, config: TrainConfig) -> np.ndarray | None:

@@ -112,7 +112,10 @@ class Engine:
             blend=configs.blend,
         )
         blender = Blender(
-            settings.blend.w_batch, settings.blend.w_online, settings.online.min_updates
+            settings.blend.w_batch,
+            settings.blend.w_online,
+            settings.online.min_updates,
+            settings.blend.start,
         )
         holder = BatchModelHolder()
         follower = BatchModelFollower(

@@ -194,9 +194,10 @@ class OutcomeLearner:
         if seen is not None:
             seen.add(hashed)
         fitted = key_model.blend
-        blend = self._blender.blend(pb, p_online, learner.updates - 1, fitted)
+        start = None if batch_model is None else self._blender.start_for(batch_model.blend)
+        blend = self._blender.blend(pb, p_online, learner.updates - 1, fitted, start)
         if fitted is not None and blend.status is SignalStatus.OK:  # both parts scored
-            fitted.observe(pb, p_online, won)
+            fitted.observe(pb, p_online, won, start)
         if self.on_scored is not None:
             self.on_scored(outcome, p_online, pb, blend)
         sources = key_model.metrics.sources  # PrequentialMetrics.update, without the dispatch

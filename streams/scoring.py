@@ -77,6 +77,7 @@ class RequestScorer:
         batch_model, degraded = await self._batch.model_for_batch()
         p_batch = batch_probabilities(batch_model, [request.features for request in valid])
         version = None if batch_model is None else batch_model.version
+        start = self._blender.start_for(None if batch_model is None else batch_model.blend)
         scored_at = self._clock()
         statuses: Counter[SignalStatus] = Counter()
         for request, pb in zip(valid, p_batch, strict=True):
@@ -86,7 +87,7 @@ class RequestScorer:
             else:
                 p_online = key_model.learner.predict_proba(request.features)
                 updates, fitted = key_model.updates, key_model.blend
-            blend = self._blender.blend(pb, p_online, updates, fitted)
+            blend = self._blender.blend(pb, p_online, updates, fitted, start)
             value = encode_signal(
                 request,
                 blend,

@@ -85,11 +85,13 @@ def _decode(
 
 
 def outcomes_table(outcomes: Sequence[TradeOutcome], features: Sequence[str]) -> pd.DataFrame:
-    """Decoded outcomes as a table: ts, key, label, realized_rr, one column per feature."""
+    """Decoded outcomes as a table: ts, key, model_key, label, realized_rr, one column per
+    feature."""
     matrix = np.array([list(o.features.values()) for o in outcomes], dtype=np.float64)
     frame = pd.DataFrame(matrix.reshape(len(outcomes), len(features)), columns=list(features))
     frame.insert(0, "realized_rr", [o.realized_rr for o in outcomes])
     frame.insert(0, "label", np.array([o.label for o in outcomes], dtype=np.int64))
+    frame.insert(0, "model_key", [o.model_key for o in outcomes])
     frame.insert(0, "key", [o.key for o in outcomes])
     frame.insert(0, "ts", np.array([o.ts for o in outcomes], dtype=np.int64))
     return frame

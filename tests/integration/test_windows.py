@@ -33,6 +33,6 @@ def test_windows_by_count_and_by_days(deploy):
     two_days = read_window(bootstrap, names.outcomes, spec, last_days=2, now_ms=now)
     expected = [o for o in outcomes if o["ts"] >= now - 2 * DAY_MS]
     assert len(two_days) == len(expected)
-    assert list(two_days.columns[:4]) == ["ts", "key", "label", "realized_rr"]
+    assert list(two_days.columns[:5]) == ["ts", "key", "model_key", "label", "realized_rr"]
     both = read_window(bootstrap, names.outcomes, spec, last_outcomes=500, last_days=2, now_ms=now)
     assert len(both) == 500

@@ -26,7 +26,7 @@ from tests.unit.blending import (
 from tests.unit.engines import claimed, in_memory_engine, input_records
 
 
-@pytest.mark.parametrize("inputs", ["logits", "probabilities", "both"])
+@pytest.mark.parametrize("inputs", ["interaction", "logits", "probabilities", "both"])
 @pytest.mark.parametrize("informative", ["batch", "online"])
 def test_the_meta_learner_leans_on_the_part_that_knows(informative, inputs):
     config = StackConfig(w_batch=0.8, inputs=inputs, learning_rate=0.02, min_outcomes=0)

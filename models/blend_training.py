@@ -1,0 +1,225 @@
+"""Fitting a new batch version's blend at retrain time, on walk-forward out-of-fold predictions.
+
+Both parts' scores must be out of sample, as they are live:
+
+* **batch**: the training part of the window is cut by time into ``folds + 1`` blocks; for each
+  block after the first, a booster with the new model's hyper-parameters and number of rounds is
+  trained on every older row (minus ``purge_rows`` before the block) and scores the block;
+* **online**: the online learner runs prequentially (predict, then learn) over the whole window
+  in time order, one learner per model key, as a worker would have; rows its key had learned
+  fewer than ``min_updates`` outcomes for are left out (live, those are ``batch_only``).
+
+On those rows the linear weight is fitted exactly as the ``optimized`` mode fits a key
+(:func:`~models.blend_weights.fitted_weight`, shrunk toward the configured weight) and a
+logistic meta-learner on the ``stacked`` mode's inputs (scikit-learn). The new model's holdout
+rows, which neither fit saw, then score every part and blend for the version's metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.linear_model import LogisticRegression
+
+from models.blend_weights import WeightFitConfig, fitted_weight
+from models.evaluation import log_loss
+from models.online import OnlineConfig, OnlineLearner
+from models.stacking import MetaLearner, StackConfig, StackInputs
+from models.training import (
+    TrainConfig,
+    TrainedModel,
+    booster_params,
+    predict_frame,
+    sample_weights,
+)
+from models.version_blend import StackStart, VersionBlend
+
+#: Fewer out-of-fold rows than this and no blend is fitted (the version keeps the configured).
+MIN_ROWS = 200
+
+
+@dataclass(frozen=True)
+class BlendTrainConfig:
+    """How a new version's blend is fitted: folds, the configured blend, the online learner."""
+
+    folds: int = 4
+    w_batch: float = 0.8
+    prior_outcomes: int = 100
+    stack_inputs: StackInputs = "interaction"
+    min_updates: int = 50
+    online: OnlineConfig = field(default_factory=OnlineConfig)
+
+    def __post_init__(self) -> None:
+        if self.folds < 1:
+            raise ValueError(f"folds must be >= 1, got {self.folds}")
+
+
+@dataclass(frozen=True)
+class BlendTraining:
+    """The fitted blend (None when there were too few rows) and the report for the metadata."""
+
+    blend: VersionBlend | None
+    report: dict[str, Any]
+
+    def as_metadata(self) -> dict[str, Any]:
+        """``metadata["blend"]``: the fitted blend's fields and how it was fitted."""
+        fitted = {} if self.blend is None else self.blend.as_metadata()
+        return {**fitted, **self.report}
+
+
+def walk_forward_batch(
+    train: pd.DataFrame,
+    features: Sequence[str],
+    config: TrainConfig,
+    folds: int,
+    rounds: int,
+) -> np.ndarray:
+    """Out-of-fold batch probabilities for the rows of ``train`` (oldest first); NaN for the
+    first block, which only trains, and for rows a fold could not score."""
+    columns = list(features)
+    n = len(train)
+    p = np.full(n, np.nan)
+    bounds = np.linspace(0, n, folds + 2).astype(int)
+    params = {**booster_params(train, config), "nthread": config.threads}
+    for start, stop in pairwise(bounds[1:]):
+        past = train.iloc[: max(0, start - config.purge_rows)]
+        if len(past) < 10 or past["label"].nunique() < 2:
+            continue
+        matrix = xgb.DMatrix(
+            past[columns].to_numpy(np.float64),
+            label=past["label"].to_numpy(),
+            weight=sample_weights(past, config),
+        )
+        booster = xgb.train(params, matrix, num_boost_round=rounds, verbose_eval=False)
+        p[start:stop] = predict_frame(booster, train.iloc[start:stop], columns)
+    return p
+
+
+def prequential_online(
+    window: pd.DataFrame, features: Sequence[str], keys: Sequence[str], config: OnlineConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The online learner's probability for each row before learning it, and how many updates
+    that row's key had then (one learner per key, rows in window order)."""
+    learners: dict[str, OnlineLearner] = {}
+    p = np.empty(len(window))
+    updates = np.empty(len(window), dtype=np.int64)
+    rows = window[list(features)].to_dict("records")
+    labels = window["label"].to_numpy()
+    weights = (
+        window["realized_rr"].to_numpy(np.float64)
+        if config.weight_by_rr and "realized_rr" in window.columns
+        else None
+    )
+    for i, (x, key) in enumerate(zip(rows, keys, strict=True)):
+        learner = learners.get(key)
+        if learner is None:
+            learner = learners[key] = OnlineLearner(config)
+        p[i] = learner.predict_proba(x)
+        updates[i] = learner.updates
+        rr = None if weights is None or not np.isfinite(weights[i]) else float(weights[i])
+        learner.learn(x, bool(labels[i] == 1), config.sample_weight(rr))
+    return p, updates
+
+
+def fit_stack(
+    p_batch: np.ndarray, p_online: np.ndarray, labels: np.ndarray, inputs: StackInputs
+) -> StackStart:
+    """A logistic meta-learner on the ``stacked`` mode's inputs of the two parts."""
+    meta = MetaLearner(StackConfig(inputs=inputs))
+    rows = [meta.inputs(float(b), float(o)) for b, o in zip(p_batch, p_online, strict=True)]
+    names = sorted(rows[0])
+    matrix = np.array([[row[name] for name in names] for row in rows])
+    model = LogisticRegression(C=1.0, max_iter=1000).fit(matrix, labels.astype(int))
+    weights = {name: float(w) for name, w in zip(names, model.coef_[0], strict=True)}
+    return StackStart(inputs, weights, float(model.intercept_[0]))
+
+
+def stacked_probabilities(
+    stack: StackStart, p_batch: np.ndarray, p_online: np.ndarray
+) -> np.ndarray:
+    """The fitted meta-learner's win probability per pair of part scores."""
+    meta = MetaLearner(StackConfig(inputs=stack.inputs))
+    z = np.full(len(p_batch), stack.intercept)
+    for i, (b, o) in enumerate(zip(p_batch, p_online, strict=True)):
+        x = meta.inputs(float(b), float(o))
+        z[i] += sum(stack.weights.get(name, 0.0) * value for name, value in x.items())
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def fit_version_blend(
+    trained: TrainedModel,
+    features: Sequence[str],
+    keys: Sequence[str],
+    train_config: TrainConfig,
+    config: BlendTrainConfig,
+) -> BlendTraining:
+    """Fit the blend the new version starts with, and score it on the version's holdout rows.
+
+    ``keys``: the model key of each row of ``trained.window`` (its online learner).
+    """
+    window, split = trained.window, trained.split
+    p_online, updates = prequential_online(window, features, keys, config.online)
+    rounds = int(trained.booster.best_iteration) + 1
+    p_oof = walk_forward_batch(split.train, features, train_config, config.folds, rounds)
+    n_train = len(split.train)
+    usable = np.isfinite(p_oof) & (updates[:n_train] >= config.min_updates)
+    labels = split.train["label"].to_numpy(np.float64)
+    report: dict[str, Any] = {
+        "method": "walk-forward out-of-fold",
+        "folds": config.folds,
+        "rounds": rounds,
+    }
+    rows = int(usable.sum())
+    if rows < MIN_ROWS or len(np.unique(labels[usable])) < 2:
+        report["reason"] = (
+            f"not fitted: {rows} out-of-fold rows scored by both parts (need {MIN_ROWS}, "
+            "both classes)"
+        )
+        return BlendTraining(None, report)
+    pb, po, y = p_oof[usable], p_online[:n_train][usable], labels[usable]
+    weight_fit = WeightFitConfig(
+        w_batch=config.w_batch, window=rows, prior_outcomes=config.prior_outcomes
+    )
+    w_batch = fitted_weight(zip(pb, po, y == 1.0, strict=True), weight_fit)
+    stack = fit_stack(pb, po, y, config.stack_inputs)
+    blend = VersionBlend(w_batch=w_batch, stack=stack, rows=rows)
+    report["out_of_fold"] = _scores(blend, config.w_batch, pb, po, y)
+    holdout = split.holdout
+    if not holdout.empty:
+        at = holdout.index.to_numpy()
+        scored = updates[at] >= config.min_updates
+        if scored.any():
+            hb = predict_frame(trained.booster, holdout, features)[scored]
+            hy = holdout["label"].to_numpy(np.float64)[scored]
+            report["holdout"] = _scores(blend, config.w_batch, hb, p_online[at][scored], hy)
+    return BlendTraining(blend, report)
+
+
+def _scores(
+    blend: VersionBlend, w_configured: float, pb: np.ndarray, po: np.ndarray, y: np.ndarray
+) -> dict[str, Any]:
+    """Rows, and log loss / accuracy of each part and each way of blending them."""
+    assert blend.stack is not None
+    candidates = {
+        "batch": pb,
+        "online": po,
+        "configured": w_configured * pb + (1.0 - w_configured) * po,
+        "fitted": blend.w_batch * pb + blend.w_online * po,
+        "stacked": stacked_probabilities(blend.stack, pb, po),
+    }
+    return {
+        "rows": len(y),
+        **{
+            name: {
+                "log_loss": round(log_loss(p, y, 1e-6), 6),
+                "accuracy": round(float(((p > 0.5) == (y == 1.0)).mean()), 6),
+            }
+            for name, p in candidates.items()
+        },
+    }
