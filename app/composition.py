@@ -105,26 +105,30 @@ def blend_fit(settings: Settings) -> WeightFitConfig | StackConfig | None:
     if blend.mode == "optimized":
         return _mapped(WeightFitConfig, blend)
     if blend.mode == "stacked":
-        return StackConfig(
-            w_batch=blend.w_batch,
-            inputs=blend.stack_inputs,
-            learning_rate=blend.stack_learning_rate,
-            min_outcomes=blend.stack_min_outcomes,
-        )
+        return stack_config(settings)
     return None
+
+
+def stack_config(settings: Settings) -> StackConfig:
+    """The ``stacked`` mode's meta-learner from the ``blend`` settings."""
+    blend = settings.blend
+    return StackConfig(
+        w_batch=blend.w_batch,
+        inputs=blend.stack_inputs,
+        learning_rate=blend.stack_learning_rate,
+        min_outcomes=blend.stack_min_outcomes,
+    )
 
 
 def blend_training(settings: Settings) -> BlendTrainConfig | None:
     """How a new batch version's blend is fitted at retrain time (None: ``retrain.blend_folds``
-    is 0)."""
+    is 0): the optimized and stacked modes' own configs, the online learner's."""
     if not settings.retrain.blend_folds:
         return None
-    blend = settings.blend
     return BlendTrainConfig(
         folds=settings.retrain.blend_folds,
-        w_batch=blend.w_batch,
-        prior_outcomes=blend.prior_outcomes,
-        stack_inputs=blend.stack_inputs,
+        weights=_mapped(WeightFitConfig, settings.blend),
+        stack=stack_config(settings),
         min_updates=settings.online.min_updates,
         online=online_config(settings),
     )

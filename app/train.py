@@ -24,6 +24,7 @@ from app.composition import (
 from config import Settings
 from models.retrain import fitted_blend
 from models.training import (
+    TrainedModel,
     TrainingDataError,
     load_outcomes_file,
     train_batch_model,
@@ -52,6 +53,16 @@ def outcomes_from_topic(settings: Settings, max_rows: int | None = None) -> pd.D
     )
 
 
+def blend_metadata(settings: Settings, trained: TrainedModel) -> dict[str, Any] | None:
+    """The version's ``blend`` metadata, fitted as the retrainer fits it (None when
+    ``retrain.blend_folds`` is 0)."""
+    blend = blend_training(settings)
+    if blend is None:
+        return None
+    key_column = model_key_column(settings, trained.window.columns)
+    return fitted_blend(trained, settings.model.features, train_config(settings), blend, key_column)
+
+
 def train_and_store(
     settings: Settings,
     frame: pd.DataFrame,
@@ -71,12 +82,9 @@ def train_and_store(
     )
     store = model_store(settings)
     metadata = {**trained.metadata, "reason": reason, "parent_version": None}
-    blend = blend_training(settings)
+    blend = blend_metadata(settings, trained)
     if blend is not None:
-        key_column = model_key_column(settings, trained.window.columns)
-        metadata["blend"] = fitted_blend(
-            trained, settings.model.features, train_config(settings), blend, key_column
-        )
+        metadata["blend"] = blend
     if activate_with is not None:
         registry = registry_on(settings, activate_with)
         metadata["parent_version"] = registry.active()

@@ -2,11 +2,14 @@
 
 Each stream is replayed through the worker's own learner with ``streamlearn backtest``'s code
 (``app.backtest.backtest``: in process, in-memory state), once per blend mode, for several
-seeds. The batch model is XGBoost trained (``models.training``) on the stream's first
+seeds, each mode from the configured weights and from the version's fitted blend (``+fitted``:
+``blend.start = fitted``; every version's blend is fitted as the retrainer fits it). The batch
+model is XGBoost trained (``models.training``) on the stream's first
 ``HISTORY`` outcomes, the way the demo trains its first model; on the demo market a second
 model, trained on the 8,000 outcomes before it, becomes active 3,000 outcomes after the regime
 flip (the demo's retrain, at a fixed point). The River streams keep their first model, which
-drift makes stale. Prints a Markdown table and saves ``bench/results/blend_quality.json``.
+drift makes stale. Prints a Markdown table and saves ``bench/results/blend_quality.json``
+(``blend_quality_decay.json`` with ``--decay-window-size`` / ``--decay-factor``).
 
 Streams:
 
@@ -25,8 +28,6 @@ stream, and its accuracy is never more than 0.5 points below the best single par
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,19 +39,19 @@ import pandas as pd
 from river.datasets import synth
 
 from app.backtest import MODES, VersionTimeline, backtest, frame_history, report
-from app.composition import blend_training, model_key_column, model_store, train_config
+from app.composition import model_store, train_config
+from app.train import blend_metadata
+from bench.harness import save
 from config import Settings, load_settings
 from models.market import EPOCH_2026_MS, MarketSimulator
-from models.retrain import fitted_blend
 from models.stacking import STACK_INPUTS
-from models.training import TrainedModel, train_batch_model
+from models.training import train_batch_model
 
 HISTORY = 10_000
 #: Every blend mode from the configured weights, then from each version's fitted blend.
 VARIANTS = (*MODES, *(f"{mode}+fitted" for mode in MODES))
 COLUMNS = ("online", "batch", *(f"blend {mode}" for mode in VARIANTS))
 FITTED_BLENDS = tuple(c for c in COLUMNS if c not in ("online", "batch", "blend fixed"))
-RESULTS = Path(__file__).parent / "results" / "blend_quality.json"
 #: Realised R of a synthetic trade: won +1.5 R, lost -1 R.
 WIN_R, LOSS_R = 1.5, -1.0
 
@@ -145,7 +146,9 @@ def run_one(
     def stored(window: pd.DataFrame) -> str:
         """Train a version on ``window`` with its fitted blend, as the retrainer does."""
         trained = train_batch_model(window, features, config)
-        return models.save(trained.model_bytes(), with_fitted_blend(settings, trained, features))
+        return models.save(
+            trained.model_bytes(), {**trained.metadata, "blend": blend_metadata(settings, trained)}
+        )
 
     changes = [(-(2**62), stored(frame.iloc[:HISTORY]))]
     live = frame.iloc[HISTORY:].reset_index(drop=True)
@@ -164,17 +167,6 @@ def run_one(
         "seconds_per_mode": max(result.seconds.values()),
         "outcomes": doc["outcomes"],
     }
-
-
-def with_fitted_blend(
-    settings: Settings, trained: TrainedModel, features: list[str]
-) -> dict[str, Any]:
-    """The version's metadata with its blend fitted on walk-forward out-of-fold predictions."""
-    fit = blend_training(settings)
-    assert fit is not None
-    key_column = model_key_column(settings, trained.window.columns)
-    blend = fitted_blend(trained, features, train_config(settings), fit, key_column)
-    return {**trained.metadata, "blend": blend}
 
 
 def summarise(runs: list[dict[str, Any]], segment: str) -> dict[str, dict[str, float]]:
@@ -265,23 +257,19 @@ def main() -> None:
                     f"{-v['accuracy_points_below_best_part']:+.2f} pt vs best part"
                 )
             print(f"| {name} | {segment} | {cells} | {goal} |")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "machine": platform.platform(),
-                "python": platform.python_version(),
-                "seeds": args.seeds,
-                "outcomes_per_stream": args.outcomes,
-                "history": HISTORY,
-                "blend_settings": blend,
-                "online_settings": online,
-                "streams": results,
-            },
-            indent=2,
-        )
+    # With decay on, the results go next to (not over) the default run's.
+    path = save(
+        "blend_quality_decay" if online else "blend_quality",
+        {
+            "seeds": args.seeds,
+            "outcomes_per_stream": args.outcomes,
+            "history": HISTORY,
+            "blend_settings": blend,
+            "online_settings": online,
+            "streams": results,
+        },
     )
-    print(f"\nsaved {RESULTS}")
+    print(f"\nsaved {path}")
 
 
 if __name__ == "__main__":

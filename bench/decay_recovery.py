@@ -16,13 +16,11 @@ outcomes, decay factor 0.95) is one of the rows, as its half-life.
 
 from __future__ import annotations
 
-import json
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
+from bench.harness import save
 from models.decay import half_life_of_window
 from models.evaluation import hits, log_loss, outcomes_to_recover, prequential_probabilities
 from models.market import MarketSimulator
@@ -40,7 +38,6 @@ DECAYS: dict[str, float | None] = {
     "window 1000 x 0.95": DESIGN,
 }
 SEEDS = (1, 2, 3, 4, 5)
-RESULTS = Path(__file__).parent / "results" / "decay_recovery.json"
 
 
 def _scored(half_life: float | None, outcomes: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -98,22 +95,17 @@ def main() -> None:
             f"{mean['flip_accuracy']:.4f} / {mean['flip_log_loss']:.4f} | "
             f"{mean['stationary_accuracy']:.4f} / {mean['stationary_log_loss']:.4f} |"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "decay_recovery",
-                "seeds": SEEDS,
-                "flip_at": FLIP,
-                "stream_length": FLIP + AFTER,
-                "machine": platform.platform(),
-                "seconds": round(time.time() - started, 1),
-                "results": summary,
-            },
-            indent=2,
-        )
+    path = save(
+        "decay_recovery",
+        {
+            "seeds": SEEDS,
+            "flip_at": FLIP,
+            "stream_length": FLIP + AFTER,
+            "seconds": round(time.time() - started, 1),
+            "results": summary,
+        },
     )
-    print(f"\nsaved {RESULTS}")
+    print(f"\nsaved {path}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ Both parts' scores must be out of sample, as they are live:
   fewer than ``min_updates`` outcomes for are left out (live, those are ``batch_only``).
 
 On those rows the linear weight is fitted exactly as the ``optimized`` mode fits a key
-(:func:`~models.blend_weights.fitted_weight`, shrunk toward the configured weight) and a
+(:func:`~models.blend_weights.weight_of`, shrunk toward the configured weight) and a
 logistic meta-learner on the ``stacked`` mode's inputs (scikit-learn). The new model's holdout
 rows, which neither fit saw, then score every part and blend for the version's metadata.
 """
@@ -27,10 +27,10 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.linear_model import LogisticRegression
 
-from models.blend_weights import WeightFitConfig, fitted_weight
+from models.blend_weights import WeightFitConfig, weight_of
 from models.evaluation import log_loss
 from models.online import OnlineConfig, OnlineLearner
-from models.stacking import MetaLearner, StackConfig, StackInputs
+from models.stacking import StackConfig
 from models.training import (
     TrainConfig,
     TrainedModel,
@@ -46,12 +46,12 @@ MIN_ROWS = 200
 
 @dataclass(frozen=True)
 class BlendTrainConfig:
-    """How a new version's blend is fitted: folds, the configured blend, the online learner."""
+    """How a new version's blend is fitted: folds, the modes' own configs (the configured
+    weight, the shrinkage, the meta-learner's inputs), and the online learner."""
 
     folds: int = 4
-    w_batch: float = 0.8
-    prior_outcomes: int = 100
-    stack_inputs: StackInputs = "interaction"
+    weights: WeightFitConfig = field(default_factory=WeightFitConfig)
+    stack: StackConfig = field(default_factory=StackConfig)
     min_updates: int = 50
     online: OnlineConfig = field(default_factory=OnlineConfig)
 
@@ -128,28 +128,27 @@ def prequential_online(
 
 
 def fit_stack(
-    p_batch: np.ndarray, p_online: np.ndarray, labels: np.ndarray, inputs: StackInputs
+    p_batch: np.ndarray, p_online: np.ndarray, labels: np.ndarray, config: StackConfig
 ) -> StackStart:
     """A logistic meta-learner on the ``stacked`` mode's inputs of the two parts."""
-    meta = MetaLearner(StackConfig(inputs=inputs))
+    meta = config.fresh()
     rows = [meta.inputs(float(b), float(o)) for b, o in zip(p_batch, p_online, strict=True)]
     names = sorted(rows[0])
     matrix = np.array([[row[name] for name in names] for row in rows])
     model = LogisticRegression(C=1.0, max_iter=1000).fit(matrix, labels.astype(int))
     weights = {name: float(w) for name, w in zip(names, model.coef_[0], strict=True)}
-    return StackStart(inputs, weights, float(model.intercept_[0]))
+    return StackStart(config.inputs, weights, float(model.intercept_[0]))
 
 
 def stacked_probabilities(
-    stack: StackStart, p_batch: np.ndarray, p_online: np.ndarray
+    stack: StackStart, config: StackConfig, p_batch: np.ndarray, p_online: np.ndarray
 ) -> np.ndarray:
     """The fitted meta-learner's win probability per pair of part scores."""
-    meta = MetaLearner(StackConfig(inputs=stack.inputs))
-    z = np.full(len(p_batch), stack.intercept)
-    for i, (b, o) in enumerate(zip(p_batch, p_online, strict=True)):
-        x = meta.inputs(float(b), float(o))
-        z[i] += sum(stack.weights.get(name, 0.0) * value for name, value in x.items())
-    return 1.0 / (1.0 + np.exp(-z))
+    meta = config.fresh()
+    meta.start_from(stack)
+    return np.array(
+        [meta.score(float(b), float(o)) for b, o in zip(p_batch, p_online, strict=True)]
+    )
 
 
 def fit_version_blend(
@@ -183,13 +182,12 @@ def fit_version_blend(
         )
         return BlendTraining(None, report)
     pb, po, y = p_oof[usable], p_online[:n_train][usable], labels[usable]
-    weight_fit = WeightFitConfig(
-        w_batch=config.w_batch, window=rows, prior_outcomes=config.prior_outcomes
+    blend = VersionBlend(
+        w_batch=weight_of(pb, po, y, config.weights),
+        stack=fit_stack(pb, po, y, config.stack),
+        rows=rows,
     )
-    w_batch = fitted_weight(zip(pb, po, y == 1.0, strict=True), weight_fit)
-    stack = fit_stack(pb, po, y, config.stack_inputs)
-    blend = VersionBlend(w_batch=w_batch, stack=stack, rows=rows)
-    report["out_of_fold"] = _scores(blend, config.w_batch, pb, po, y)
+    report["out_of_fold"] = _scores(blend, config, pb, po, y)
     holdout = split.holdout
     if not holdout.empty:
         at = holdout.index.to_numpy()
@@ -197,21 +195,22 @@ def fit_version_blend(
         if scored.any():
             hb = predict_frame(trained.booster, holdout, features)[scored]
             hy = holdout["label"].to_numpy(np.float64)[scored]
-            report["holdout"] = _scores(blend, config.w_batch, hb, p_online[at][scored], hy)
+            report["holdout"] = _scores(blend, config, hb, p_online[at][scored], hy)
     return BlendTraining(blend, report)
 
 
 def _scores(
-    blend: VersionBlend, w_configured: float, pb: np.ndarray, po: np.ndarray, y: np.ndarray
+    blend: VersionBlend, config: BlendTrainConfig, pb: np.ndarray, po: np.ndarray, y: np.ndarray
 ) -> dict[str, Any]:
     """Rows, and log loss / accuracy of each part and each way of blending them."""
     assert blend.stack is not None
+    w_configured = config.weights.w_batch
     candidates = {
         "batch": pb,
         "online": po,
         "configured": w_configured * pb + (1.0 - w_configured) * po,
         "fitted": blend.w_batch * pb + blend.w_online * po,
-        "stacked": stacked_probabilities(blend.stack, pb, po),
+        "stacked": stacked_probabilities(blend.stack, config.stack, pb, po),
     }
     return {
         "rows": len(y),

@@ -105,7 +105,13 @@ def fitted_weight(rows: Iterable[tuple[float, float, bool]], config: WeightFitCo
     data = np.array([(pb, po, 1.0 if won else 0.0) for pb, po, won in rows], dtype=float)
     if data.size == 0:
         return config.w_batch
-    p_batch, p_online, labels = data[:, 0], data[:, 1], data[:, 2]
+    return weight_of(data[:, 0], data[:, 1], data[:, 2], config)
+
+
+def weight_of(
+    p_batch: np.ndarray, p_online: np.ndarray, labels: np.ndarray, config: WeightFitConfig
+) -> float:
+    """:func:`fitted_weight` on columns: the parts' probabilities and the 0/1 labels."""
 
     def loss(w: float) -> float:
         return log_loss(w * p_batch + (1.0 - w) * p_online, labels, EPS)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 from river import linear_model, optim
 
 if TYPE_CHECKING:
-    from models.version_blend import VersionBlend
+    from models.version_blend import StackStart, VersionBlend
 
 #: Probabilities are clipped to ``[EPS, 1 - EPS]`` before taking log-odds (|logit| <= 13.8).
 EPS = 1e-6
@@ -145,17 +145,15 @@ class MetaLearner:
     ) -> None:
         """Learn one outcome that both parts scored; the first one starts the meta-learner from
         ``start``'s fitted meta-learner (the active version's, same inputs) when there is one."""
-        x = self.inputs(p_batch, p_online)
-        if not self.updates and start is not None:
-            self.start_from(start)
-        self.model.learn_one(x, won)
+        if not self.updates and start is not None and start.stack is not None:
+            self.start_from(start.stack)
+        self.model.learn_one(self.inputs(p_batch, p_online), won)
         self.updates += 1
 
-    def start_from(self, start: VersionBlend) -> bool:
-        """Take ``start``'s fitted weights and intercept if they are for this meta-learner's
+    def start_from(self, stack: StackStart) -> bool:
+        """Take a fitted meta-learner's weights and intercept if they are for this one's
         inputs; True when taken."""
-        stack = start.stack
-        if stack is None or set(stack.weights) != set(self.config.initial_weights()):
+        if set(stack.weights) != set(self.config.initial_weights()):
             return False
         # A copy: River's VectorDict wraps the dict it is given and learning writes to it.
         self.model._weights = type(self.model._weights)(dict(stack.weights))

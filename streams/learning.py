@@ -13,6 +13,7 @@ from models.dedupe import id_hash
 from models.drift.alerts import AlertEvent
 from models.drift.monitor import RetrainNeed
 from models.keyed import KeyModel
+from models.version_blend import VersionBlend
 from streams.alerts import ALERTS, RETRAIN, alert_message, drift_retrain_message, outbox_entry
 from streams.batch_follower import BatchModelFollower
 from streams.contracts import ContractError, ContractSpec, TradeOutcome, decode_outcome
@@ -131,6 +132,7 @@ class OutcomeLearner:
         """Learn or dead-letter each record in order; its offset is applied after its effect."""
         valid = [item for _, _, item in todo if not isinstance(item, str)]
         p_batch = iter(batch_probabilities(batch_model, [o.features for o in valid]))
+        start = None if batch_model is None else self._blender.start_for(batch_model.blend)
         learned = 0
         now = time.monotonic()
         for record, loaded, item in todo:
@@ -139,7 +141,7 @@ class OutcomeLearner:
             else:
                 pb = next(p_batch)
                 try:
-                    reason = self._learn_one(record.partition, loaded, item, pb, batch_model)
+                    reason = self._learn_one(record.partition, loaded, item, pb, batch_model, start)
                 except Exception as exc:  # a bug must cost one record, not the partition
                     log.exception("outcome could not be learned", extra={"offset": record.offset})
                     reason = f"internal error while learning: {type(exc).__name__}: {exc}"
@@ -160,8 +162,12 @@ class OutcomeLearner:
         outcome: TradeOutcome,
         pb: float | None,
         batch_model: BatchModel | None,
+        start: VersionBlend | None,
     ) -> str | None:
-        """Score, learn and monitor one outcome; the reason when it is refused, else None."""
+        """Score, learn and monitor one outcome; the reason when it is refused, else None.
+
+        ``start``: what blends start from while ``batch_model`` is active
+        (:meth:`~models.blend.Blender.start_for`, once per micro-batch)."""
         held = len(loaded.models)
         if (
             self._max_keys is not None
@@ -194,7 +200,6 @@ class OutcomeLearner:
         if seen is not None:
             seen.add(hashed)
         fitted = key_model.blend
-        start = None if batch_model is None else self._blender.start_for(batch_model.blend)
         blend = self._blender.blend(pb, p_online, learner.updates - 1, fitted, start)
         if fitted is not None and blend.status is SignalStatus.OK:  # both parts scored
             fitted.observe(pb, p_online, won, start)

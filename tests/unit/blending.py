@@ -7,8 +7,11 @@ from collections.abc import Iterator
 
 from app.composition import memory_ports, train_config
 from config import Settings
+from models.blend import BlendFit
+from models.codec import decode_key_model, encode_key_model
 from models.keyed import KeyModel
 from models.market import MarketSimulator
+from models.online import OnlineConfig
 from models.training import train_batch_model
 from streams.engine import Ports
 from streams.records import InputRecord
@@ -27,6 +30,23 @@ def one_part_informative(
         sharp = min(max(truth + rng.gauss(0.0, 0.05), 0.01), 0.99)
         noise = rng.random()
         yield (sharp, noise, won) if informative == "batch" else (noise, sharp, won)
+
+
+def straight_and_restored(
+    config: BlendFit, rows: list[tuple[float, float, bool]], cut: int
+) -> tuple[KeyModel, KeyModel]:
+    """A key that observed every row, and one checkpointed (encoded, decoded) after ``cut``
+    rows that then observed the rest."""
+    straight = KeyModel.fresh(OnlineConfig(), blend=config)
+    for row in rows:
+        straight.blend.observe(*row)
+    restored = KeyModel.fresh(OnlineConfig(), blend=config)
+    for row in rows[:cut]:
+        restored.blend.observe(*row)
+    restored = decode_key_model(encode_key_model(restored), OnlineConfig(), blend=config)
+    for row in rows[cut:]:
+        restored.blend.observe(*row)
+    return straight, restored
 
 
 def momentum_model_ports(settings: Settings) -> Ports:

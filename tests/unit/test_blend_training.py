@@ -192,7 +192,7 @@ def test_a_meta_learner_starts_from_the_version_stack_with_the_same_inputs():
     assert started.model.intercept == reference.model.intercept
     assert FITTED.stack.weights == {"logit_batch": 0.2, "logit_online": 1.1}  # not learned into
     other = StackConfig(inputs="both").fresh()
-    assert not other.start_from(FITTED)  # a stack for other inputs is not taken
+    assert not other.start_from(FITTED.stack)  # a stack for other inputs is not taken
     later = StackConfig(inputs="logits").fresh()
     later.observe(0.6, 0.4, True)
     before = later.model._weights.to_dict()

@@ -17,6 +17,7 @@ from tests.unit.blending import (
     momentum_model_ports,
     one_part_informative,
     restarted_after_checkpoint,
+    straight_and_restored,
 )
 from tests.unit.engines import claimed, in_memory_engine, input_records
 
@@ -48,15 +49,7 @@ def test_a_short_window_stays_near_the_configured_weight():
 def test_the_checkpointed_window_refits_exactly_like_one_never_stopped():
     config = WeightFitConfig(window=300, refit_every=50)
     rows = list(one_part_informative("online", 1000, seed=3))
-    straight = KeyModel.fresh(OnlineConfig(), blend=config)
-    for row in rows:
-        straight.blend.observe(*row)
-    restored = KeyModel.fresh(OnlineConfig(), blend=config)
-    for row in rows[:420]:
-        restored.blend.observe(*row)
-    restored = decode_key_model(encode_key_model(restored), OnlineConfig(), blend=config)
-    for row in rows[420:]:
-        restored.blend.observe(*row)
+    straight, restored = straight_and_restored(config, rows, 420)
     assert restored.blend.w_batch == straight.blend.w_batch
     assert list(restored.blend.rows) == list(straight.blend.rows)
     assert restored.blend.refits == straight.blend.refits == 20

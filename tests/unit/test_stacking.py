@@ -22,6 +22,7 @@ from tests.unit.blending import (
     momentum_model_ports,
     one_part_informative,
     restarted_after_checkpoint,
+    straight_and_restored,
 )
 from tests.unit.engines import claimed, in_memory_engine, input_records
 
@@ -66,15 +67,7 @@ def test_before_min_outcomes_the_fixed_blend_scores_then_the_meta_learner():
 def test_the_checkpointed_meta_learner_continues_exactly_like_one_never_stopped():
     config = StackConfig(inputs="both", min_outcomes=10)
     rows = list(one_part_informative("online", 1500, seed=3))
-    straight = KeyModel.fresh(OnlineConfig(), blend=config)
-    for row in rows:
-        straight.blend.observe(*row)
-    restored = KeyModel.fresh(OnlineConfig(), blend=config)
-    for row in rows[:777]:
-        restored.blend.observe(*row)
-    restored = decode_key_model(encode_key_model(restored), OnlineConfig(), blend=config)
-    for row in rows[777:]:
-        restored.blend.observe(*row)
+    straight, restored = straight_and_restored(config, rows, 777)
     assert restored.blend.model._weights.to_dict() == straight.blend.model._weights.to_dict()
     assert restored.blend.model.intercept == straight.blend.model.intercept
     assert restored.blend.updates == straight.blend.updates == 1500
