@@ -99,13 +99,17 @@ def _parser() -> argparse.ArgumentParser:
         "model-updates when KAFKA_BOOTSTRAP_SERVERS is set).",
     )
     actions = models.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser(
+    listing = actions.add_parser(
         "list",
         help="stored versions, active (*) and staged (s)",
         description="List stored versions with their holdout numbers.",
     )
+    listing.add_argument("--json", action="store_true", help="print JSON (docs/cli.md)")
     show = actions.add_parser("show", help="a version's metadata", description="Print metadata.")
     show.add_argument("version")
+    show.add_argument(
+        "--json", action="store_true", help="one object: version, role, metadata (docs/cli.md)"
+    )
     promote = actions.add_parser(
         "promote",
         help="activate a version (default: the staged one)",
@@ -295,6 +299,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from models.registry import RegistryError
     from models.store import ModelStoreError
     from models.training import TrainingDataError
+    from models.triggers import ScheduleError
     from streams.reader import TopicReadError
     from streams.topics import TopicLayoutError
 
@@ -312,6 +317,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         RegistryError,
         RegistryCommandError,
         DriftCommandError,
+        ScheduleError,
     )
 
 
@@ -387,9 +393,9 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
     from app import models_cli
 
     if args.action == "list":
-        return models_cli.list_versions(settings)
+        return models_cli.list_versions(settings, as_json=args.json)
     if args.action == "show":
-        return models_cli.show_version(settings, args.version)
+        return models_cli.show_version(settings, args.version, as_json=args.json)
     if args.action == "promote":
         return models_cli.promote(settings, args.version, args.reason)
     if args.action == "rollback":

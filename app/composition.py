@@ -44,6 +44,7 @@ from models.stacking import StackConfig
 from models.state_store import StateStore
 from models.store import ModelStore
 from models.training import TrainConfig
+from models.triggers import Schedule, TriggerConfig
 from streams.contracts import ContractSpec
 from streams.engine import Engine, ModelConfigs, Ports
 from streams.kafka_connection import KafkaConnection
@@ -91,6 +92,14 @@ def contract_spec(settings: Settings) -> ContractSpec:
 def train_config(settings: Settings) -> TrainConfig:
     """Training hyper-parameters and split from the ``retrain`` settings."""
     return _mapped(TrainConfig, settings.retrain)
+
+
+def trigger_config(settings: Settings) -> TriggerConfig:
+    """The retrainer's own triggers (schedule, volume); raises ScheduleError on a bad
+    ``retrain.schedule``."""
+    retrain = settings.retrain
+    schedule = None if retrain.schedule is None else Schedule.parse(retrain.schedule)
+    return TriggerConfig(schedule=schedule, every_outcomes=retrain.every_outcomes)
 
 
 def gate_config(settings: Settings) -> GateConfig:

@@ -50,32 +50,62 @@ def _announce(settings: Settings, message: dict[str, Any]) -> str:
     return ""
 
 
-def list_versions(settings: Settings) -> int:
+def version_row(version: str, metadata: dict[str, Any], state: RegistryState) -> dict[str, Any]:
+    """One version as ``models list --json`` prints it (shape in docs/cli.md)."""
+    holdout = metadata.get("holdout_metrics") or metadata.get("validation_metrics") or {}
+    gate = metadata.get("gate")
+    return {
+        "version": version,
+        "role": role_of(version, state),
+        "rows": (metadata.get("window") or {}).get("rows"),
+        "log_loss": holdout.get("log_loss"),
+        "roc_auc": holdout.get("roc_auc"),
+        "gate": None if gate is None else ("passed" if gate.get("promote") else "rejected"),
+        "requested_by": sorted({r.get("requested_by") for r in metadata.get("requests") or []}),
+        "reason": metadata.get("reason"),
+    }
+
+
+def role_of(version: str, state: RegistryState) -> str:
+    """``active``, ``staged`` or ``stored``."""
+    return (
+        "active" if version == state.active else "staged" if version == state.staged else "stored"
+    )
+
+
+def list_versions(settings: Settings, as_json: bool = False) -> int:
     """``models list``: every stored version with its numbers; active and staged marked."""
     with _registry(settings) as registry:
         state = registry.state()
-        print(f"{'':2}{'version':<34} {'rows':>8} {'holdout loss':>12} {'AUC':>6}  gate")
-        for version in registry.store.versions():
-            meta = registry.store.metadata(version)
-            mark = "*" if version == state.active else ("s" if version == state.staged else "")
-            holdout = meta.get("holdout_metrics") or meta.get("validation_metrics") or {}
-            gate = meta.get("gate")
-            verdict = "-" if gate is None else ("passed" if gate["promote"] else "rejected")
-            loss, auc = holdout.get("log_loss"), holdout.get("roc_auc")
-            print(
-                f"{mark:<2}{version:<34} {meta.get('window', {}).get('rows', 0):>8,} "
-                f"{'-' if loss is None else f'{loss:.4f}':>12} "
-                f"{'-' if auc is None else f'{auc:.3f}':>6}  {verdict}"
-            )
+        rows = [
+            version_row(version, registry.store.metadata(version), state)
+            for version in registry.store.versions()
+        ]
+    if as_json:
+        document = {"active": state.active, "staged": state.staged, "versions": rows}
+        print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print(f"{'':2}{'version':<34} {'rows':>8} {'holdout loss':>12} {'AUC':>6}  gate")
+    for row in rows:
+        mark = {"active": "*", "staged": "s"}.get(row["role"], "")
+        loss, auc = row["log_loss"], row["roc_auc"]
+        print(
+            f"{mark:<2}{row['version']:<34} {row['rows'] or 0:>8,} "
+            f"{'-' if loss is None else f'{loss:.4f}':>12} "
+            f"{'-' if auc is None else f'{auc:.3f}':>6}  {row['gate'] or '-'}"
+        )
     print("\n* active, s staged")
     return 0
 
 
-def show_version(settings: Settings, version: str) -> int:
-    """``models show V``: the version's full metadata."""
+def show_version(settings: Settings, version: str, as_json: bool = False) -> int:
+    """``models show V``: the version's full metadata (``--json``: with its role, as one
+    object ``{"version", "role", "metadata"}``)."""
     with _registry(settings) as registry:
         metadata = registry.store.metadata(version)
-    print(orjson.dumps(metadata, option=orjson.OPT_INDENT_2).decode())
+        role = role_of(version, registry.state())
+    document = {"version": version, "role": role, "metadata": metadata} if as_json else metadata
+    print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
     return 0
 
 

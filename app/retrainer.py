@@ -27,8 +27,10 @@ from app.composition import (
     model_key_column,
     retrainer_ports,
     train_config,
+    trigger_config,
 )
 from app.embedded import Endpoints
+from app.retrain_triggers import TriggerRunner
 from app.retrainer_metrics import RetrainerMetrics
 from config import Settings
 from models.batch import BatchModel, BatchModelError, load_batch_model
@@ -37,6 +39,7 @@ from models.gate import GateDecision
 from models.registry import Fence, FencedError
 from models.retrain import challenge
 from models.training import load_outcomes_file
+from models.triggers import Trigger
 from streams.contracts import RetrainRequest
 from streams.failpoints import failpoint
 from streams.model_updates import ModelUpdatePublisher, from_registry_event, model_update
@@ -78,6 +81,18 @@ class Retrainer:
         self.publisher = ModelUpdatePublisher(endpoints.kafka, settings.topics.model_updates)
         self.failures = 0
         self.metrics = metrics or RetrainerMetrics()
+        self.triggers = TriggerRunner(
+            trigger_config(settings),
+            endpoints.kafka,
+            settings.topics.outcomes,
+            self.state,
+            settings.retrain.trigger_check_s,
+            on_fired=self._fired,
+        )
+
+    def _fired(self, trigger: Trigger) -> None:
+        self.metrics.triggers.labels(trigger.requested_by).inc()
+        self.say(f"{trigger.requested_by} trigger: {trigger.reason}")
 
     def say(self, text: str) -> None:
         """A progress line for the operator."""
@@ -95,6 +110,7 @@ class Retrainer:
         retrainer took the lead meanwhile (:class:`~models.registry.FencedError`).
         """
         started = time.monotonic()
+        self.triggers.note_retrain()
         window_outcomes, window_days = self._window_of(requests)
         frame = self._read(window_outcomes, window_days)
         self.say(f"{len(frame):,} outcomes in the window; training")
@@ -251,6 +267,7 @@ class Retrainer:
         self.say(f"ready; reading {self.settings.topics.retrain_requests} (token {fence.token})")
         try:
             while not stop.is_set() and not lost.is_set():
+                self.triggers.check(queue.enqueue)
                 self.handle(queue.poll(), queue, fence)
                 backoff = min(60.0, 2.0 ** min(self.failures, 6)) if self.failures else 0.0
                 stop.wait(self.settings.retrain.poll_interval_s + backoff)
@@ -259,6 +276,7 @@ class Retrainer:
         finally:
             self.metrics.leader.set(0)
             queue.close()
+            self.triggers.close()
             with contextlib.suppress(Exception):
                 lock.release()
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from streams.telemetry import add_process_collectors
+
 #: How a retrain ended.
 OUTCOMES = ("activated", "staged", "rejected", "failed")
 
@@ -42,11 +44,20 @@ class RetrainerMetrics:
             "1 while this retrainer is the active one, 0 while it waits as a standby",
             registry=self.registry,
         )
+        self.triggers = Counter(
+            "streamlearn_retrain_triggers_total",
+            "Retrain requests this retrainer enqueued by itself: schedule, volume",
+            ["trigger"],
+            registry=self.registry,
+        )
+        for trigger in ("schedule", "volume"):
+            self.triggers.labels(trigger)
         self.last_finished = Gauge(
             "streamlearn_retrain_last_finished_timestamp_seconds",
             "Unix time the last retrain that did not fail finished",
             registry=self.registry,
         )
+        add_process_collectors(self.registry)
 
     def serve(self, host: str, port: int) -> None:
         """Serve ``/metrics`` from a daemon thread (prometheus-client's own server)."""

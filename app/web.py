@@ -8,7 +8,8 @@
   A worker that is alive but not ready still scores with the models it holds.
 * ``/status``: what the worker holds (partitions, batch version, a page of its keys:
   ``?offset=&limit=``); behind a bearer token when ``web.status_token`` is set.
-* ``/metrics``: Prometheus text format.
+* ``/metrics``: Prometheus text format: counters, histograms, process metrics and gauges read
+  from the state at scrape time (see ``streams.telemetry`` and ``streams.state_metrics``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams.engine import Engine
 from streams.health import stalled_partitions
 from streams.kafka_connection import KafkaConnection
+from streams.state_metrics import StateCollector
 
 PROBE_TIMEOUT_S = 2.0
 #: Most keys one ``/status`` page may hold.
@@ -111,13 +113,18 @@ def register_views(
     engine_status: Callable[[], dict[str, Any]],
     status_token: str | None = None,
     status_page_size: int = 100,
+    metrics_top_keys: int = 10,
 ) -> None:
     """Add ``/health``, ``/ready``, ``/status`` and ``/metrics`` to the Faust app's web server.
 
     ``/status`` answers one page of keys (``?offset=&limit=``) and, with a ``status_token``,
-    only to requests that carry it as a bearer token.
+    only to requests that carry it as a bearer token. ``/metrics`` adds gauges read from the
+    engine's state at scrape time (:mod:`streams.state_metrics`), per-key ones for the
+    ``metrics_top_keys`` keys with the most outcomes.
     """
     probe = BrokerProbe(kafka)
+    engine.metrics.registry.register(StateCollector(engine, engine_status, metrics_top_keys))
+    errors = engine.metrics.dependency_errors
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
@@ -135,8 +142,10 @@ def register_views(
         redis_down, broker_down = await asyncio.gather(redis_problem(engine), probe.check())
         if redis_down:
             problems["redis"] = redis_down
+            errors.labels("redis", "ping").inc()
         if broker_down:
             problems["broker"] = broker_down
+            errors.labels("kafka", "metadata").inc()
         if status.get("unclaimed_partitions"):
             problems["partitions"] = f"not claimed yet: {status['unclaimed_partitions']}"
         if status.get("learning_paused"):

@@ -96,6 +96,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> tuple[faust.App, Eng
         engine_status,
         status_token=None if token is None else token.get_secret_value(),
         status_page_size=settings.web.status_page_size,
+        metrics_top_keys=settings.web.metrics_top_keys,
     )
     return app, engine
 
@@ -198,9 +199,24 @@ def _wire_agents(
                 found[partition] = None
         return found
 
+    def request_highwaters() -> dict[int, int | None]:
+        found: dict[int, int | None] = {}
+        try:
+            assignment = app.consumer.assignment()
+        except Exception:  # consumer not started yet
+            return found
+        for tp in assignment:
+            if tp.topic == names.requests:
+                try:
+                    found[tp.partition] = app.consumer.highwater(tp)
+                except Exception:  # not fetched yet
+                    found[tp.partition] = None
+        return found
+
     def status() -> dict[str, Any]:
         return {
             "highwaters": highwaters(),
+            "request_highwaters": request_highwaters(),
             "unclaimed_partitions": sorted(
                 p for p in range(partitions) if is_assigned(p) and p not in engine.state.partitions
             ),

@@ -529,10 +529,28 @@ class RetrainSettings(_Group):
         le=65535,
         description="port of the retrainer's Prometheus /metrics (on web.host); 0 = off",
     )
-
-    _none = field_validator("window_outcomes", "window_days", "source_file", mode="before")(
-        _none_words
+    schedule: str | None = Field(
+        default=None,
+        description=(
+            "retrain on a schedule: a cron expression in UTC (0 2 * * *, @daily, @weekly, "
+            "@monthly) or an interval (30s, 15m, 6h, 1d); requested_by 'schedule'; unset = off"
+        ),
     )
+    every_outcomes: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "retrain once this many new outcomes arrived since the last retrain; "
+            "requested_by 'volume'; unset = off"
+        ),
+    )
+    trigger_check_s: float = Field(
+        default=5.0, gt=0, description="how often the schedule and the outcome count are checked"
+    )
+
+    _none = field_validator(
+        "window_outcomes", "window_days", "source_file", "schedule", "every_outcomes", mode="before"
+    )(_none_words)
 
 
 def _split_words(value: Any) -> Any:
@@ -644,6 +662,12 @@ class WebSettings(_Group):
     )
     status_page_size: int = Field(
         default=100, ge=1, le=10_000, description="keys per /status page unless ?limit= says"
+    )
+    metrics_top_keys: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="keys with per-key series on /metrics (those with the most outcomes)",
     )
 
     _none = field_validator("status_token", mode="before")(_none_words)

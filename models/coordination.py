@@ -7,6 +7,7 @@ Adapters: :mod:`models.adapters.redis_coordination` and the in-memory twins in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 
@@ -61,6 +62,15 @@ class RetrainerState(Protocol):
 
     def mark_finished(self, at: float) -> None:
         """Record that a retrain finished at ``at`` (epoch seconds; drives the cooldown)."""
+        ...
+
+    def trigger_marks(self) -> dict[str, float]:
+        """Where the retrain triggers stand (``models.triggers``: next due time, outcomes
+        counted); empty before they first looked."""
+        ...
+
+    def set_trigger_marks(self, marks: Mapping[str, float]) -> None:
+        """Store the given marks (others are kept)."""
         ...
 
     def leader_lease(self, lease_s: float) -> LeaderLease:

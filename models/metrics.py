@@ -71,8 +71,8 @@ class SourceMetrics:
     correct: int = 0
     roc_auc: BinnedROCAUC = field(default_factory=BinnedROCAUC)
 
-    def update(self, won: bool, p_win: float) -> None:
-        """Score one prediction ``p_win`` against the outcome ``won``."""
+    def update(self, won: bool, p_win: float) -> float:
+        """Score one prediction ``p_win`` against the outcome ``won``; returns its log loss."""
         p = _P_MIN if p_win < _P_MIN else _P_MAX if p_win > _P_MAX else p_win
         loss = -math.log(p) if won else -math.log(1 - p)
         self.n += 1
@@ -85,6 +85,7 @@ class SourceMetrics:
             roc.wins[index] += 1
         else:
             roc.losses[index] += 1
+        return loss
 
     def summary(self) -> dict[str, float | int | None]:
         """Plain numbers for status views (None until something was scored)."""
@@ -96,6 +97,29 @@ class SourceMetrics:
             "log_loss": self.log_loss_mean,
             "roc_auc": self.roc_auc.get(),
         }
+
+
+@dataclass
+class Tally:
+    """Sums of scored predictions (count, correct ones, log loss) to be drained into
+    counters: the worker-wide prequential numbers, over every key it learns."""
+
+    n: int = 0
+    correct: int = 0
+    log_loss: float = 0.0
+
+    def add(self, won: bool, p_win: float, loss: float) -> None:
+        """Count one prediction and its log loss (as :meth:`SourceMetrics.update` returned)."""
+        self.n += 1
+        self.log_loss += loss
+        if (p_win > 0.5) == won:
+            self.correct += 1
+
+    def drain(self) -> tuple[int, int, float]:
+        """The sums so far, starting over at zero."""
+        sums = (self.n, self.correct, self.log_loss)
+        self.n, self.correct, self.log_loss = 0, 0, 0.0
+        return sums
 
 
 @dataclass

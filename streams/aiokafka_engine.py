@@ -356,6 +356,7 @@ class AiokafkaEngine:
             try:
                 await consumer.commit(offsets)
             except Exception as exc:  # the next commit carries them; Redis is the truth
+                self.engine.metrics.dependency_errors.labels("kafka", "commit").inc()
                 log.info("offset commit failed", extra={"error": repr(exc)})
 
     def _pause_learning(self, pause: bool) -> None:
@@ -453,14 +454,18 @@ class AiokafkaEngine:
     def status(self) -> dict[str, object]:
         """Engine-level facts for ``/ready`` and ``/status``."""
         checkpointer, consumer = self.checkpointer, self._consumer
-        highwaters = {}
+        highwaters, request_highwaters = {}, {}
         if consumer is not None:
             for partition in self.engine.state.partitions:
                 highwaters[partition] = consumer.highwater(
                     TopicPartition(self._outcomes, partition)
                 )
+            for tp in consumer.assignment():
+                if tp.topic == self._requests:
+                    request_highwaters[tp.partition] = consumer.highwater(tp)
         return {
             "highwaters": highwaters,
+            "request_highwaters": request_highwaters,
             "unclaimed_partitions": sorted(self._unclaimed),
             "learning_paused": self._learning_paused,
             "store_error": None if checkpointer is None else checkpointer.last_error,

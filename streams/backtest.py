@@ -112,9 +112,8 @@ async def replay(
 
 
 def _reason_kind(dead_letter: bytes) -> str:
-    """The first word of a dead letter's reason (``duplicate``, ``invalid`` ...)."""
+    """A dead letter's ``kind`` (``duplicate``, ``invalid`` ...: ``contracts.LETTER_KINDS``)."""
     try:
-        reason = str(orjson.loads(dead_letter).get("reason", ""))
+        return str(orjson.loads(dead_letter).get("kind") or "unknown")
     except (orjson.JSONDecodeError, AttributeError):
         return "unknown"
-    return reason.split(":", 1)[0].split(" ", 1)[0] or "unknown"

@@ -54,6 +54,7 @@ class BatchModelFollower:
         retry_after_s: float = 30.0,
         cache_size: int = 4,
         on_swap: Callable[[], object] | None = None,
+        on_pointer_error: Callable[[], object] | None = None,
         pointer_timeout_s: float = 0.25,
         pointer_retry_s: float = 1.0,
         load_wait_s: float = 2.0,
@@ -72,6 +73,7 @@ class BatchModelFollower:
         self._load_wait = load_wait_s
         self.last_error: str | None = None
         self._on_swap = on_swap
+        self._on_pointer_error = on_pointer_error
         self._pointer_timeout = pointer_timeout_s
         self._pointer_retry = pointer_retry_s
         self._pointer_down_until = 0.0
@@ -96,6 +98,8 @@ class BatchModelFollower:
         try:
             wanted = await asyncio.wait_for(self._pointer.active(), self._pointer_timeout)
         except (TimeoutError, OSError) as exc:
+            if self._on_pointer_error is not None:
+                self._on_pointer_error()
             self._pointer_down_until = now + self._pointer_retry
             self._pointer_error = (
                 f"active-version pointer unreadable ({type(exc).__name__}); scored with the "

@@ -199,6 +199,7 @@ class Checkpointer:
             await self.sender.flush(mark)
         except Exception as exc:
             self.state.abandon(snapshot)
+            self._metrics.dependency_errors.labels("kafka", "send").inc()
             raise OutputsLostError(f"sends not confirmed by the broker: {exc!r}") from exc
         try:
             fenced = await asyncio.wait_for(self.state.write(snapshot), self._timeout_s)
@@ -213,6 +214,7 @@ class Checkpointer:
             try:
                 await self.outbox.flush(self.state, self.state.due_outbox(snapshot))
             except Exception as exc:  # entries stay checkpointed; the next checkpoint retries
+                self._metrics.dependency_errors.labels("kafka", "outbox").inc()
                 log.warning("outbox not published; will retry", extra={"error": repr(exc)})
         metrics = self._metrics
         metrics.checkpoints.inc()
@@ -231,6 +233,7 @@ class Checkpointer:
         delay = self.backoff.failed()
         self.last_error = f"{what}: {type(exc).__name__}: {exc}"
         self._metrics.store_failures.inc()
+        self._metrics.dependency_errors.labels("redis", what.split(" ", 1)[0]).inc()
         self._metrics.store_available.set(0)
         log.warning(
             "state store unreachable; learning paused, scoring goes on",

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import orjson
@@ -27,12 +27,29 @@ from streams.fast_decoding import Fast, TypedDecoders, fast_outcome, fast_reques
 GLOBAL_KEY = "global"
 
 
-class ContractError(ValueError):
-    """A message breaks its topic's contract; ``reason`` is a one-line explanation."""
+#: What kind of rule a dead letter broke (its ``kind`` field and the metrics' ``reason``
+#: label: a short, fixed vocabulary, unlike the reason's text).
+LETTER_KINDS: Final = (
+    "empty",  # no value
+    "too_large",  # the value or key is over its limit
+    "not_json",  # not a JSON object
+    "key_mismatch",  # the record key is not the message's model key
+    "invalid",  # a field breaks the contract
+    "duplicate",  # the outcome_id was learned already
+    "non_finite",  # learning it would make the model non-finite
+    "key_limit",  # a new key in a partition that holds limits.max_keys_per_partition
+    "internal_error",  # a bug, caught so that it costs one record
+)
 
-    def __init__(self, reason: str) -> None:
+
+class ContractError(ValueError):
+    """A message breaks its topic's contract; ``reason`` is a one-line explanation and
+    ``kind`` which rule (one of :data:`LETTER_KINDS`)."""
+
+    def __init__(self, reason: str, kind: str = "invalid") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
 
 
 class TradeOutcome(msgspec.Struct, frozen=True):
@@ -272,8 +289,10 @@ def encode_dead_letter(
     offset: int,
     failed_at_ms: int,
     max_bytes: int = 1_000_000,
+    kind: str = "invalid",
 ) -> bytes:
-    """A dead-letter record: the original bytes (base64, exact), the reason and the source.
+    """A dead-letter record: the original bytes (base64, exact), the reason (and its ``kind``,
+    one of :data:`LETTER_KINDS`) and the source.
 
     The letter never exceeds ``max_bytes`` (the broker's record limit; a letter that cannot be
     produced would stop the stream it is meant to keep flowing): the original key and value are
@@ -295,6 +314,7 @@ def encode_dead_letter(
     return orjson.dumps(
         {
             "reason": reason[:REASON_CHARS],
+            "kind": kind,
             "source_topic": topic,
             "source_partition": partition,
             "source_offset": offset,
@@ -327,22 +347,27 @@ def _load_object(
     value: bytes | None, record_key: bytes | None, spec: ContractSpec
 ) -> dict[str, Any]:
     if value is None:
-        raise ContractError("empty record (no value)")
+        raise ContractError("empty record (no value)", "empty")
     if len(value) > spec.max_value_bytes:
         raise ContractError(
             f"record value is {len(value)} bytes, over limits.max_value_bytes "
-            f"{spec.max_value_bytes}"
+            f"{spec.max_value_bytes}",
+            "too_large",
         )
     if record_key is not None and len(record_key) > spec.max_key_bytes:
         raise ContractError(
-            f"record key is {len(record_key)} bytes, over limits.max_key_bytes {spec.max_key_bytes}"
+            f"record key is {len(record_key)} bytes, over limits.max_key_bytes "
+            f"{spec.max_key_bytes}",
+            "too_large",
         )
     try:
         message = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        raise ContractError(f"not valid JSON: {_cut(str(exc))}") from None
+        raise ContractError(f"not valid JSON: {_cut(str(exc))}", "not_json") from None
     if not isinstance(message, dict):
-        raise ContractError(f"message must be a JSON object, got {type(message).__name__}")
+        raise ContractError(
+            f"message must be a JSON object, got {type(message).__name__}", "not_json"
+        )
     return message
 
 
@@ -378,7 +403,8 @@ def _checked_model_key(
         shown = None if record_key is None else _cut(record_key.decode(errors="replace"))
         raise ContractError(
             f"record key {shown!r} must equal the model key {_cut(model_key)!r} "
-            "(one model's messages must share a partition)"
+            "(one model's messages must share a partition)",
+            "key_mismatch",
         )
     return model_key
 

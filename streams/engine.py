@@ -68,11 +68,18 @@ class Ports:
 
 
 def dead_letterer(
-    settings: Settings, source: str, target: str, clock: Callable[[], int]
+    settings: Settings, source: str, target: str, clock: Callable[[], int], metrics: EngineMetrics
 ) -> DeadLetterer:
-    """Dead letters of one input topic, within the configured key and message limits."""
+    """Dead letters of one input topic, within the configured key and message limits, counted
+    by the kind of rule they broke."""
     limits = settings.limits
-    return DeadLetterer(source, target, clock, limits.max_key_bytes, limits.max_message_bytes)
+
+    def count(kind: str) -> None:
+        metrics.dead_letters.labels(source, kind).inc()
+
+    return DeadLetterer(
+        source, target, clock, limits.max_key_bytes, limits.max_message_bytes, on_letter=count
+    )
 
 
 @dataclass
@@ -125,6 +132,7 @@ class Engine:
             settings.model.features,
             threads=settings.batch.predict_threads,
             on_swap=metrics.batch_model_swaps.inc,
+            on_pointer_error=metrics.dependency_errors.labels("redis", "pointer").inc,
             load_wait_s=settings.batch.load_wait_s,
         )
         learner = OutcomeLearner(
@@ -132,7 +140,7 @@ class Engine:
             configs.spec,
             blender,
             follower,
-            dead_letterer(settings, topics.outcomes, topics.outcomes_dead_letter, clock),
+            dead_letterer(settings, topics.outcomes, topics.outcomes_dead_letter, clock, metrics),
             metrics,
             max_keys_per_partition=settings.limits.max_keys_per_partition,
         )
@@ -142,7 +150,7 @@ class Engine:
             blender,
             follower,
             topics.signals,
-            dead_letterer(settings, topics.requests, topics.requests_dead_letter, clock),
+            dead_letterer(settings, topics.requests, topics.requests_dead_letter, clock, metrics),
             metrics,
             clock,
         )

@@ -13,11 +13,12 @@ from models.dedupe import id_hash
 from models.drift.alerts import AlertEvent
 from models.drift.monitor import RetrainNeed
 from models.keyed import KeyModel
+from models.metrics import SOURCES, Tally
 from models.version_blend import VersionBlend
 from streams.alerts import ALERTS, RETRAIN, alert_message, drift_retrain_message, outbox_entry
 from streams.batch_follower import BatchModelFollower
 from streams.contracts import ContractError, ContractSpec, TradeOutcome, decode_outcome
-from streams.dead_letters import DeadLetterer
+from streams.dead_letters import DeadLetterer, Refusal
 from streams.online_state import OnlineState, PartitionModels
 from streams.records import InputRecord, OutgoingRecord
 from streams.telemetry import EngineMetrics
@@ -78,6 +79,8 @@ class OutcomeLearner:
         self._dead_letter = dead_letter
         self._metrics = metrics
         self.on_scored: ScoredHook | None = None
+        #: This micro-batch's prequential numbers over every key, per source (for the metrics).
+        self._scored = {source: Tally() for source in SOURCES}
 
     async def process(self, records: Sequence[InputRecord]) -> LearnResult:
         """Learn a micro-batch (records of several partitions, each partition in offset order).
@@ -86,7 +89,7 @@ class OutcomeLearner:
         ``skipped_not_owned``.
         """
         result = LearnResult()
-        todo: list[tuple[InputRecord, PartitionModels, TradeOutcome | str]] = []
+        todo: list[tuple[InputRecord, PartitionModels, TradeOutcome | Refusal]] = []
         loaded_by_partition: dict[int, PartitionModels] = {}
         newest: dict[int, int] = {}
         for record in records:
@@ -108,7 +111,7 @@ class OutcomeLearner:
             try:
                 todo.append((record, loaded, decode_outcome(record.value, record.key, self._spec)))
             except ContractError as exc:
-                todo.append((record, loaded, exc.reason))
+                todo.append((record, loaded, Refusal.of(exc)))
         if todo:
             # The version active now, as the scorer reads it for every micro-batch: an outcome
             # is scored prequentially by the model that would have scored its signal (waiting
@@ -117,43 +120,45 @@ class OutcomeLearner:
             batch_model, _ = await self._batch.model_for_batch()
             self._apply(todo, batch_model, result)
         self._metrics.outcomes_replayed.inc(result.replayed)
-        if result.outgoing:
-            self._metrics.dead_letters.labels(self._dead_letter.source_topic).inc(
-                len(result.outgoing)
-            )
         return result
 
     def _apply(
         self,
-        todo: list[tuple[InputRecord, PartitionModels, TradeOutcome | str]],
+        todo: list[tuple[InputRecord, PartitionModels, TradeOutcome | Refusal]],
         batch_model: BatchModel | None,
         result: LearnResult,
     ) -> None:
         """Learn or dead-letter each record in order; its offset is applied after its effect."""
-        valid = [item for _, _, item in todo if not isinstance(item, str)]
+        valid = [item for _, _, item in todo if not isinstance(item, Refusal)]
         p_batch = iter(batch_probabilities(batch_model, [o.features for o in valid]))
         start = None if batch_model is None else self._blender.start_for(batch_model.blend)
         learned = 0
         now = time.monotonic()
         for record, loaded, item in todo:
-            if isinstance(item, str):
-                reason: str | None = item
+            if isinstance(item, Refusal):
+                refusal: Refusal | None = item
             else:
                 pb = next(p_batch)
                 try:
-                    reason = self._learn_one(record.partition, loaded, item, pb, batch_model, start)
+                    refusal = self._learn_one(
+                        record.partition, loaded, item, pb, batch_model, start
+                    )
                 except Exception as exc:  # a bug must cost one record, not the partition
                     log.exception("outcome could not be learned", extra={"offset": record.offset})
-                    reason = f"internal error while learning: {type(exc).__name__}: {exc}"
+                    refusal = Refusal(
+                        "internal_error",
+                        f"internal error while learning: {type(exc).__name__}: {exc}",
+                    )
                     self._metrics.outcomes_refused.labels("error").inc()
-            if reason is None:
+            if refusal is None:
                 learned += 1
             else:
-                result.outgoing.append(self._dead_letter(record, reason))
+                result.outgoing.append(self._dead_letter(record, refusal))
             loaded.applied_offset = record.offset
             loaded.advanced_at = now
             result.applied.append(record)
         self._metrics.outcomes_learned.inc(learned)
+        self._metrics.count_scored(self._scored)
 
     def _learn_one(
         self,
@@ -163,8 +168,8 @@ class OutcomeLearner:
         pb: float | None,
         batch_model: BatchModel | None,
         start: VersionBlend | None,
-    ) -> str | None:
-        """Score, learn and monitor one outcome; the reason when it is refused, else None.
+    ) -> Refusal | None:
+        """Score, learn and monitor one outcome; why it is refused, else None.
 
         ``start``: what blends start from while ``batch_model`` is active
         (:meth:`~models.blend.Blender.start_for`, once per micro-batch)."""
@@ -175,9 +180,10 @@ class OutcomeLearner:
             and outcome.model_key not in loaded.models
         ):
             self._metrics.outcomes_refused.labels("key_limit").inc()
-            return (
+            return Refusal(
+                "key_limit",
                 f"key_limit: partition {partition} holds {held} model keys, the limit "
-                f"(limits.max_keys_per_partition); no model is made for {outcome.model_key!r}"
+                f"(limits.max_keys_per_partition); no model is made for {outcome.model_key!r}",
             )
         key_model = self.state.model_or_new(loaded, outcome.model_key)
         seen = key_model.seen
@@ -186,16 +192,19 @@ class OutcomeLearner:
             hashed = id_hash(outcome.outcome_id)
             if hashed in seen:
                 self._metrics.outcomes_refused.labels("duplicate").inc()
-                return f"duplicate: outcome_id {outcome.outcome_id!r} was already learned"
+                return Refusal(
+                    "duplicate", f"duplicate: outcome_id {outcome.outcome_id!r} was already learned"
+                )
         learner = key_model.learner
         won = outcome.label == 1
         p_online = learner.predict_proba(outcome.features)
         weight = self.state.config.sample_weight(outcome.realized_rr)
         if not learner.learn_checked(outcome.features, won, weight):
             self._metrics.outcomes_refused.labels("non_finite").inc()
-            return (
+            return Refusal(
+                "non_finite",
                 "non_finite: learning this outcome would make the online model of "
-                f"{outcome.model_key!r} non-finite; the key kept its previous state"
+                f"{outcome.model_key!r} non-finite; the key kept its previous state",
             )
         if seen is not None:
             seen.add(hashed)
@@ -206,11 +215,12 @@ class OutcomeLearner:
         if self.on_scored is not None:
             self.on_scored(outcome, p_online, pb, blend)
         sources = key_model.metrics.sources  # PrequentialMetrics.update, without the dispatch
-        sources["online"].update(won, p_online)
+        scored = self._scored
+        scored["online"].add(won, p_online, sources["online"].update(won, p_online))
         if pb is not None:
-            sources["batch"].update(won, pb)
+            scored["batch"].add(won, pb, sources["batch"].update(won, pb))
         if blend.score is not None:
-            sources["blend"].update(won, blend.score)
+            scored["blend"].add(won, blend.score, sources["blend"].update(won, blend.score))
         if key_model.drift is not None:
             reference = None if batch_model is None else batch_model.reference
             events, needs = key_model.drift.update(

@@ -54,7 +54,7 @@ class RequestBatch:
     """Requests read since the last commit, the malformed ones, and where to commit to."""
 
     requests: list[RetrainRequest] = field(default_factory=list)
-    dead_letters: list[tuple[bytes, str, int]] = field(default_factory=list)
+    dead_letters: list[tuple[bytes | None, ContractError, int]] = field(default_factory=list)
     next_offset: int = 0
 
 
@@ -91,14 +91,26 @@ class RetrainRequestQueue:
             try:
                 batch.requests.append(decode_retrain_request(record.value))
             except ContractError as exc:
-                batch.dead_letters.append((record.value, exc.reason, record.offset))
+                batch.dead_letters.append((record.value, exc, record.offset))
             batch.next_offset = max(batch.next_offset, record.offset + 1)
-        for value, reason, offset in batch.dead_letters:
+        for value, error, offset in batch.dead_letters:
             letter = encode_dead_letter(
-                value, None, reason, self._topic, 0, offset, time.time_ns() // 1_000_000
+                value,
+                None,
+                error.reason,
+                self._topic,
+                0,
+                offset,
+                time.time_ns() // 1_000_000,
+                kind=error.kind,
             )
             self._producer.send(self._dead_letter_topic, value=letter).get(timeout=30)
         return batch
+
+    def enqueue(self, message: dict[str, Any]) -> None:
+        """Publish a retrain request (a trigger's) on this queue's topic; returns once the
+        broker stored it."""
+        self._producer.send(self._topic, value=orjson.dumps(message)).get(timeout=30)
 
     def commit(self, next_offset: int) -> None:
         """Remember that everything before ``next_offset`` was acted on."""

@@ -16,7 +16,7 @@ from streams.contracts import (
     decode_request,
     encode_signal,
 )
-from streams.dead_letters import DeadLetterer
+from streams.dead_letters import DeadLetterer, Refusal
 from streams.learning import now_ms
 from streams.online_state import OnlineState
 from streams.records import InputRecord, OutgoingRecord
@@ -64,23 +64,30 @@ class RequestScorer:
         self._dead_letter = dead_letter
         self._metrics = metrics
         self._clock = clock
+        #: Next request offset per partition (after the newest one scored): consumer lag.
+        self.positions: dict[int, int] = {}
 
     async def score(self, records: Sequence[InputRecord]) -> ScoreResult:
         """Score a micro-batch; malformed requests become dead letters."""
         result = ScoreResult()
         valid: list[SignalRequest] = []
+        positions = self.positions
         for record in records:
+            positions[record.partition] = record.offset + 1
             try:
                 valid.append(decode_request(record.value, record.key, self._spec))
             except ContractError as exc:
-                result.outgoing.append(self._dead_letter(record, exc.reason))
+                result.outgoing.append(self._dead_letter(record, Refusal.of(exc)))
         batch_model, degraded = await self._batch.model_for_batch()
         p_batch = batch_probabilities(batch_model, [request.features for request in valid])
         version = None if batch_model is None else batch_model.version
         start = self._blender.start_for(None if batch_model is None else batch_model.blend)
         scored_at = self._clock()
         statuses: Counter[SignalStatus] = Counter()
+        # prometheus-client's observe: 0.5 us a signal, measured; no bulk call to prefer.
+        observe = self._metrics.signal_latency.observe
         for request, pb in zip(valid, p_batch, strict=True):
+            observe(max(0, scored_at - request.ts) / 1000.0)
             key_model = self._state.model(request.model_key)
             if key_model is None:
                 p_online, updates, fitted = None, 0, None
@@ -105,8 +112,4 @@ class RequestScorer:
         result.signals = len(valid)
         if degraded is not None and valid:
             self._metrics.signals_degraded.inc(len(valid))
-        if len(valid) != len(records):
-            self._metrics.dead_letters.labels(self._dead_letter.source_topic).inc(
-                len(records) - len(valid)
-            )
         return result

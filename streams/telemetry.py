@@ -1,8 +1,31 @@
-"""Prometheus metrics of one engine (its own registry, so several engines never collide)."""
+"""Prometheus metrics of one engine (its own registry, so several engines never collide).
+
+Counted where things happen (this module); read from the engine's state when scraped
+(:mod:`streams.state_metrics`). The names follow Prometheus' conventions: ``_total`` counters,
+base units (``_seconds``), ``_ratio`` for shares.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from models.metrics import SOURCES, Tally
+
+#: Request -> signal latency buckets, seconds (scoring takes ~1 ms; a backlog takes seconds).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+def add_process_collectors(registry: CollectorRegistry) -> None:
+    """CPU, memory, open files (``process_*``), the Python version and GC counts
+    (prometheus-client's own collectors) on a registry of one's own."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
 
 
 class EngineMetrics:
@@ -31,8 +54,42 @@ class EngineMetrics:
         )
         self.dead_letters = Counter(
             "streamlearn_dead_letters_total",
-            "Records sent to a dead-letter topic",
-            ["source_topic"],
+            "Records sent to a dead-letter topic, by source topic and the kind of rule broken",
+            ["source_topic", "reason"],
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "streamlearn_prequential_predictions_total",
+            "Outcomes scored before learning them, per prediction source (online, batch, blend)",
+            ["source"],
+            registry=self.registry,
+        )
+        self.correct = Counter(
+            "streamlearn_prequential_correct_total",
+            "Of those, predictions on the right side of 0.5",
+            ["source"],
+            registry=self.registry,
+        )
+        self.log_loss = Counter(
+            "streamlearn_prequential_log_loss_total",
+            "Sum of their log losses (rate() of it over rate() of predictions: the mean)",
+            ["source"],
+            registry=self.registry,
+        )
+        for source in SOURCES:  # every series exists from the start (ratios need both)
+            self.predictions.labels(source)
+            self.correct.labels(source)
+            self.log_loss.labels(source)
+        self.signal_latency = Histogram(
+            "streamlearn_signal_latency_seconds",
+            "From a signal request's ts (the client's clock) to its signal being scored",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.dependency_errors = Counter(
+            "streamlearn_dependency_errors_total",
+            "Failed calls to Redis or the broker, by dependency and operation",
+            ["dependency", "operation"],
             registry=self.registry,
         )
         self.signals = Counter(
@@ -88,3 +145,18 @@ class EngineMetrics:
             "Model keys held by this worker",
             registry=self.registry,
         )
+        add_process_collectors(self.registry)
+        #: Predictions, correct ones and the log-loss sum per source since the worker started.
+        self.scored_totals = {source: Tally() for source in SOURCES}
+
+    def count_scored(self, scored: Mapping[str, Tally]) -> None:
+        """Add (and reset) one micro-batch's prequential sums per source."""
+        for source, tally in scored.items():
+            n, correct, loss = tally.drain()
+            if n:
+                total = self.scored_totals[source]
+                total.n, total.correct = total.n + n, total.correct + correct
+                total.log_loss += loss
+                self.predictions.labels(source).inc(n)
+                self.correct.labels(source).inc(correct)
+                self.log_loss.labels(source).inc(loss)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from models.coordination import LeaseLostError
 
@@ -74,6 +74,7 @@ class MemoryRetrainerState:
     def __init__(self) -> None:
         self.offset = 0
         self.finished: float | None = None
+        self.marks: dict[str, float] = {}
         self.leader: MemoryLease | None = None
         self.expires = 0.0  # monotonic time the leader's lease runs out
         self.guard = threading.Lock()
@@ -93,6 +94,14 @@ class MemoryRetrainerState:
     def mark_finished(self, at: float) -> None:
         """Remember the finish time."""
         self.finished = at
+
+    def trigger_marks(self) -> dict[str, float]:
+        """The trigger marks."""
+        return dict(self.marks)
+
+    def set_trigger_marks(self, marks: Mapping[str, float]) -> None:
+        """Remember the given marks."""
+        self.marks.update(marks)
 
     def leader_lease(self, lease_s: float) -> MemoryLease:
         """A new handle on the one lease."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import redis
 from redis.exceptions import LockError
 
@@ -50,6 +52,16 @@ class RedisRetrainerState:
     def mark_finished(self, at: float) -> None:
         """SET the last finish time."""
         self._client.set(self._keys.retrainer_last_finished, at)
+
+    def trigger_marks(self) -> dict[str, float]:
+        """HGETALL the trigger marks."""
+        raw = self._client.hgetall(self._keys.retrainer_triggers)
+        return {name.decode(): float(value) for name, value in raw.items()}
+
+    def set_trigger_marks(self, marks: Mapping[str, float]) -> None:
+        """HSET the given trigger marks."""
+        if marks:
+            self._client.hset(self._keys.retrainer_triggers, mapping=dict(marks))
 
     def leader_lease(self, lease_s: float) -> RedisLease:
         """A handle on the leader's lock (a lease of ``lease_s`` seconds)."""

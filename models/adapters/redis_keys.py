@@ -58,6 +58,11 @@ class RedisKeys:
         return f"{self.namespace}:retrainer:last-finished"
 
     @property
+    def retrainer_triggers(self) -> str:
+        """Hash: where the retrain triggers stand (next scheduled time, outcomes counted)."""
+        return f"{self.namespace}:retrainer:triggers"
+
+    @property
     def retrainer_leader(self) -> str:
         """Lock held by the one retrainer that acts on requests."""
         return f"{self.namespace}:retrainer:leader"

@@ -122,6 +122,40 @@ class DriftMonitor:
         )
         return named
 
+    def statistics(self) -> dict[str, float]:
+        """One number per drift kind, larger = further from normal (for gauges and charts):
+        concept: the largest rise of a source's recent error over its baseline; data and
+        prediction: the worst column's PSI; label: how far the recent win rate is from the
+        model's training win rate. A kind with nothing to compare yet is left out."""
+        found: dict[str, float] = {}
+        if self._concept_on and self.concept.streams:
+            found["concept"] = max(s.degradation for s in self.concept.streams.values())
+        for name, monitor, on in (
+            ("data", self.data, self._data_on),
+            ("prediction", self.prediction, self._prediction_on),
+        ):
+            values = monitor.statistics() if on else {}
+            if values:
+                found[name] = max(values.values())
+        rate, reference = self.label.rate, self.label.reference_rate
+        if self._label_on and rate is not None and reference is not None:
+            found["label"] = abs(rate - reference)
+        return found
+
+    def open_kinds(self) -> list[str]:
+        """The drift kinds with an alert open now (``concept`` once however many sources)."""
+        kinds = ["concept"] if any(e.open for e in self.concept.episodes.values()) else []
+        kinds += [
+            name
+            for name, episode in (
+                ("data", self.data.episode),
+                ("prediction", self.prediction.episode),
+                ("label", self.label.episode),
+            )
+            if episode.open
+        ]
+        return kinds
+
     def attach(self, reference: ModelReference) -> None:
         """Give a restored monitor the bins of its model's reference (kept out of checkpoints:
         they are the model's metadata, the same for every key); a different model's reference

@@ -34,6 +34,16 @@ def test_the_retrainer_state_survives_the_retrainer(coordination):
     assert (successor.committed_offset(), successor.last_finished()) == (17, 1_700_000_000.5)
 
 
+def test_trigger_marks_are_merged_and_survive_the_retrainer(coordination):
+    first = coordination.retrainer_state()
+    assert first.trigger_marks() == {}
+    first.set_trigger_marks({"schedule_next_s": 1_800_000_000.25, "outcomes_seen": 1200})
+    first.set_trigger_marks({"outcomes_seen": 5200})
+    first.set_trigger_marks({})
+    successor = coordination.retrainer_state()
+    assert successor.trigger_marks() == {"schedule_next_s": 1_800_000_000.25, "outcomes_seen": 5200}
+
+
 #: Long enough that no lease in these tests expires unless one waits for it.
 LEASE_S = 60.0
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+import urllib.request
 
+import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from app.embedded import free_port
 from app.train import train_and_store
 from app.worker import worker_environment
 from models.market import MarketSimulator
@@ -33,11 +38,28 @@ def _blend(deployment) -> tuple[float, float]:
     return source.n, source.correct
 
 
+def _scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """Every sample of a ``/metrics`` page by (name, sorted labels)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _values(samples: dict, name: str) -> dict[tuple, float]:
+    return {labels: value for (n, labels), value in samples.items() if n == name}
+
+
 def test_a_regime_flip_gives_one_alert_one_retrain_a_promotion_and_a_recovery(deploy, tmp_path):
+    web_port, retrainer_port = free_port(), free_port()
     deployment = deploy(
         topics={"partitions": 1},
-        retrain={"cooldown_s": 0.0, "bootstrap_resamples": 500},
+        retrain={"cooldown_s": 0.0, "bootstrap_resamples": 500, "metrics_port": retrainer_port},
         drift={"retrain_delay_outcomes": 2000, "retrain_min_window": 2000},
+        web={"enabled": True, "port": web_port},
     )
     names = deployment.names
     sim = MarketSimulator(seed=31, change_points=[HISTORY + BEFORE_FLIP])
@@ -71,6 +93,22 @@ def test_a_regime_flip_gives_one_alert_one_retrain_a_promotion_and_a_recovery(de
             30,
             "the concept recovery",
         )
+        requests = sim.requests(50)
+        for request in requests:  # a trading system stamps its requests with its clock
+            request["ts"] = time.time_ns() // 1_000_000
+        producer.send_requests(requests)
+        producer.send_raw(names.outcomes, b"global", b"not json")
+        producer.flush()
+        deployment.wait_for(
+            lambda: (
+                len(deployment.read(names.signals)) == 50
+                and deployment.applied_offsets()[0] == total
+            ),
+            30,
+            "signals and the dead letter",
+        )
+        worker_metrics = _scrape(web_port)
+        retrainer_metrics = _scrape(retrainer_port)
     finally:
         retrainer.terminate()
         retrainer.wait(timeout=30)
@@ -98,10 +136,68 @@ def test_a_regime_flip_gives_one_alert_one_retrain_a_promotion_and_a_recovery(de
     assert after > 0.65, "blended accuracy recovers after the promotion"
     assert stale.updates == total
 
+    _assert_metrics(worker_metrics, retrainer_metrics, deployment, promoted, total)
+
     tail = deployment.cli("alerts", "tail", "--no-follow", check=True).stdout.splitlines()
     assert len(tail) == len(alerts) and "ALERT    concept/batch" in tail[0]
     report = deployment.cli("drift", "report", check=True).stdout
     assert "concept/batch" in report and "data       PSI" in report and "vol_20" in report
+    raw = deployment.cli("alerts", "tail", "--no-follow", "--json", check=True).stdout
+    assert [orjson.loads(line)["alert_id"] for line in raw.splitlines()] == [
+        a["alert_id"] for a in alerts
+    ]
+    drift = orjson.loads(deployment.cli("drift", "report", "--json", check=True).stdout)
+    assert drift["global"]["outcomes"] == total + 0  # the dead letter is not an outcome
+    assert drift["global"]["concept"]["batch"]["episode"]["state"] == "ok"
+    assert len(drift["global"]["last_alerts"]) == min(5, len(alerts))
+    status = orjson.loads(deployment.cli("status", "--json", check=True).stdout)
+    assert status["active_batch_version"] == promoted
+    assert status["partitions"]["0"] == {
+        "applied_offset": total,
+        "end_offset": total + 1,
+        "lag": 0,
+        "keys": 1,
+    }
+    assert status["keys"]["global"]["updates"] == total
+
+
+def _assert_metrics(worker: dict, retrainer: dict, deployment, promoted: str, total: int) -> None:
+    """Each metric ops need, scraped from the running worker and retrainer, is plausible."""
+    names = deployment.names
+    for source in ("online", "batch", "blend"):
+        labels = (("source", source),)
+        assert worker[("streamlearn_prequential_predictions_total", labels)] > 10_000, source
+        assert 0.55 < worker[("streamlearn_prequential_accuracy_ratio", labels)] < 1, source
+        assert 0.1 < worker[("streamlearn_prequential_log_loss", labels)] < 0.75, source
+        key = (("model_key", "global"), ("source", source))
+        assert 0.5 < worker[("streamlearn_key_recent_accuracy_ratio", key)] <= 1, source
+    assert worker[("streamlearn_key_outcomes", (("model_key", "global"),))] == total
+    assert worker[("streamlearn_outcomes_learned_total", ())] == total
+    drift = _values(worker, "streamlearn_drift_statistic")
+    assert {dict(labels)["kind"] for labels in drift} >= {"concept", "data", "label"}
+    assert set(_values(worker, "streamlearn_drift_open_episodes")) == {
+        (("kind", k),) for k in ("concept", "data", "prediction", "label")
+    }
+    assert (
+        worker[("streamlearn_drift_alerts_total", (("event", "alert"), ("kind", "concept")))] == 1
+    )
+    lag = (("partition", "0"), ("topic", names.outcomes))
+    assert worker[("streamlearn_consumer_lag", lag)] == 0
+    assert (
+        worker[("streamlearn_consumer_lag", (("partition", "0"), ("topic", names.requests)))] == 0
+    )
+    assert worker[("streamlearn_signal_latency_seconds_count", ())] == 50
+    assert 0 < worker[("streamlearn_signal_latency_seconds_sum", ())] / 50 < 30
+    assert list(_values(worker, "streamlearn_batch_model_info")) == [(("version", promoted),)]
+    letters = (("reason", "not_json"), ("source_topic", names.outcomes))
+    assert worker[("streamlearn_dead_letters_total", letters)] == 1
+    assert worker[("streamlearn_checkpoint_seconds_count", ())] > 0
+    assert ("streamlearn_dependency_errors_total", ()) not in worker  # a labelled family
+    assert worker[("process_resident_memory_bytes", ())] > 50e6
+    assert worker[("process_cpu_seconds_total", ())] > 1
+    assert retrainer[("streamlearn_retrains_total", (("outcome", "activated"),))] == 1
+    assert retrainer[("streamlearn_retrain_seconds_count", ())] == 1
+    assert retrainer[("process_resident_memory_bytes", ())] > 50e6
 
 
 @pytest.mark.parametrize(

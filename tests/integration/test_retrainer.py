@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.embedded import Endpoints, free_port
@@ -138,10 +140,93 @@ def test_manual_mode_stages_and_the_cli_promotes(deploy, tmp_path):
     assert report.action == "staged"
     state = retrainer.registry.state()
     assert (state.active, state.staged) == (None, report.version)
+    staged = orjson.loads(deployment.cli("models", "list", "--json", check=True).stdout)
+    assert (staged["active"], staged["staged"]) == (None, report.version)
+    [row] = staged["versions"]
+    assert row["role"] == "staged" and row["gate"] == "passed" and row["requested_by"] == ["test"]
+    assert row["rows"] == WINDOW and 0 < row["log_loss"] < 1
     promoted = deployment.cli("models", "promote")
     assert promoted.returncode == 0, promoted.stderr
     assert retrainer.registry.active() == report.version
     listing = deployment.cli("models", "list", check=True).stdout
     assert f"* {report.version}" in listing
+    shown = orjson.loads(deployment.cli("models", "show", report.version, "--json").stdout)
+    assert (shown["version"], shown["role"]) == (report.version, "active")
+    assert shown["metadata"]["requests"][0]["request_id"] == "r"
     events = [u["event"] for u in deployment.read(deployment.names.model_updates)]
     assert events == ["staged", "activated"]
+
+
+def _run_in_thread(retrainer: Retrainer) -> tuple[threading.Thread, threading.Event]:
+    stop = threading.Event()
+    thread = threading.Thread(target=retrainer.run, args=(stop,), daemon=True)
+    thread.start()
+    return thread, stop
+
+
+def _retrains_by(deployment, requested_by: str) -> list[str]:
+    """Stored versions trained for a request from ``requested_by``."""
+    store = deployment.registry().store
+    return [
+        v
+        for v in store.versions()
+        if requested_by in {r["requested_by"] for r in store.metadata(v).get("requests", [])}
+    ]
+
+
+def test_schedule_and_volume_triggers_retrain_through_the_gate(deploy, tmp_path):
+    """A short-interval schedule fires on its own; a volume trigger after N new outcomes
+    (counted from where the last retrain read, kept in Redis across retrainers)."""
+    small = {
+        "window_outcomes": 2000,
+        "bootstrap_resamples": 100,
+        "num_boost_round": 30,
+        "blend_folds": 0,
+        "cooldown_s": 0.0,
+        "trigger_check_s": 0.2,
+        "poll_interval_s": 0.2,
+        "metrics_port": 0,
+    }
+    deployment = deploy(retrain={**small, "schedule": "2s"})
+    sim = MarketSimulator(seed=23)
+    producer = deployment.producer()
+    producer.send_outcomes(sim.outcomes(2000))
+    producer.flush()
+    endpoints = Endpoints(deployment.endpoints.kafka, deployment.endpoints.redis)
+    log = open(tmp_path / "retrainer.log", "w")  # noqa: SIM115
+    scheduled = Retrainer(deployment.settings, endpoints, out=log)
+    thread, stop = _run_in_thread(scheduled)
+    try:
+        deployment.wait_for(lambda: _retrains_by(deployment, "schedule"), 60, "a scheduled retrain")
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert scheduled.metrics.triggers.labels("schedule")._value.get() >= 1
+    requests = deployment.read(deployment.names.retrain_requests)
+    assert {r["requested_by"] for r in requests} == {"schedule"}
+    assert _retrains_by(deployment, "volume") == []
+
+    by_volume = deployment.settings.with_overrides(
+        retrain={**small, "every_outcomes": 1500, "schedule": None}
+    )
+    volume = Retrainer(by_volume, endpoints, out=log)
+    thread, stop = _run_in_thread(volume)
+    try:
+        time.sleep(1.0)  # it looks: 1,000 new outcomes are not enough
+        producer.send_outcomes(sim.outcomes(1000))
+        producer.flush()
+        time.sleep(1.5)
+        assert _retrains_by(deployment, "volume") == []
+        producer.send_outcomes(sim.outcomes(500))
+        producer.flush()
+        deployment.wait_for(lambda: _retrains_by(deployment, "volume"), 60, "a volume retrain")
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    [version] = _retrains_by(deployment, "volume")
+    meta = deployment.registry().store.metadata(version)
+    assert meta["window"]["rows"] == 2000 and "gate" in meta
+    [request] = meta["requests"]
+    assert "1,500 new outcomes since the last retrain" in request["reason"]
+    events = {u["version"]: u["event"] for u in deployment.read(deployment.names.model_updates)}
+    assert events[version] in ("activated", "rejected")  # through the gate, announced

@@ -192,11 +192,11 @@ def test_dead_letters_copy_what_fits():
 
 
 def test_dead_letterer_never_repeats_an_oversized_key_as_the_record_key():
-    from streams.dead_letters import DeadLetterer
+    from streams.dead_letters import DeadLetterer, Refusal
     from streams.records import InputRecord
 
     letterer = DeadLetterer("in", "in.dlq", lambda: 1, max_key_bytes=1024)
-    small = letterer(InputRecord(0, 1, b"SYM", b"{}"), "bad")
+    small = letterer(InputRecord(0, 1, b"SYM", b"{}"), Refusal("invalid", "bad"))
     assert small.key == b"SYM"
-    big = letterer(InputRecord(0, 2, b"k" * 300_000, b"{" * 700_000), "bad")
+    big = letterer(InputRecord(0, 2, b"k" * 300_000, b"{" * 700_000), Refusal("too_large", "bad"))
     assert big.key is None and len(big.value) <= 1_000_000
