@@ -160,6 +160,19 @@ def _parser() -> argparse.ArgumentParser:
         help="start an embedded broker and/or Redis for whichever is not configured",
     )
 
+    notify = commands.add_parser(
+        "notify",
+        help="send drift alerts, recoveries and model updates to webhooks (Slack, JSON)",
+        description="Deliver drift-alerts and model-updates to notify.webhooks, each notice "
+        "once per webhook across restarts (offsets and delivered ids in Redis). Needs both "
+        "KAFKA_BOOTSTRAP_SERVERS and REDIS_URL, or neither (embedded), or --embedded.",
+    )
+    notify.add_argument(
+        "--embedded",
+        action="store_true",
+        help="start an embedded broker and/or Redis for whichever is not configured",
+    )
+
     alerts = commands.add_parser(
         "alerts",
         help="drift alerts: tail the drift-alerts topic",
@@ -294,6 +307,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from app.drift_cli import DriftCommandError
     from app.embedded import EmbeddedStartError
     from app.models_cli import RegistryCommandError
+    from app.notify import NotifyError
     from app.status import StatusError
     from models.batch import BatchModelError
     from models.registry import RegistryError
@@ -318,6 +332,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         RegistryCommandError,
         DriftCommandError,
         ScheduleError,
+        NotifyError,
     )
 
 
@@ -422,6 +437,17 @@ def _retrainer(settings: Settings, args: argparse.Namespace) -> int:
         return run_retrainer(settings, endpoints)
 
 
+def _notify(settings: Settings, args: argparse.Namespace) -> int:
+    from app.embedded import infrastructure
+    from app.notify import run_notify
+    from streams.topics import ensure_topics_for
+
+    require_explicit_embedding(settings, args.embedded)
+    with infrastructure(settings) as endpoints:
+        ensure_topics_for(settings, endpoints.kafka)
+        return run_notify(settings, endpoints)
+
+
 def _alerts(settings: Settings, args: argparse.Namespace) -> int:
     from app.drift_cli import tail_alerts
 
@@ -469,6 +495,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "models": _models,
     "retrain": _retrain,
     "retrainer": _retrainer,
+    "notify": _notify,
     "alerts": _alerts,
     "drift": _drift,
     "backtest": _backtest,

@@ -25,7 +25,11 @@ from models.adapters.memory_coordination import MemoryRetrainGuard
 from models.adapters.memory_pointer import MemoryPointer
 from models.adapters.memory_state_store import MemoryStateStore
 from models.adapters.redis_clients import AsyncRedisClient, RedisClient
-from models.adapters.redis_coordination import RedisRetrainerState, RedisRetrainGuard
+from models.adapters.redis_coordination import (
+    RedisNotifierState,
+    RedisRetrainerState,
+    RedisRetrainGuard,
+)
 from models.adapters.redis_keys import RedisKeys
 from models.adapters.redis_pointer import RedisPointer
 from models.adapters.redis_registry import RedisRegistry
@@ -34,7 +38,7 @@ from models.adapters.s3_blobs import S3BlobStore
 from models.blend_training import BlendTrainConfig
 from models.blend_weights import WeightFitConfig
 from models.blobs import BlobStore
-from models.coordination import RetrainerState
+from models.coordination import NotifierState, RetrainerState
 from models.decay import half_life_of_window
 from models.drift.config import DriftConfig
 from models.gate import GateConfig
@@ -288,6 +292,24 @@ def retrainer_ports(settings: Settings, redis_connection: RedisConnection) -> Re
     client = blocking_redis_client(settings, redis_connection)
     keys = RedisKeys(settings.redis.namespace)
     return RetrainerPorts(registry_on(settings, client), RedisRetrainerState(client, keys), client)
+
+
+@dataclass
+class NotifierPorts:
+    """What ``streamlearn notify`` runs on: its state, on one Redis connection."""
+
+    state: NotifierState
+    client: RedisClient
+
+    def close(self) -> None:
+        """Release the connection."""
+        self.client.close()
+
+
+def notifier_ports(settings: Settings, redis_connection: RedisConnection) -> NotifierPorts:
+    """The notifier's state on Redis."""
+    client = blocking_redis_client(settings, redis_connection)
+    return NotifierPorts(RedisNotifierState(client, RedisKeys(settings.redis.namespace)), client)
 
 
 @asynccontextmanager

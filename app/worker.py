@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import orjson
 from faust.types import TP
 
 from app.composition import active_version, build_engine
@@ -365,7 +366,12 @@ def worker_environment(settings: Settings, endpoints: Endpoints) -> dict[str, st
         for name, value in values.items():
             if value is None:
                 continue
-            text = ",".join(value) if isinstance(value, list) else str(value)
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                text = ",".join(value)
+            elif isinstance(value, list | dict):
+                text = orjson.dumps(value).decode()  # notify.webhooks: JSON in the environment
+            else:
+                text = str(value)
             env[env_name((group, name))] = text
     env["KAFKA_BOOTSTRAP_SERVERS"] = endpoints.kafka_bootstrap
     env["REDIS_URL"] = endpoints.redis.url

@@ -9,6 +9,7 @@ setting, its environment variable, and what is wrong with it.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -673,6 +674,70 @@ class WebSettings(_Group):
     _none = field_validator("status_token", mode="before")(_none_words)
 
 
+class WebhookSettings(_Group):
+    """One place ``streamlearn notify`` sends to, and what it wants to hear."""
+
+    name: str = Field(min_length=1, description="how logs and metrics name this webhook")
+    url: SecretStr = Field(description="where to POST (a secret: Slack webhook URLs are)")
+    format: Literal["slack", "json"] = Field(
+        default="json", description="slack: {text, blocks}; json: the notice as a JSON object"
+    )
+    min_severity: Literal["info", "warning", "critical"] = Field(
+        default="info", description="send notices of at least this severity"
+    )
+    kinds: tuple[str, ...] = Field(
+        default=(),
+        description="only these kinds (concept, data, prediction, label, model); empty = all",
+    )
+    events: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "only these events (alert, recovery, activated, rolled_back, staged, rejected, "
+            "failed); empty = all"
+        ),
+    )
+
+
+class NotifySettings(_Group):
+    """``streamlearn notify``: drift alerts, recoveries and model updates to webhooks."""
+
+    webhooks: tuple[WebhookSettings, ...] = Field(
+        default=(),
+        description=(
+            "where notices go: a YAML list, or JSON in the environment "
+            '([{"name": "ops", "url": "https://hooks.slack.com/...", "format": "slack"}])'
+        ),
+    )
+    timeout_s: float = Field(default=5.0, gt=0, description="one POST's timeout")
+    max_attempts: int = Field(
+        default=8,
+        ge=1,
+        description="tries per notice and webhook (backoff 1 s doubling to 60 s), then given up",
+    )
+    poll_interval_s: float = Field(default=0.5, gt=0, description="topic polling interval")
+    dedupe_ttl_s: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        description="how long a delivered notice id is remembered (a repeat is not re-sent)",
+    )
+    metrics_port: int = Field(
+        default=6068,
+        ge=0,
+        le=65535,
+        description="port of the notifier's Prometheus /metrics (on web.host); 0 = off",
+    )
+
+    @field_validator("webhooks", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else ()
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"webhooks must be a JSON list of objects: {exc}") from None
+        return value
+
+
 class LogSettings(_Group):
     """Structured (JSON lines) logs on stderr; quiet by default."""
 
@@ -704,6 +769,7 @@ class Settings(_Group):
     drift: DriftSettings = DriftSettings()
     processing: ProcessingSettings = ProcessingSettings()
     web: WebSettings = WebSettings()
+    notify: NotifySettings = NotifySettings()
     log: LogSettings = LogSettings()
 
     def with_overrides(self, **groups: Mapping[str, Any]) -> Settings:
@@ -725,6 +791,7 @@ class Settings(_Group):
         settings and passwords written inside URLs."""
         found = {_reveal(self._at(group, name)) for group, name in SECRET_SETTINGS}
         found |= {url_password(self._at(group, name)) for group, name in URL_SETTINGS}
+        found |= {hook.url.get_secret_value() for hook in self.notify.webhooks}
         return tuple(secret for secret in found if secret)
 
     def revealed_dump(self) -> dict[str, Any]:
@@ -733,6 +800,8 @@ class Settings(_Group):
         data = self.model_dump(mode="json")
         for group, name in SECRET_SETTINGS:
             data[group][name] = _reveal(self._at(group, name))
+        for shown, hook in zip(data["notify"]["webhooks"], self.notify.webhooks, strict=True):
+            shown["url"] = hook.url.get_secret_value()
         return data
 
     def _at(self, group: str, name: str) -> Any:

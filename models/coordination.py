@@ -77,3 +77,24 @@ class RetrainerState(Protocol):
         """A new handle on the retrainer leader's lease, which expires ``lease_s`` seconds
         after it was last taken or renewed (how long a dead leader blocks its standby)."""
         ...
+
+
+class NotifierState(Protocol):
+    """What ``streamlearn notify`` keeps outside itself: where it is in each topic partition
+    and which notices each webhook already got (so a restart neither loses nor repeats one)."""
+
+    def offsets(self) -> dict[str, int]:
+        """Next offset per ``topic:partition`` (absent: from the start)."""
+        ...
+
+    def commit_offsets(self, offsets: Mapping[str, int]) -> None:
+        """Everything before these offsets was delivered (or given up on)."""
+        ...
+
+    def delivered(self, notice_id: str, target: str) -> bool:
+        """Whether ``target`` got this notice (within the remembered time)."""
+        ...
+
+    def mark_delivered(self, notice_id: str, target: str, ttl_s: float) -> None:
+        """Remember for ``ttl_s`` seconds that ``target`` got this notice."""
+        ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,8 +25,10 @@ EVENT_NAMES = {"activate": "activated", "rollback": "rolled_back", "stage": "sta
 def model_update(
     event: str, version: str | None, by: str, reason: str, **details: Any
 ) -> dict[str, Any]:
-    """A ``model-updates`` message (``event``: activated, rolled_back, staged, rejected)."""
+    """A ``model-updates`` message (``event``: activated, rolled_back, staged, rejected,
+    failed) with a fresh ``update_id`` (consumers deduplicate on it)."""
     return {
+        "update_id": uuid.uuid4().hex,
         "event": event,
         "version": version,
         "by": by,

@@ -106,3 +106,29 @@ class MemoryRetrainerState:
     def leader_lease(self, lease_s: float) -> MemoryLease:
         """A new handle on the one lease."""
         return MemoryLease(self, lease_s)
+
+
+class MemoryNotifierState:
+    """The notifier's offsets and delivered marks in one process (marks expire by ``clock``)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._offsets: dict[str, int] = {}
+        self._sent: dict[tuple[str, str], float] = {}
+        self._clock = clock
+
+    def offsets(self) -> dict[str, int]:
+        """The offsets."""
+        return dict(self._offsets)
+
+    def commit_offsets(self, offsets: Mapping[str, int]) -> None:
+        """Remember the offsets."""
+        self._offsets.update(offsets)
+
+    def delivered(self, notice_id: str, target: str) -> bool:
+        """Whether the mark exists and has not expired."""
+        until = self._sent.get((target, notice_id))
+        return until is not None and until > self._clock()
+
+    def mark_delivered(self, notice_id: str, target: str, ttl_s: float) -> None:
+        """Remember the mark until ``ttl_s`` from now."""
+        self._sent[(target, notice_id)] = self._clock() + ttl_s

@@ -73,6 +73,32 @@ class RedisRetrainerState:
         )
 
 
+class RedisNotifierState:
+    """The notifier's offsets (a hash) and delivered marks (keys with a TTL) in Redis."""
+
+    def __init__(self, client: RedisClient, keys: RedisKeys) -> None:
+        self._client = client
+        self._keys = keys
+
+    def offsets(self) -> dict[str, int]:
+        """HGETALL the offsets."""
+        raw = self._client.hgetall(self._keys.notify_offsets)
+        return {name.decode(): int(value) for name, value in raw.items()}
+
+    def commit_offsets(self, offsets: Mapping[str, int]) -> None:
+        """HSET the offsets."""
+        if offsets:
+            self._client.hset(self._keys.notify_offsets, mapping=dict(offsets))
+
+    def delivered(self, notice_id: str, target: str) -> bool:
+        """EXISTS the mark."""
+        return bool(self._client.exists(self._keys.notify_sent(target, notice_id)))
+
+    def mark_delivered(self, notice_id: str, target: str, ttl_s: float) -> None:
+        """SET the mark with its expiry."""
+        self._client.set(self._keys.notify_sent(target, notice_id), 1, px=max(1, int(ttl_s * 1000)))
+
+
 class RedisLease:
     """A redis-py lock as a :class:`~models.coordination.LeaderLease` (errors translated)."""
 

@@ -63,6 +63,15 @@ class RedisKeys:
         return f"{self.namespace}:retrainer:triggers"
 
     @property
+    def notify_offsets(self) -> str:
+        """Hash: ``streamlearn notify``'s next offset per ``topic:partition``."""
+        return f"{self.namespace}:notify:offsets"
+
+    def notify_sent(self, target: str, notice_id: str) -> str:
+        """String with a TTL: ``target`` (a webhook name) got notice ``notice_id``."""
+        return f"{self.namespace}:notify:sent:{target}:{notice_id}"
+
+    @property
     def retrainer_leader(self) -> str:
         """Lock held by the one retrainer that acts on requests."""
         return f"{self.namespace}:retrainer:leader"

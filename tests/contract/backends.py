@@ -17,16 +17,24 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.redis_connection import RedisConnection
-from models.adapters.memory_coordination import MemoryRetrainerState, MemoryRetrainGuard
+from models.adapters.memory_coordination import (
+    MemoryNotifierState,
+    MemoryRetrainerState,
+    MemoryRetrainGuard,
+)
 from models.adapters.memory_pointer import MemoryPointer
 from models.adapters.memory_registry import MemoryRegistry
 from models.adapters.memory_state_store import MemoryStateStore
-from models.adapters.redis_coordination import RedisRetrainerState, RedisRetrainGuard
+from models.adapters.redis_coordination import (
+    RedisNotifierState,
+    RedisRetrainerState,
+    RedisRetrainGuard,
+)
 from models.adapters.redis_keys import RedisKeys
 from models.adapters.redis_pointer import RedisPointer
 from models.adapters.redis_registry import RedisRegistry
 from models.adapters.redis_state_store import RedisStateStore
-from models.coordination import RetrainerState, RetrainGuard
+from models.coordination import NotifierState, RetrainerState, RetrainGuard
 from models.model_source import ActivePointer
 from models.registry import RegistryBackend
 from models.state_store import StateStore
@@ -161,6 +169,12 @@ class CoordinationBackend:
         if self.name == "memory":
             return self._memory.setdefault("retrainer", MemoryRetrainerState())
         return RedisRetrainerState(self._client(), RedisKeys(self.namespace))
+
+    def notifier_state(self) -> NotifierState:
+        """``streamlearn notify``'s state."""
+        if self.name == "memory":
+            return self._memory.setdefault("notifier", MemoryNotifierState())
+        return RedisNotifierState(self._client(), RedisKeys(self.namespace))
 
     def guard(self) -> RetrainGuard:
         """A worker's drift-retrain guard (async)."""

@@ -99,3 +99,24 @@ def test_a_lease_nobody_renews_expires_and_a_standby_takes_it(coordination):
     time.sleep(0.3)
     assert not coordination.retrainer_state().leader_lease(0.5).acquire(blocking_timeout=0.1)
     standby.release()
+
+
+def test_the_notifier_state_survives_the_notifier(coordination):
+    first = coordination.notifier_state()
+    assert first.offsets() == {} and not first.delivered("a1", "ops")
+    first.commit_offsets({"alerts:0": 4, "updates:0": 2})
+    first.commit_offsets({"alerts:0": 9})
+    first.mark_delivered("a1", "ops", ttl_s=60)
+    successor = coordination.notifier_state()
+    assert successor.offsets() == {"alerts:0": 9, "updates:0": 2}
+    assert successor.delivered("a1", "ops")
+    assert not successor.delivered("a1", "pager") and not successor.delivered("a2", "ops")
+
+
+def test_delivered_marks_expire(coordination):
+    state = coordination.notifier_state()
+    state.mark_delivered("short", "ops", ttl_s=0.05)
+    deadline = time.monotonic() + 5
+    while state.delivered("short", "ops"):
+        assert time.monotonic() < deadline, "the mark never expired"
+        time.sleep(0.02)

@@ -21,6 +21,8 @@ COMMANDS = [
     "models",
     "retrain",
     "retrainer",
+    "notify",
+    "backtest",
     "alerts",
     "drift",
 ]

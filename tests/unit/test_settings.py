@@ -105,3 +105,16 @@ def test_the_fast_engine_is_the_default_and_the_old_engine_names_still_work(valu
 def test_an_unknown_engine_is_refused():
     with pytest.raises(SettingsError, match="engine"):
         load_settings(environ={"STREAMLEARN_PROCESSING__ENGINE": "spark"})
+
+
+def test_webhooks_come_as_json_from_the_environment_and_stay_secret():
+    hooks = '[{"name": "ops", "url": "https://hooks.example/T0/B0/s3cr3t", "format": "slack"}]'
+    settings = load_settings(environ={"STREAMLEARN_NOTIFY__WEBHOOKS": hooks})
+    [hook] = settings.notify.webhooks
+    assert (hook.name, hook.format, hook.min_severity) == ("ops", "slack", "info")
+    assert "s3cr3t" not in str(settings.redacted())
+    assert "https://hooks.example/T0/B0/s3cr3t" in settings.secrets()
+    again = settings.revealed_dump()["notify"]["webhooks"][0]["url"]
+    assert again == "https://hooks.example/T0/B0/s3cr3t"
+    with pytest.raises(SettingsError, match="JSON list"):
+        load_settings(environ={"STREAMLEARN_NOTIFY__WEBHOOKS": "[{oops"})
