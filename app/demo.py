@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import tempfile
@@ -94,6 +95,13 @@ class Totals:
     def log_loss(self, source: str) -> float | None:
         """Mean log loss of a source."""
         return self.loss[source] / self.n[source] if self.n[source] else None
+
+
+def stamped(requests: list[dict]) -> list[dict]:
+    """Requests stamped with the wall clock, as a trading system sends them (the simulator's
+    clock is market time; the worker's request -> signal latency is measured from ``ts``)."""
+    now = time.time_ns() // 1_000_000
+    return [{**request, "ts": now} for request in requests]
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -192,7 +200,7 @@ class DemoRun:
                 per_tick, self.live_outcomes - produced, to_flip if to_flip > 0 else per_tick
             )
             producer.send_outcomes(self.sim.outcomes(batch))
-            producer.send_requests(self.sim.requests(batch))
+            producer.send_requests(stamped(self.sim.requests(batch)))
             produced += batch
             index = self.options.history + produced
             if "flip" not in milestones and index == self.flip_at:
@@ -377,7 +385,10 @@ def replay_comparison(run: DemoRun, milestones: dict[str, Totals], live_s: float
 
 def _live(run: DemoRun, web_port: int) -> None:
     """Stream, wait for the last signals, print the summary and the blend-mode comparison."""
-    print(f"worker ready; live view: http://127.0.0.1:{web_port}/status")
+    print(
+        f"worker ready; live view: http://127.0.0.1:{web_port}/status, Prometheus metrics: "
+        f"http://127.0.0.1:{web_port}/metrics"
+    )
     producer = MessageProducer(run.endpoints.kafka, run.names, contract_spec(run.settings))
     try:
         with (
@@ -403,8 +414,18 @@ def _live(run: DemoRun, web_port: int) -> None:
     print(replay_comparison(run, milestones, elapsed), flush=True)
 
 
+def quiet_client_logs(settings: Settings) -> None:
+    """Keep the Kafka clients' warnings out of the progress lines: kafka-python warns that its
+    network thread was slow whenever the demo's own work holds the GIL for 100 ms, which says
+    nothing about the product (the workers' and retrainer's logs are in their own files)."""
+    if settings.log.level != "DEBUG":
+        for name in ("kafka", "aiokafka"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def run_demo(settings: Settings, options: DemoOptions) -> int:
     """The ``demo`` command."""
+    quiet_client_logs(settings)
     run_id = uuid.uuid4().hex[:6]
     with (
         tempfile.TemporaryDirectory(prefix="streamlearn-demo-") as workdir,

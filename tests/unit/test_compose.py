@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = Path(__file__).parent / "data" / "compose-spec.json"
 #: ``$$`` (a literal dollar), ``${NAME}``, ``${NAME:-default}``, ``${NAME:?error}``.
 VARIABLE = re.compile(r"\$\$|\$\{(?P<name>[A-Z0-9_]+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")
-LONG_RUNNING = ("kafka", "redis", "worker", "retrainer", "prometheus")
+LONG_RUNNING = ("kafka", "redis", "worker", "retrainer", "notify", "prometheus")
 
 
 def _env_example() -> dict[str, str]:
