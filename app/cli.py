@@ -104,11 +104,13 @@ def _parser() -> argparse.ArgumentParser:
         help="stored versions, active (*) and staged (s)",
         description="List stored versions with their holdout numbers.",
     )
-    listing.add_argument("--json", action="store_true", help="print JSON (docs/cli.md)")
+    listing.add_argument("--json", action="store_true", help="print JSON (docs/operations.md)")
     show = actions.add_parser("show", help="a version's metadata", description="Print metadata.")
     show.add_argument("version")
     show.add_argument(
-        "--json", action="store_true", help="one object: version, role, metadata (docs/cli.md)"
+        "--json",
+        action="store_true",
+        help="one object: version, role, metadata (docs/operations.md)",
     )
     promote = actions.add_parser(
         "promote",

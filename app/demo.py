@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from app.train import train_and_store
 from app.worker import worker_environment
 from config import Settings
 from models.market import MarketSimulator
+from models.notifications import alert_subject
 from streams.producer import MessageProducer
 from streams.reader import TopicReader
 from streams.topics import TopicNames, ensure_topics_for
@@ -241,7 +241,7 @@ class DemoRun:
             return
         for record in self.alerts.poll(timeout_ms=0):
             alert = orjson.loads(record.value)
-            what = alert["kind"] + (f"/{alert['source']}" if alert.get("source") else "")
+            what = alert_subject(alert)
             action = (
                 "; a retrain will be requested" if alert["action"] == "retrain_scheduled" else ""
             )
@@ -414,18 +414,8 @@ def _live(run: DemoRun, web_port: int) -> None:
     print(replay_comparison(run, milestones, elapsed), flush=True)
 
 
-def quiet_client_logs(settings: Settings) -> None:
-    """Keep the Kafka clients' warnings out of the progress lines: kafka-python warns that its
-    network thread was slow whenever the demo's own work holds the GIL for 100 ms, which says
-    nothing about the product (the workers' and retrainer's logs are in their own files)."""
-    if settings.log.level != "DEBUG":
-        for name in ("kafka", "aiokafka"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-
-
 def run_demo(settings: Settings, options: DemoOptions) -> int:
     """The ``demo`` command."""
-    quiet_client_logs(settings)
     run_id = uuid.uuid4().hex[:6]
     with (
         tempfile.TemporaryDirectory(prefix="streamlearn-demo-") as workdir,

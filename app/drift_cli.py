@@ -20,6 +20,7 @@ from app.status import learner_state
 from config import Settings
 from models.codec import decode_key_model
 from models.drift.monitor import DriftMonitor, ModelReference
+from models.notifications import alert_relation, alert_subject
 from models.store import ModelStore, ModelStoreError
 from streams.reader import TopicReader
 
@@ -31,8 +32,7 @@ class DriftCommandError(RuntimeError):
 def format_alert(alert: dict[str, Any]) -> str:
     """One readable line per alert or recovery."""
     when = datetime.fromtimestamp(alert["ts"] / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-    what = alert["kind"] + (f"/{alert['source']}" if alert.get("source") else "")
-    relation = ">=" if alert["event"] == "alert" else "<="
+    what, relation = alert_subject(alert), alert_relation(alert)
     line = (
         f"{when} {alert['event'].upper():<8} {what:<14} key={alert['key']} "
         f"severity={alert['severity']} {alert['statistic']:.4f} {relation} "

@@ -102,9 +102,14 @@ def logging_config(level: str, redactor: Redactor | None = None) -> dict[str, An
         },
         "root": {"level": level, "handlers": ["stderr"]},
         # Faust and aiokafka narrate every rebalance at INFO; keep them at WARNING unless DEBUG.
+        # kafka-python's selector warns whenever its network thread waited 100 ms for the GIL
+        # (the process was busy, e.g. training or printing): nothing an operator can act on.
         "loggers": {
-            name: {"level": level if level == "DEBUG" else "WARNING"}
-            for name in ("faust", "mode", "aiokafka", "kafka")
+            **{
+                name: {"level": level if level == "DEBUG" else "WARNING"}
+                for name in ("faust", "mode", "aiokafka", "kafka")
+            },
+            "kafka.net.selector": {"level": level if level == "DEBUG" else "ERROR"},
         },
     }
 

@@ -51,7 +51,7 @@ def _announce(settings: Settings, message: dict[str, Any]) -> str:
 
 
 def version_row(version: str, metadata: dict[str, Any], state: RegistryState) -> dict[str, Any]:
-    """One version as ``models list --json`` prints it (shape in docs/cli.md)."""
+    """One version as ``models list --json`` prints it (shape in docs/operations.md)."""
     holdout = metadata.get("holdout_metrics") or metadata.get("validation_metrics") or {}
     gate = metadata.get("gate")
     return {

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter
 
 from app.composition import notifier_ports
 from app.embedded import Endpoints
@@ -37,7 +37,7 @@ from models.coordination import NotifierState
 from models.notifications import Notice, NoticeError, NoticeFilter, alert_notice, update_notice
 from streams.failpoints import failpoint
 from streams.reader import TopicReader
-from streams.telemetry import add_process_collectors
+from streams.telemetry import add_process_collectors, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -277,12 +277,13 @@ def run_notify(settings: Settings, endpoints: Endpoints) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     ports = notifier_ports(settings, endpoints.redis)
     notifier = Notifier(settings, endpoints, ports.state)
-    port = settings.notify.metrics_port
-    if port:
-        try:
-            start_http_server(port, addr=settings.web.host, registry=notifier.metrics.registry)
-        except OSError as exc:
-            raise NotifyError(f"notify.metrics_port {port}: {exc.strerror or exc}") from None
+    if settings.notify.metrics_port:
+        serve_metrics(
+            notifier.metrics.registry,
+            settings.web.host,
+            settings.notify.metrics_port,
+            "notify.metrics_port",
+        )
     try:
         notifier.run(stop)
     except KeyboardInterrupt:
@@ -293,4 +294,4 @@ def run_notify(settings: Settings, endpoints: Endpoints) -> int:
 
 
 class NotifyError(RuntimeError):
-    """``notify`` cannot run (nothing to send to, a port taken)."""
+    """``notify`` cannot run (nothing to send to)."""

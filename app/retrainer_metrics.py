@@ -7,9 +7,9 @@ and when the last one succeeded; a retrainer that silently stopped shows as a st
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from streams.telemetry import add_process_collectors
+from streams.telemetry import add_process_collectors, serve_metrics
 
 #: How a retrain ended.
 OUTCOMES = ("activated", "staged", "rejected", "failed")
@@ -61,9 +61,4 @@ class RetrainerMetrics:
 
     def serve(self, host: str, port: int) -> None:
         """Serve ``/metrics`` from a daemon thread (prometheus-client's own server)."""
-        try:
-            start_http_server(port, addr=host, registry=self.registry)
-        except OSError as exc:
-            raise OSError(
-                f"retrain.metrics_port {port} on {host}: {exc.strerror or exc} (0 turns it off)"
-            ) from None
+        serve_metrics(self.registry, host, port, "retrain.metrics_port")

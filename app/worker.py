@@ -191,33 +191,26 @@ def _wire_agents(
         finally:
             await engine.close()
 
-    def highwaters() -> dict[int, int | None]:
-        found: dict[int, int | None] = {}
-        for partition in list(engine.state.partitions):
-            try:
-                found[partition] = app.consumer.highwater(TP(names.outcomes, partition))
-            except Exception:  # not fetched yet
-                found[partition] = None
-        return found
-
-    def request_highwaters() -> dict[int, int | None]:
-        found: dict[int, int | None] = {}
+    def highwater(tp: TP) -> int | None:
         try:
-            assignment = app.consumer.assignment()
+            return app.consumer.highwater(tp)
+        except Exception:  # not fetched yet
+            return None
+
+    def request_partitions() -> list[int]:
+        try:
+            return [tp.partition for tp in app.consumer.assignment() if tp.topic == names.requests]
         except Exception:  # consumer not started yet
-            return found
-        for tp in assignment:
-            if tp.topic == names.requests:
-                try:
-                    found[tp.partition] = app.consumer.highwater(tp)
-                except Exception:  # not fetched yet
-                    found[tp.partition] = None
-        return found
+            return []
 
     def status() -> dict[str, Any]:
         return {
-            "highwaters": highwaters(),
-            "request_highwaters": request_highwaters(),
+            "highwaters": {
+                p: highwater(TP(names.outcomes, p)) for p in list(engine.state.partitions)
+            },
+            "request_highwaters": {
+                p: highwater(TP(names.requests, p)) for p in request_partitions()
+            },
             "unclaimed_partitions": sorted(
                 p for p in range(partitions) if is_assigned(p) and p not in engine.state.partitions
             ),

@@ -96,6 +96,20 @@ class NoticeFilter:
         )
 
 
+def alert_subject(alert: Mapping[str, Any]) -> str:
+    """What drifted, as people read it: ``concept/batch``, ``data``.
+
+    >>> alert_subject({"kind": "concept", "source": "batch"}), alert_subject({"kind": "data"})
+    ('concept/batch', 'data')
+    """
+    return str(alert["kind"]) + (f"/{alert['source']}" if alert.get("source") else "")
+
+
+def alert_relation(alert: Mapping[str, Any]) -> str:
+    """How the statistic stands to the threshold: ``>=`` for an alert, ``<=`` for a recovery."""
+    return ">=" if alert["event"] == "alert" else "<="
+
+
 class NoticeError(ValueError):
     """A message that cannot become a notice (not an alert or an update)."""
 
@@ -106,7 +120,7 @@ def alert_notice(alert: Mapping[str, Any]) -> Notice:
         notice_id, kind, event = str(alert["alert_id"]), str(alert["kind"]), str(alert["event"])
     except KeyError as exc:
         raise NoticeError(f"drift alert without {exc.args[0]!r}") from None
-    what = kind + (f"/{alert['source']}" if alert.get("source") else "")
+    what = alert_subject(alert)
     key = alert.get("key")
     severity = str(alert.get("severity") or "warning")
     if event == "recovery":
@@ -116,10 +130,9 @@ def alert_notice(alert: Mapping[str, Any]) -> Notice:
         if event in ("alert", "recovery")
         else f"Drift {event}: {what} on key {key}"
     )
-    relation = ">=" if event == "alert" else "<="
     text = (
         f"{alert.get('detector', 'detector')}: statistic {_number(alert.get('statistic'))} "
-        f"{relation} threshold {_number(alert.get('threshold'))} at outcome "
+        f"{alert_relation(alert)} threshold {_number(alert.get('threshold'))} at outcome "
         f"{alert.get('at_outcome')}; model {alert.get('model_version')}; action "
         f"{alert.get('action')}"
     )

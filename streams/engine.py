@@ -19,7 +19,7 @@ from models.state_store import StateStore
 from models.store import ModelStore
 from streams.batch_follower import BatchModelFollower, BatchModelHolder
 from streams.checkpointing import Checkpointer, Publisher, Sender
-from streams.contracts import ContractSpec
+from streams.contracts import LETTER_KINDS, ContractSpec
 from streams.dead_letters import DeadLetterer
 from streams.health import Health
 from streams.learning import OutcomeLearner, now_ms
@@ -73,6 +73,9 @@ def dead_letterer(
     """Dead letters of one input topic, within the configured key and message limits, counted
     by the kind of rule they broke."""
     limits = settings.limits
+
+    for kind in LETTER_KINDS:  # every series exists from the start (rate() needs it)
+        metrics.dead_letters.labels(source, kind)
 
     def count(kind: str) -> None:
         metrics.dead_letters.labels(source, kind).inc()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -26,6 +26,18 @@ def add_process_collectors(registry: CollectorRegistry) -> None:
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
+
+
+def serve_metrics(registry: CollectorRegistry, host: str, port: int, setting: str) -> None:
+    """Serve ``registry`` on ``/metrics`` from a daemon thread (prometheus-client's own
+    server), for the processes without a web app (retrainer, notifier); a port that cannot
+    be bound is an OSError naming ``setting``."""
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise OSError(
+            f"{setting} {port} on {host}: {exc.strerror or exc} (0 turns it off)"
+        ) from None
 
 
 class EngineMetrics:

@@ -201,7 +201,10 @@ def test_schedule_and_volume_triggers_retrain_through_the_gate(deploy, tmp_path)
     finally:
         stop.set()
         thread.join(timeout=60)
-    assert scheduled.metrics.triggers.labels("schedule")._value.get() >= 1
+    fired = scheduled.metrics.registry.get_sample_value(
+        "streamlearn_retrain_triggers_total", {"trigger": "schedule"}
+    )
+    assert fired is not None and fired >= 1
     requests = deployment.read(deployment.names.retrain_requests)
     assert {r["requested_by"] for r in requests} == {"schedule"}
     assert _retrains_by(deployment, "volume") == []
