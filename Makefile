@@ -6,7 +6,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 BENCH_STAMP   := $(VENV)/.bench-installed
 
-.PHONY: demo test chaos lint format bench clean
+.PHONY: demo test chaos lint format bench clean chromium
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "streamlearn needs Python >= 3.11")'
@@ -24,7 +24,7 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 demo: $(RUNTIME_STAMP)  ## the whole product on the embedded broker and Redis (< 2 minutes)
 	$(BIN)/streamlearn demo
 
-test: $(DEV_STAMP)  ## lint + layers + unit + integration tests (embedded broker and Redis)
+test: $(DEV_STAMP) chromium  ## lint + layers + unit + integration tests (embedded broker and Redis)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
@@ -32,6 +32,19 @@ test: $(DEV_STAMP)  ## lint + layers + unit + integration tests (embedded broker
 
 chaos: $(DEV_STAMP)  ## the full chaos suite, both engines (long); table in bench/results/chaos.json
 	STREAMLEARN_CHAOS=full $(BIN)/pytest tests/chaos -v --timeout 3600
+
+# Headless Chromium for the dashboard's browser test: installed with apt-get where it exists
+# (as root, or with password-less sudo); elsewhere that one test is skipped and says why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	|| command -v google-chrome >/dev/null 2>&1 || command -v google-chrome-stable >/dev/null 2>&1 \
+	|| { if command -v apt-get >/dev/null 2>&1; then \
+	       sudo=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	       echo "installing Chromium with apt-get (the dashboard's browser test)"; \
+	       { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install \
+	           -y -qq --no-install-recommends chromium >/dev/null; } \
+	       || echo "could not install Chromium: the dashboard's browser test will be skipped"; \
+	     else echo "no apt-get: install Chromium for the dashboard's browser test"; fi; }
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -10,8 +10,10 @@ import argparse
 import logging
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from app.logs import Redactor, configure_logging, process_redactor
 from config import Settings, SettingsError, load_settings
@@ -75,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="market simulator seed")
     demo.add_argument(
         "--history", type=int, default=20_000, help="outcomes to train the batch model"
+    )
+    demo.add_argument(
+        "--screenshot",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "streamlearn-demo-dashboard.png",
+        help="where the dashboard's screenshot goes at the end (needs Chromium; default "
+        "%(default)s)",
     )
 
     train = commands.add_parser(
@@ -174,6 +183,17 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start an embedded broker and/or Redis for whichever is not configured",
     )
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="a live web page of a running deployment (accuracy, drift, versions, lag, latency)",
+        description="Serve a page that redraws every dashboard.interval_s from Redis and the "
+        "topics: per-key accuracy and log loss of online / batch / blend, drift alerts and "
+        "model updates on the same time axis, versions, lag and signal latency. Reads only; "
+        "needs KAFKA_BOOTSTRAP_SERVERS and REDIS_URL (docs/operations.md).",
+    )
+    dashboard.add_argument("--host", help="bind address (default dashboard.host)")
+    dashboard.add_argument("--port", type=int, help="port (default dashboard.port; 0: any)")
 
     alerts = commands.add_parser(
         "alerts",
@@ -389,7 +409,11 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from app.demo import DemoOptions, run_demo
 
     options = DemoOptions(
-        seconds=args.seconds, rate=args.rate, seed=args.seed, history=args.history
+        seconds=args.seconds,
+        rate=args.rate,
+        seed=args.seed,
+        history=args.history,
+        screenshot=args.screenshot,
     )
     return run_demo(settings, options)
 
@@ -450,6 +474,23 @@ def _notify(settings: Settings, args: argparse.Namespace) -> int:
         return run_notify(settings, endpoints)
 
 
+def _dashboard(settings: Settings, args: argparse.Namespace) -> int:
+    from app.composition import kafka_connection, redis_connection
+    from app.dashboard.service import run_dashboard
+    from app.embedded import Endpoints
+
+    kafka, redis = kafka_connection(settings), redis_connection(settings)
+    if kafka is None or redis is None:
+        raise CommandError(
+            "dashboard watches a running deployment: set KAFKA_BOOTSTRAP_SERVERS and REDIS_URL"
+        )
+    overrides = {"host": args.host, "port": args.port}
+    settings = settings.with_overrides(
+        dashboard={k: v for k, v in overrides.items() if v is not None}
+    )
+    return run_dashboard(settings, Endpoints(kafka, redis))
+
+
 def _alerts(settings: Settings, args: argparse.Namespace) -> int:
     from app.drift_cli import tail_alerts
 
@@ -498,6 +539,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "retrain": _retrain,
     "retrainer": _retrainer,
     "notify": _notify,
+    "dashboard": _dashboard,
     "alerts": _alerts,
     "drift": _drift,
     "backtest": _backtest,

@@ -24,6 +24,7 @@ from pathlib import Path
 import orjson
 
 from app.backtest import MODES, backtest, registry_timeline, report, topic_history
+from app.browser import BrowserError, HeadlessChromium, chromium_binary
 from app.composition import active_version, blocking_redis_client, claimed_partitions, contract_spec
 from app.embedded import Endpoints, free_port, infrastructure
 from app.status import DeploymentStatus, read_status
@@ -52,6 +53,7 @@ class DemoOptions:
     seed: int = 7
     history: int = 20_000
     progress_every_s: float = 2.0
+    screenshot: Path | None = None
 
 
 @dataclass
@@ -108,8 +110,10 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "  -  " if value is None else f"{value:.{digits}f}"
 
 
-def demo_settings(settings: Settings, store: Path, run_id: str, web_port: int) -> Settings:
-    """Private topics, namespace, group and store for one demo run."""
+def demo_settings(
+    settings: Settings, store: Path, run_id: str, web_port: int, dashboard_port: int
+) -> Settings:
+    """Private topics, namespace, group, store and ports for one demo run."""
     prefix = f"demo-{run_id}-"
     return settings.with_overrides(
         topics={
@@ -125,6 +129,7 @@ def demo_settings(settings: Settings, store: Path, run_id: str, web_port: int) -
         batch={"store": str(store), "poll_interval_s": 0.5},
         retrain={"window_outcomes": 8_000, "cooldown_s": 0.0, "bootstrap_resamples": 500},
         web={"enabled": True, "port": web_port},
+        dashboard={"host": "127.0.0.1", "port": dashboard_port, "interval_s": 1.0},
     )
 
 
@@ -383,10 +388,29 @@ def replay_comparison(run: DemoRun, milestones: dict[str, Totals], live_s: float
     return "\n".join(lines)
 
 
+def dashboard_screenshot(url: str, path: Path) -> str:
+    """A headless Chromium's screenshot of the dashboard at ``url``, once it drew some
+    history and events; what happened, in one line."""
+    binary = chromium_binary()
+    if binary is None:
+        return "no Chromium found: no dashboard screenshot (apt-get install chromium)"
+    with HeadlessChromium(binary) as browser:
+        browser.open(url)
+        browser.wait_for(
+            "window.streamlearn && streamlearn.points > 10 && streamlearn.events > 0",
+            30,
+            "its history and events",
+        )
+        browser.screenshot(path)
+    return f"dashboard screenshot: {path}"
+
+
 def _live(run: DemoRun, web_port: int) -> None:
     """Stream, wait for the last signals, print the summary and the blend-mode comparison."""
+    dashboard = f"http://127.0.0.1:{run.settings.dashboard.port}/"
     print(
-        f"worker ready; live view: http://127.0.0.1:{web_port}/status, Prometheus metrics: "
+        f"worker ready; dashboard: {dashboard} (live), worker status: "
+        f"http://127.0.0.1:{web_port}/status, Prometheus metrics: "
         f"http://127.0.0.1:{web_port}/metrics"
     )
     producer = MessageProducer(run.endpoints.kafka, run.names, contract_spec(run.settings))
@@ -410,6 +434,11 @@ def _live(run: DemoRun, web_port: int) -> None:
                 time.sleep(0.1)
     finally:
         producer.close()
+    if run.options.screenshot is not None:
+        try:
+            print(dashboard_screenshot(dashboard, run.options.screenshot), flush=True)
+        except BrowserError as exc:
+            print(f"no dashboard screenshot: {exc}", flush=True)
     print(run.summary(milestones, elapsed))
     print(replay_comparison(run, milestones, elapsed), flush=True)
 
@@ -423,13 +452,16 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     ):
         print(f"broker {endpoints.kafka_bootstrap}, redis {endpoints.redis.display}")
         web_port = free_port()
-        run_settings = demo_settings(settings, Path(workdir) / "models", run_id, web_port)
+        run_settings = demo_settings(
+            settings, Path(workdir) / "models", run_id, web_port, free_port()
+        )
         run = DemoRun(run_settings, endpoints, options)
         ensure_topics_for(run_settings, endpoints.kafka)
         run.train_initial_model()
         log_path = Path(workdir) / "worker.log"
         worker = _start("worker", run_settings, endpoints, log_path)
         retrainer = _start("retrainer", run_settings, endpoints, Path(workdir) / "retrainer.log")
+        dashboard = _start("dashboard", run_settings, endpoints, Path(workdir) / "dashboard.log")
         try:
             print("starting a worker (joins the consumer group) and the retrainer...", flush=True)
             run.wait_until_ready(worker)
@@ -439,6 +471,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
             print("worker log tail:\n  " + "\n  ".join(tail), file=sys.stderr)
             raise
         finally:
+            _stop(dashboard)
             _stop(retrainer)
             _stop(worker)
     return 0

@@ -738,6 +738,36 @@ class NotifySettings(_Group):
         return value
 
 
+class DashboardSettings(_Group):
+    """``streamlearn dashboard``: the live page of a deployment (docs/operations.md)."""
+
+    host: str = Field(default="127.0.0.1", description="bind address (0.0.0.0 in a container)")
+    port: int = Field(default=6069, ge=0, le=65535, description="port (0: any free one)")
+    interval_s: float = Field(
+        default=2.0, ge=0.2, le=3600, description="how often the deployment is read and drawn"
+    )
+    history_points: int = Field(
+        default=900, ge=10, le=100_000, description="samples kept per series (900 x 2 s = 30 min)"
+    )
+    top_keys: int = Field(
+        default=10, ge=1, le=1000, description="keys with their own series (the busiest)"
+    )
+    events: int = Field(
+        default=200, ge=1, le=100_000, description="drift alerts and model updates kept"
+    )
+    signals_per_partition: int = Field(
+        default=2000,
+        ge=1,
+        description="newest signals per partition read per sample for the latency quantiles",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="token the page and its API require (?token=... or a bearer); unset = open",
+    )
+
+    _none = field_validator("token", mode="before")(_none_words)
+
+
 class LogSettings(_Group):
     """Structured (JSON lines) logs on stderr; quiet by default."""
 
@@ -770,6 +800,7 @@ class Settings(_Group):
     processing: ProcessingSettings = ProcessingSettings()
     web: WebSettings = WebSettings()
     notify: NotifySettings = NotifySettings()
+    dashboard: DashboardSettings = DashboardSettings()
     log: LogSettings = LogSettings()
 
     def with_overrides(self, **groups: Mapping[str, Any]) -> Settings:

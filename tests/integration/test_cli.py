@@ -22,6 +22,7 @@ COMMANDS = [
     "retrain",
     "retrainer",
     "notify",
+    "dashboard",
     "backtest",
     "alerts",
     "drift",

@@ -6,18 +6,21 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.browser import HeadlessChromium, chromium_binary
 from app.embedded import free_port
 from app.train import train_and_store
 from app.worker import worker_environment
 from models.market import MarketSimulator
 
 HISTORY, BEFORE_FLIP = 20_000, 10_000
+DASHBOARD_TOKEN = "dash-t0ken"
 
 
 def _champion(deployment, sim) -> str:
@@ -54,12 +57,13 @@ def _values(samples: dict, name: str) -> dict[tuple, float]:
 
 
 def test_a_regime_flip_gives_one_alert_one_retrain_a_promotion_and_a_recovery(deploy, tmp_path):
-    web_port, retrainer_port = free_port(), free_port()
+    web_port, retrainer_port, dashboard_port = free_port(), free_port(), free_port()
     deployment = deploy(
         topics={"partitions": 1},
         retrain={"cooldown_s": 0.0, "bootstrap_resamples": 500, "metrics_port": retrainer_port},
         drift={"retrain_delay_outcomes": 2000, "retrain_min_window": 2000},
         web={"enabled": True, "port": web_port},
+        dashboard={"port": dashboard_port, "interval_s": 0.25, "token": DASHBOARD_TOKEN},
     )
     names = deployment.names
     sim = MarketSimulator(seed=31, change_points=[HISTORY + BEFORE_FLIP])
@@ -68,11 +72,14 @@ def test_a_regime_flip_gives_one_alert_one_retrain_a_promotion_and_a_recovery(de
     producer.send_outcomes(sim.outcomes(BEFORE_FLIP + 4000))  # the flip, then 4,000 more
     producer.flush()
     deployment.worker(tmp_path).start()
-    retrainer = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "retrainer"],
-        env=worker_environment(deployment.settings, deployment.endpoints),
-        stdout=open(tmp_path / "retrainer.log", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
+    retrainer, dashboard = (
+        subprocess.Popen(
+            [sys.executable, "-m", "app.cli", command],
+            env=worker_environment(deployment.settings, deployment.endpoints),
+            stdout=open(tmp_path / f"{command}.log", "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+        )
+        for command in ("retrainer", "dashboard")
     )
     try:
         deployment.wait_for(lambda: _active(deployment) != champion, 120, "a promotion")
@@ -109,9 +116,11 @@ def test_a_regime_flip_gives_one_alert_one_retrain_a_promotion_and_a_recovery(de
         )
         worker_metrics = _scrape(web_port)
         retrainer_metrics = _scrape(retrainer_port)
+        page = _dashboard_seen(dashboard_port, promoted, total, tmp_path)
     finally:
-        retrainer.terminate()
-        retrainer.wait(timeout=30)
+        for process in (retrainer, dashboard):
+            process.terminate()
+            process.wait(timeout=30)
 
     alerts = deployment.read(names.drift_alerts)
     concept = [a for a in alerts if a["kind"] == "concept"]
@@ -159,6 +168,82 @@ def test_a_regime_flip_gives_one_alert_one_retrain_a_promotion_and_a_recovery(de
         "keys": 1,
     }
     assert status["keys"]["global"]["updates"] == total
+    _assert_page(page, promoted)
+
+
+def _dashboard_view(port: int, token: str | None = DASHBOARD_TOKEN) -> dict:
+    query = f"?token={token}" if token else ""
+    url = f"http://127.0.0.1:{port}/api/dashboard{query}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return orjson.loads(response.read())
+
+
+def _dashboard_seen(port: int, promoted: str, total: int, tmp_path) -> dict | None:
+    """The dashboard's JSON once it caught up, then (where Chromium is installed) the page as
+    a browser renders it: what it shows, and that it changes without a reload."""
+    with pytest.raises(urllib.error.HTTPError, match="401"):
+        _dashboard_view(port, token=None)  # a token is set: nothing without it
+    deadline = time.monotonic() + 30
+    while True:
+        view = _dashboard_view(port)
+        done = {"alert", "recovery", "activated"} <= {e["event"] for e in view["events"]}
+        if done and view["totals"]["outcomes"] == total and view["lag"]["outcomes"] == 0:
+            break
+        assert time.monotonic() < deadline, f"the dashboard did not catch up: {view}"
+        time.sleep(0.25)
+    assert view["error"] is None and view["registry"]["active"] == promoted
+    assert view["keys"] == ["all", "global"] and len(view["series"]["t"]) >= 2
+    assert [r["role"] for r in view["registry"]["versions"]].count("active") == 1
+    concept = [e for e in view["events"] if e["kind"] == "concept"]
+    assert [e["event"] for e in concept] == ["recovery", "alert"]  # newest first
+    assert max(v for v in view["deployment"]["latency_ms"]["max"] if v is not None) < 30_000
+    binary = chromium_binary()
+    if binary is None:
+        return None
+    url = f"http://127.0.0.1:{port}/?token={DASHBOARD_TOKEN}"
+    with HeadlessChromium(binary) as browser:
+        browser.open(url)
+        browser.wait_for("window.streamlearn && streamlearn.updates >= 1", 30, "a first update")
+        browser.evaluate("window.sameDocument = 'yes'")  # gone if the page reloaded
+        first = browser.evaluate("streamlearn.updates")
+        browser.wait_for(f"streamlearn.updates >= {first + 3}", 30, "three more updates")
+        seen = browser.evaluate(
+            """({
+              same: window.sameDocument,
+              updates: streamlearn.updates,
+              points: streamlearn.points,
+              error: streamlearn.error,
+              active: document.getElementById("t-active").textContent,
+              outcomes: document.getElementById("t-outcomes").textContent,
+              events: [...document.querySelectorAll("#events tbody tr")].map(r => r.innerText),
+              keys: [...document.querySelectorAll("#key option")].map(o => o.value),
+              charts: document.querySelectorAll(".uplot canvas").length,
+            })"""
+        )
+        browser.evaluate(
+            "document.getElementById('key').value = 'global';"
+            "document.getElementById('key').dispatchEvent(new Event('change'))"
+        )
+        browser.wait_for("streamlearn.key === 'global'", 10, "the global key's series")
+        seen["screenshot"] = browser.screenshot(tmp_path / "dashboard.png").read_bytes()
+    return seen
+
+
+def _assert_page(page: dict | None, promoted: str) -> None:
+    if page is None:
+        pytest.skip(
+            "Chromium is not installed (apt-get install chromium; `make test` installs it "
+            "where apt-get exists): everything but the page in a browser was checked"
+        )
+    assert page["same"] == "yes" and page["updates"] >= 4, "live updates without a reload"
+    assert page["error"] is None and page["points"] >= 2
+    assert page["active"] == promoted
+    assert int(page["outcomes"].replace(",", "")) >= 22_000
+    assert any("recovery" in row and "concept/batch on global" in row for row in page["events"])
+    assert any("activated" in row and promoted in row for row in page["events"])
+    assert page["keys"] == ["all", "global"] and page["charts"] == 4
+    png = page["screenshot"]
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000, "a drawn page, not a blank one"
 
 
 def _assert_metrics(worker: dict, retrainer: dict, deployment, promoted: str, total: int) -> None:

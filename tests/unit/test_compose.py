@@ -26,7 +26,16 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = Path(__file__).parent / "data" / "compose-spec.json"
 #: ``$$`` (a literal dollar), ``${NAME}``, ``${NAME:-default}``, ``${NAME:?error}``.
 VARIABLE = re.compile(r"\$\$|\$\{(?P<name>[A-Z0-9_]+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")
-LONG_RUNNING = ("kafka", "redis", "worker", "retrainer", "notify", "prometheus")
+LONG_RUNNING = (
+    "kafka",
+    "redis",
+    "worker",
+    "retrainer",
+    "notify",
+    "dashboard",
+    "prometheus",
+    "grafana",
+)
 
 
 def _env_example() -> dict[str, str]:
@@ -150,6 +159,29 @@ def test_prometheus_scrapes_every_worker_and_the_retrainer(compose):
     assert targets == [f"retrainer:{retrainer.retrain.metrics_port}"]
     mounted = compose["services"]["prometheus"]["volumes"][0]
     assert mounted.startswith("./deploy/prometheus.yml:")
+
+
+def test_grafana_loads_the_shipped_dashboard_from_the_bundled_prometheus(compose):
+    grafana = compose["services"]["grafana"]
+    mounts = dict(volume.split(":")[:2] for volume in grafana["volumes"] if volume.startswith("."))
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    dashboards_dir = mounts["./deploy/grafana/dashboards"]
+    provisioning = ROOT / "deploy" / "grafana" / "provisioning"
+    source = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    (datasource,) = source["datasources"]
+    assert datasource["url"] == "http://prometheus:9090" and datasource["type"] == "prometheus"
+    provider = yaml.safe_load((provisioning / "dashboards" / "streamlearn.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == dashboards_dir
+    dashboard = orjson.loads((ROOT / "deploy/grafana/dashboards/streamlearn.json").read_bytes())
+    used = {
+        target["datasource"]["uid"]
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+    }
+    assert used == {datasource["uid"]}, "every panel queries the provisioned Prometheus"
+    dashboard_env = load_settings(environ=compose["services"]["dashboard"]["environment"])
+    assert dashboard_env.dashboard.host == "0.0.0.0" and dashboard_env.dashboard.token
+    assert compose["services"]["dashboard"]["ports"] == [f"127.0.0.1:{6069}:6069"]
 
 
 def test_the_readme_names_the_services_the_file_runs(compose):
