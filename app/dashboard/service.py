@@ -51,10 +51,12 @@ class Dashboard:
         self.sampler = sampler
         self.error: str | None = None
         self.sampled_at: float | None = None
+        self.sample_seconds: float | None = None
         self._lock = threading.Lock()
 
     def sample_once(self) -> None:
         """Read one sample into the history (or record why it could not be read)."""
+        started = time.monotonic()
         try:
             sample = self.sampler.sample()
         except Exception as exc:
@@ -70,6 +72,7 @@ class Dashboard:
             self._record(self.sampler.new_events())
             self.history.add(sample)
             self.error, self.sampled_at = None, sample.at
+            self.sample_seconds = time.monotonic() - started
 
     def _record(self, events: list[Event]) -> None:
         """Events into the timeline (the caller holds the lock)."""
@@ -103,6 +106,7 @@ class Dashboard:
                 "namespace": self.settings.redis.namespace,
                 "interval_s": self.interval_s,
                 "sampled_at": self.sampled_at,
+                "sample_seconds": self.sample_seconds,
                 "error": self.error,
                 "key": chosen,
                 "keys": keys,

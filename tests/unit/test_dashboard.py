@@ -137,6 +137,7 @@ def test_the_view_falls_back_to_all_for_an_unknown_key(key):
     assert view["key"] == "all" and view["keys"] == ["all", "a"]
     assert view["series"]["t"] == [1.0]
     assert view["registry"]["active"] == "v1" and view["error"] is None
+    assert view["sample_seconds"] >= 0
 
 
 def test_a_failed_read_is_shown_and_the_history_kept():
