@@ -18,7 +18,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -26,18 +26,18 @@ import orjson
 from app.backtest import MODES, backtest, registry_timeline, report, topic_history
 from app.browser import BrowserError, HeadlessChromium, chromium_binary
 from app.composition import active_version, blocking_redis_client, claimed_partitions, contract_spec
+from app.dashboard.history import Totals
 from app.embedded import Endpoints, free_port, infrastructure
-from app.status import DeploymentStatus, read_status
+from app.status import read_status
 from app.train import train_and_store
 from app.worker import worker_environment
 from config import Settings
 from models.market import MarketSimulator
+from models.metrics import SOURCES
 from models.notifications import alert_subject
 from streams.producer import MessageProducer
 from streams.reader import TopicReader
 from streams.topics import TopicNames, ensure_topics_for
-
-SOURCES = ("online", "batch", "blend")
 
 
 class DemoError(RuntimeError):
@@ -54,49 +54,6 @@ class DemoOptions:
     history: int = 20_000
     progress_every_s: float = 2.0
     screenshot: Path | None = None
-
-
-@dataclass
-class Totals:
-    """Cumulative prequential numbers summed over keys: n, correct predictions, log-loss sum."""
-
-    updates: int = 0
-    n: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0.0))
-    correct: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0.0))
-    loss: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0.0))
-    lag: int = 0
-
-    @classmethod
-    def of(cls, status: DeploymentStatus) -> Totals:
-        """Sum the per-key summaries of a status snapshot."""
-        totals = cls(lag=sum(int(row["lag"] or 0) for row in status.partitions.values()))
-        for summary in status.keys.values():
-            totals.updates += summary["updates"]
-            for source in SOURCES:
-                metrics = summary["metrics"][source]
-                if metrics["n"]:
-                    totals.n[source] += metrics["n"]
-                    totals.correct[source] += metrics["accuracy"] * metrics["n"]
-                    totals.loss[source] += metrics["log_loss"] * metrics["n"]
-        return totals
-
-    def minus(self, earlier: Totals) -> Totals:
-        """The numbers of the outcomes between ``earlier`` and this snapshot."""
-        return Totals(
-            updates=self.updates - earlier.updates,
-            n={s: self.n[s] - earlier.n[s] for s in SOURCES},
-            correct={s: self.correct[s] - earlier.correct[s] for s in SOURCES},
-            loss={s: self.loss[s] - earlier.loss[s] for s in SOURCES},
-            lag=self.lag,
-        )
-
-    def accuracy(self, source: str) -> float | None:
-        """Share of correct predictions of a source."""
-        return self.correct[source] / self.n[source] if self.n[source] else None
-
-    def log_loss(self, source: str) -> float | None:
-        """Mean log loss of a source."""
-        return self.loss[source] / self.n[source] if self.n[source] else None
 
 
 def stamped(requests: list[dict]) -> list[dict]:
@@ -147,10 +104,13 @@ class DemoRun:
         self.sim = MarketSimulator(seed=options.seed, change_points=[self.flip_at])
         self.signal_statuses: Counter[str] = Counter()
         self.alerts: TopicReader | None = None
+        self.lag = 0
 
     def snapshot(self) -> Totals:
-        """Current cumulative metrics of the worker, from Redis."""
-        return Totals.of(read_status(self.settings, self.endpoints.kafka, self.endpoints.redis))
+        """Current cumulative metrics of the worker, from Redis (and its lag, in ``lag``)."""
+        status = read_status(self.settings, self.endpoints.kafka, self.endpoints.redis)
+        self.lag = sum(int(row["lag"] or 0) for row in status.partitions.values())
+        return Totals.summed(Totals.of_summary(summary) for summary in status.keys.values())
 
     def train_initial_model(self) -> str:
         """Train on ``history`` outcomes of the first regime and activate the model."""
@@ -278,7 +238,7 @@ class DemoRun:
         print(
             f"[{elapsed:5.1f}s] outcomes {totals.updates:>7,} ({window.updates / dt:>6,.0f}/s)  "
             f"signals {sum(self.signal_statuses.values()):>7,} ({new_signals / dt:>6,.0f}/s)  "
-            f"lag {totals.lag:>5}  acc online/batch/blend {accs}  logloss {losses}",
+            f"lag {self.lag:>5}  acc online/batch/blend {accs}  logloss {losses}",
             flush=True,
         )
 

@@ -34,7 +34,7 @@ from app.embedded import Endpoints
 from config import Settings
 from config.settings import WebhookSettings
 from models.coordination import NotifierState
-from models.notifications import Notice, NoticeError, NoticeFilter, alert_notice, update_notice
+from models.notifications import Notice, NoticeError, NoticeFilter, notice_of, record_id
 from streams.failpoints import failpoint
 from streams.reader import TopicReader
 from streams.telemetry import add_process_collectors, serve_metrics
@@ -197,13 +197,8 @@ class Notifier:
         self, topic: str, partition: int, offset: int, value: bytes | None
     ) -> Notice | None:
         try:
-            message = orjson.loads(value or b"")
-            if not isinstance(message, dict):
-                raise NoticeError("not a JSON object")
-            if topic == self._topics[0]:
-                return alert_notice(message)
-            return update_notice(message, fallback_id=f"{topic}:{partition}:{offset}")
-        except (orjson.JSONDecodeError, NoticeError) as exc:
+            return notice_of(value, topic == self._topics[0], record_id(topic, partition, offset))
+        except NoticeError as exc:
             self.metrics.unreadable.inc()
             log.warning(
                 "message skipped: not a notice",

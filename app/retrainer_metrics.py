@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from models.triggers import TRIGGERS
 from streams.telemetry import add_process_collectors, serve_metrics
 
 #: How a retrain ended.
@@ -50,7 +51,7 @@ class RetrainerMetrics:
             ["trigger"],
             registry=self.registry,
         )
-        for trigger in ("schedule", "volume"):
+        for trigger in TRIGGERS:
             self.triggers.labels(trigger)
         self.last_finished = Gauge(
             "streamlearn_retrain_last_finished_timestamp_seconds",

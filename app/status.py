@@ -13,7 +13,7 @@ from app.composition import active_version, kafka_connection, redis_connection, 
 from app.redis_connection import RedisConnection
 from config import Settings
 from models.codec import summary_of
-from models.state_store import PartitionSnapshot
+from models.state_store import PartitionSnapshot, StateStore
 from streams.kafka_connection import KafkaConnection
 from streams.reader import TopicReader
 
@@ -36,16 +36,26 @@ def committed_offsets(kafka: KafkaConnection, group: str, topic: str) -> dict[in
     """The consumer group's committed offsets of one topic (OffsetFetch, right on tansu too)."""
     admin = KafkaAdminClient(**kafka.client_options(), client_id="streamlearn-status")
     try:
-        offsets = admin.list_group_offsets(group).get(group, {})
+        return group_offsets(admin, group, topic)
     finally:
         admin.close()
+
+
+def group_offsets(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int]:
+    """``group``'s committed offsets of ``topic`` per partition, on an open admin client."""
+    offsets = admin.list_group_offsets(group).get(group, {})
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
 async def learner_state(settings: Settings, redis: RedisConnection) -> dict[int, PartitionSnapshot]:
     """Every stored partition of the learner's state, read without claiming it."""
     async with stored_state(settings, redis) as store:
-        return {p: await store.read(p) for p in await store.partitions()}
+        return await snapshots_of(store)
+
+
+async def snapshots_of(store: StateStore) -> dict[int, PartitionSnapshot]:
+    """Every stored partition of a state store, read without claiming it."""
+    return {p: await store.read(p) for p in await store.partitions()}
 
 
 def read_status(

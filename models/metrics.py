@@ -71,21 +71,27 @@ class SourceMetrics:
     correct: int = 0
     roc_auc: BinnedROCAUC = field(default_factory=BinnedROCAUC)
 
-    def update(self, won: bool, p_win: float) -> float:
-        """Score one prediction ``p_win`` against the outcome ``won``; returns its log loss."""
+    def update(self, won: bool, p_win: float, tally: Tally | None = None) -> None:
+        """Score one prediction ``p_win`` against the outcome ``won`` (and count it in
+        ``tally`` too: the worker-wide sums use the same loss and the same rule)."""
         p = _P_MIN if p_win < _P_MIN else _P_MAX if p_win > _P_MAX else p_win
         loss = -math.log(p) if won else -math.log(1 - p)
+        right = (p_win > 0.5) == won
         self.n += 1
         self.log_loss_mean += (1.0 / self.n) * (loss - self.log_loss_mean)
-        if (p_win > 0.5) == won:
+        if right:
             self.correct += 1
+        if tally is not None:
+            tally.n += 1
+            tally.log_loss += loss
+            if right:
+                tally.correct += 1
         roc = self.roc_auc  # BinnedROCAUC.update, inlined (three sources per outcome)
         index = min(int(p_win * roc.bins), roc.bins - 1)
         if won:
             roc.wins[index] += 1
         else:
             roc.losses[index] += 1
-        return loss
 
     def summary(self) -> dict[str, float | int | None]:
         """Plain numbers for status views (None until something was scored)."""
@@ -102,18 +108,12 @@ class SourceMetrics:
 @dataclass
 class Tally:
     """Sums of scored predictions (count, correct ones, log loss) to be drained into
-    counters: the worker-wide prequential numbers, over every key it learns."""
+    counters: the worker-wide prequential numbers, over every key it learns (filled by
+    :meth:`SourceMetrics.update`)."""
 
     n: int = 0
     correct: int = 0
     log_loss: float = 0.0
-
-    def add(self, won: bool, p_win: float, loss: float) -> None:
-        """Count one prediction and its log loss (as :meth:`SourceMetrics.update` returned)."""
-        self.n += 1
-        self.log_loss += loss
-        if (p_win > 0.5) == won:
-            self.correct += 1
 
     def drain(self) -> tuple[int, int, float]:
         """The sums so far, starting over at zero."""

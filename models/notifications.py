@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
+
 #: Severity order: a webhook's ``min_severity`` lets through its level and the ones after it.
 SEVERITIES: Final = ("info", "warning", "critical")
 
@@ -140,6 +142,28 @@ def alert_notice(alert: Mapping[str, Any]) -> Notice:
     if drifted:
         text += "; columns " + ", ".join(sorted(drifted))
     return Notice(notice_id, kind, event, severity, title, text, alert.get("ts"), alert)
+
+
+def notice_of(value: bytes | None, is_alert: bool, fallback_id: str) -> Notice:
+    """The notice of one record of ``drift-alerts`` (``is_alert``) or ``model-updates``;
+    ``fallback_id`` names an update without an ``update_id``. NoticeError when the record is
+    not such a message (not JSON, not an object, fields missing)."""
+    try:
+        message = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        raise NoticeError(f"not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise NoticeError("not a JSON object")
+    return alert_notice(message) if is_alert else update_notice(message, fallback_id)
+
+
+def record_id(topic: str, partition: int, offset: int) -> str:
+    """Where a record is (``topic:partition:offset``): the id of a notice without its own.
+
+    >>> record_id("model-updates", 0, 7)
+    'model-updates:0:7'
+    """
+    return f"{topic}:{partition}:{offset}"
 
 
 def update_notice(update: Mapping[str, Any], fallback_id: str) -> Notice:

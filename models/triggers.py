@@ -36,6 +36,10 @@ _UNIT_S: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 #: Names of the marks kept in the retrainer's state.
 SCHEDULE_NEXT: Final = "schedule_next_s"
 OUTCOMES_SEEN: Final = "outcomes_seen"
+#: The ``requested_by`` of the retrains each trigger asks for.
+SCHEDULE: Final = "schedule"
+VOLUME: Final = "volume"
+TRIGGERS: Final = (SCHEDULE, VOLUME)
 
 
 class ScheduleError(ValueError):
@@ -122,7 +126,7 @@ def due_triggers(
             updated[SCHEDULE_NEXT] = schedule.next_after(now)
         elif now >= due:
             when = datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-            fired.append(Trigger("schedule", f"scheduled retrain ({schedule.text}), due {when}"))
+            fired.append(Trigger(SCHEDULE, f"scheduled retrain ({schedule.text}), due {when}"))
             updated[SCHEDULE_NEXT] = schedule.next_after(now)
     every = config.every_outcomes
     if every is not None and outcomes is not None:
@@ -132,7 +136,7 @@ def due_triggers(
         elif outcomes - seen >= every:
             fired.append(
                 Trigger(
-                    "volume",
+                    VOLUME,
                     f"{outcomes - int(seen):,} new outcomes since the last retrain (every "
                     f"{every:,})",
                 )

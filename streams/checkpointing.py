@@ -229,11 +229,12 @@ class Checkpointer:
         }
         return CheckpointResult(committed=committed, fenced=fenced)
 
-    def _store_failed(self, what: str, exc: BaseException) -> None:
+    def _store_failed(self, operation: str, exc: BaseException, subject: str = "") -> None:
+        """``operation`` (checkpoint, claim) is the metric's label; ``subject`` says of what."""
         delay = self.backoff.failed()
-        self.last_error = f"{what}: {type(exc).__name__}: {exc}"
+        self.last_error = f"{operation}{subject}: {type(exc).__name__}: {exc}"
         self._metrics.store_failures.inc()
-        self._metrics.dependency_errors.labels("redis", what.split(" ", 1)[0]).inc()
+        self._metrics.dependency_errors.labels("redis", operation).inc()
         self._metrics.store_available.set(0)
         log.warning(
             "state store unreachable; learning paused, scoring goes on",
@@ -269,7 +270,7 @@ class Checkpointer:
             try:
                 loaded = await asyncio.wait_for(self.state.ensure(partition), self._timeout_s)
             except STORE_ERRORS as exc:
-                self._store_failed(f"claim of partition {partition}", exc)
+                self._store_failed("claim", exc, f" of partition {partition}")
                 missing.add(partition)
                 continue
             if loaded is None:  # not assigned to us (any more), or blocked after a fence

@@ -216,11 +216,11 @@ class OutcomeLearner:
             self.on_scored(outcome, p_online, pb, blend)
         sources = key_model.metrics.sources  # PrequentialMetrics.update, without the dispatch
         scored = self._scored
-        scored["online"].add(won, p_online, sources["online"].update(won, p_online))
+        sources["online"].update(won, p_online, scored["online"])
         if pb is not None:
-            scored["batch"].add(won, pb, sources["batch"].update(won, pb))
+            sources["batch"].update(won, pb, scored["batch"])
         if blend.score is not None:
-            scored["blend"].add(won, blend.score, sources["blend"].update(won, blend.score))
+            sources["blend"].update(won, blend.score, scored["blend"])
         if key_model.drift is not None:
             reference = None if batch_model is None else batch_model.reference
             events, needs = key_model.drift.update(

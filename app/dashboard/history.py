@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-SOURCES = ("online", "batch", "blend")
+from models.metrics import SOURCES
+
 #: The series name of every key's outcomes together.
 ALL = "all"
 

@@ -17,21 +17,25 @@ Nothing here writes: any number of dashboards can watch one deployment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from kafka import KafkaAdminClient
 
-from app.composition import blocking_redis_client, registry_on
+from app.composition import blocking_redis_client, registry_on, stored_state
 from app.dashboard.history import Sample, Totals
 from app.embedded import Endpoints
 from app.models_cli import version_row
-from app.status import learner_state
+from app.status import group_offsets, snapshots_of
 from config import Settings
 from models.codec import StateCodecError, summary_of
+from models.notifications import Notice, NoticeError, notice_of, record_id
+from models.state_store import StateStore
 from streams.reader import TopicReader
 
 log = logging.getLogger(__name__)
@@ -42,13 +46,10 @@ VERSIONS_SHOWN = 8
 
 @dataclass(frozen=True)
 class Event:
-    """A message of ``drift-alerts`` (``topic`` "alerts") or ``model-updates`` ("updates"),
-    when it was published (epoch ms) and an id for one without its own."""
+    """A drift alert, recovery or model update, and when it was published (epoch ms)."""
 
-    topic: str
-    message: dict[str, Any]
+    notice: Notice
     at_ms: int
-    fallback_id: str
 
 
 class DeploymentSampler:
@@ -71,6 +72,9 @@ class DeploymentSampler:
         self._readers: dict[str, TopicReader] = {}
         self._admin: KafkaAdminClient | None = None
         self._redis: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._state: AsyncExitStack | None = None
+        self._store: StateStore | None = None
         self._signal_ends: dict[int, int] | None = None
         self._versions_stale = True
 
@@ -91,6 +95,12 @@ class DeploymentSampler:
             readers[name].seek({p: max(0, end - self.events_limit) for p, end in ends.items()})
         self._admin = KafkaAdminClient(**kafka.client_options(), client_id="streamlearn-dashboard")
         self._redis = blocking_redis_client(self.settings, self.endpoints.redis)
+        # The state store is asyncio: one loop and one connection for every sample.
+        self._loop = asyncio.new_event_loop()
+        self._state = AsyncExitStack()
+        self._store = self._loop.run_until_complete(
+            self._state.enter_async_context(stored_state(self.settings, self.endpoints.redis))
+        )
         self._signal_ends = None
         self._versions_stale = True
 
@@ -99,7 +109,8 @@ class DeploymentSampler:
         self._open()
         self._read_events()
         self._read_registry()
-        snapshots = asyncio.run(learner_state(self.settings, self.endpoints.redis))
+        assert self._loop is not None and self._store is not None
+        snapshots = self._loop.run_until_complete(snapshots_of(self._store))
         keys: dict[str, Totals] = {}
         applied: dict[int, int] = {}
         for partition, snapshot in snapshots.items():
@@ -126,10 +137,10 @@ class DeploymentSampler:
 
     def _request_lag(self) -> int | None:
         ends = self._ends("requests")
-        group, topic = self.settings.kafka.consumer_group, self.settings.topics.requests
         assert self._admin is not None
-        offsets = self._admin.list_group_offsets(group).get(group, {})
-        committed = {tp.partition: m.offset for tp, m in offsets.items() if tp.topic == topic}
+        committed = group_offsets(
+            self._admin, self.settings.kafka.consumer_group, self.settings.topics.requests
+        )
         if not committed:
             return None  # no worker has committed yet: unknown, not zero
         return sum(max(0, end - max(0, committed.get(p, 0))) for p, end in ends.items())
@@ -164,14 +175,13 @@ class DeploymentSampler:
             reader = self._readers[name]
             while records := reader.poll(timeout_ms=50):
                 for record in records:
+                    where = record_id(reader.topic, record.partition, record.offset)
                     try:
-                        message = orjson.loads(record.value)
-                    except orjson.JSONDecodeError:
+                        notice = notice_of(record.value, name == "alerts", where)
+                    except NoticeError as exc:
+                        log.debug("dashboard: %s skipped: %s", where, exc)
                         continue
-                    if not isinstance(message, dict):
-                        continue
-                    fallback = f"{record.partition}-{record.offset}"
-                    self._events.append(Event(name, message, record.timestamp, fallback))
+                    self._events.append(Event(notice, record.timestamp))
                     self._versions_stale = self._versions_stale or name == "updates"
 
     def new_events(self) -> list[Event]:
@@ -206,6 +216,12 @@ class DeploymentSampler:
         if self._redis is not None:
             self._redis.close()
             self._redis = None
+        if self._loop is not None:
+            with contextlib.suppress(Exception):  # a broken connection: nothing to save
+                if self._state is not None:
+                    self._loop.run_until_complete(self._state.aclose())
+            self._loop.close()
+            self._loop, self._state, self._store = None, None, None
 
 
 def signal_latency_ms(value: bytes | None) -> float | None:

@@ -77,10 +77,7 @@ class Dashboard:
     def _record(self, events: list[Event]) -> None:
         """Events into the timeline (the caller holds the lock)."""
         for event in events:
-            if event.topic == "alerts":
-                self.timeline.add_alert(event.message, event.at_ms)
-            else:
-                self.timeline.add_update(event.message, event.at_ms, event.fallback_id)
+            self.timeline.add(event.notice, event.at_ms)
 
     def run(self, stop: threading.Event) -> None:
         """Sample every interval until ``stop`` is set."""

@@ -1,18 +1,17 @@
 """The dashboard's event list: drift alerts, recoveries and model updates, newest first.
 
-Messages are read from ``drift-alerts`` and ``model-updates`` and described by the same
-notices ``streamlearn notify`` sends (:mod:`models.notifications`), so the page and a Slack
-channel say the same thing. A message published twice (the workers' outbox may) is shown
+Messages of ``drift-alerts`` and ``model-updates`` arrive as the notices ``streamlearn notify``
+sends (:func:`models.notifications.notice_of`), so the page and a Slack channel say the same
+thing. A message published twice (the workers' outbox may) is shown
 once; the list and the memory of ids are bounded.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Mapping
 from typing import Any
 
-from models.notifications import NoticeError, alert_notice, update_notice
+from models.notifications import Notice
 
 
 class Timeline:
@@ -24,53 +23,28 @@ class Timeline:
         self._memory = 4 * limit
         self._open: dict[tuple[str, str, str], str] = {}
 
-    def add_alert(self, alert: Mapping[str, Any], at_ms: int) -> None:
-        """A ``drift-alerts`` message published at ``at_ms`` (epoch milliseconds)."""
-        try:
-            notice = alert_notice(alert)
-        except (NoticeError, KeyError, TypeError, ValueError):
-            return  # not an alert this version can read; the topic's consumers say why
+    def add(self, notice: Notice, at_ms: int) -> None:
+        """A drift alert, recovery or model update published at ``at_ms`` (epoch ms)."""
         if not self._first(notice.notice_id):
             return
-        episode = (str(alert.get("key")), notice.kind, str(alert.get("source")))
-        if notice.event == "alert":
-            self._open[episode] = str(alert.get("episode"))
-        else:
-            self._open.pop(episode, None)
+        message = notice.message
+        drift = notice.kind != "model"
+        if drift:
+            episode = (str(message.get("key")), notice.kind, str(message.get("source")))
+            if notice.event == "alert":
+                self._open[episode] = str(message.get("episode"))
+            else:
+                self._open.pop(episode, None)
         self._events.append(
             {
                 "at": at_ms,
-                "type": "drift",
+                "type": "drift" if drift else "model",
                 "kind": notice.kind,
                 "event": notice.event,
                 "severity": notice.severity,
-                "key": alert.get("key"),
-                "source": alert.get("source"),
-                "version": alert.get("model_version"),
-                "title": notice.title,
-                "text": notice.text,
-            }
-        )
-
-    def add_update(self, update: Mapping[str, Any], at_ms: int, fallback_id: str) -> None:
-        """A ``model-updates`` message published at ``at_ms``; ``fallback_id`` names one
-        without an ``update_id``."""
-        try:
-            notice = update_notice(update, fallback_id)
-        except NoticeError:
-            return
-        if not self._first(notice.notice_id):
-            return
-        self._events.append(
-            {
-                "at": at_ms,
-                "type": "model",
-                "kind": "model",
-                "event": notice.event,
-                "severity": notice.severity,
-                "key": None,
-                "source": None,
-                "version": update.get("version"),
+                "key": message.get("key") if drift else None,
+                "source": message.get("source") if drift else None,
+                "version": message.get("model_version" if drift else "version"),
                 "title": notice.title,
                 "text": notice.text,
             }

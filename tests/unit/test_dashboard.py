@@ -3,6 +3,7 @@ timeline's dedupe and open episodes, and the JSON view served from them."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from app.dashboard.history import ALL, History, Sample, Totals
@@ -10,6 +11,7 @@ from app.dashboard.sampler import Event
 from app.dashboard.service import Dashboard
 from app.dashboard.timeline import Timeline
 from config import Settings
+from models.notifications import Notice, NoticeError, notice_of
 
 
 def _totals(updates: int, n: float, correct: float, loss: float) -> Totals:
@@ -71,6 +73,14 @@ def test_a_reset_key_gives_no_window_instead_of_a_negative_one():
     assert history.series("a")["accuracy"]["online"] == [0.5]
 
 
+def _alert(message: dict) -> Notice:
+    return notice_of(orjson.dumps(message), True, "unused")
+
+
+def _update(message: dict, fallback_id: str = "unused") -> Notice:
+    return notice_of(orjson.dumps(message), False, fallback_id)
+
+
 def test_timeline_shows_a_message_once_and_tracks_open_episodes():
     timeline = Timeline(limit=10)
     alert = {
@@ -84,23 +94,25 @@ def test_timeline_shows_a_message_once_and_tracks_open_episodes():
         "threshold": 0.3,
         "episode": "e1",
     }
-    timeline.add_alert(alert, 1000)
-    timeline.add_alert(alert, 1001)  # published twice by the outbox
+    timeline.add(_alert(alert), 1000)
+    timeline.add(_alert(alert), 1001)  # published twice by the outbox
     assert timeline.open_episodes() == {"concept": 1}
-    timeline.add_update({"event": "activated", "version": "v2", "update_id": "u1"}, 2000, "0-1")
-    timeline.add_alert({**alert, "alert_id": "e1-recovery", "event": "recovery"}, 3000)
+    timeline.add(_update({"event": "activated", "version": "v2", "update_id": "u1"}), 2000)
+    timeline.add(_alert({**alert, "alert_id": "e1-recovery", "event": "recovery"}), 3000)
     events = timeline.events()
     assert [e["event"] for e in events] == ["recovery", "activated", "alert"]
     assert events[1]["version"] == "v2" and "v2" in events[1]["title"]
+    assert events[0]["key"] == "global" and events[0]["source"] == "batch"
     assert timeline.open_episodes() == {}
-    timeline.add_alert({"no": "id"}, 4000)  # unreadable: left out, nothing raised
-    assert len(timeline.events()) == 3
+    for unreadable in (b'{"no": "id"}', b"not json", b"[1]", None):  # the sampler skips them
+        with pytest.raises(NoticeError):
+            notice_of(unreadable, True, "x")
 
 
 def test_timeline_keeps_the_newest_limit_events():
     timeline = Timeline(limit=2)
     for i in range(5):
-        timeline.add_update({"event": "rejected", "version": f"v{i}"}, i, f"0-{i}")
+        timeline.add(_update({"event": "rejected", "version": f"v{i}"}, f"0-{i}"), i)
     assert [e["version"] for e in timeline.events()] == ["v4", "v3"]
 
 
@@ -149,7 +161,7 @@ def test_a_failed_read_is_shown_and_the_history_kept():
             Sample(3.0, {"a": _totals(3, 3, 3, 3)}),
         ]
     )
-    twin.events = [Event("updates", {"event": "activated", "version": "v1"}, 5, "0-0")]
+    twin.events = [Event(_update({"event": "activated", "version": "v1"}), 5)]
     dashboard = Dashboard(Settings(), twin)
     dashboard.sample_once()
     dashboard.sample_once()
