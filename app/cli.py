@@ -210,6 +210,77 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--no-follow", action="store_true", help="print and exit")
     tail.add_argument("--json", action="store_true", help="raw JSON lines")
 
+    dlq = commands.add_parser(
+        "dlq",
+        help="dead letters: tail them, replay fixed ones to their input topic",
+        description="Read the dead-letter topics and send fixed originals back (needs "
+        "KAFKA_BOOTSTRAP_SERVERS; replay also REDIS_URL, where it marks what it sent).",
+    )
+    dlq_actions = dlq.add_subparsers(dest="action", metavar="ACTION", required=True)
+    dlq_tail = dlq_actions.add_parser(
+        "tail",
+        help="the last letters, then new ones as they come (Ctrl-C ends)",
+        description="Print dead letters readably: when, kind, source position, reason, and "
+        "the start of the original.",
+    )
+    dlq_replay = dlq_actions.add_parser(
+        "replay",
+        help="re-validate selected letters' originals and produce them again (dry run first)",
+        description="Take each selected letter's original, apply --rename / --set, check it "
+        "against the workers' contract, and with --execute produce it to its input topic "
+        "(record key and partition as the workers expect). A letter is never replayed twice; "
+        "duplicates are never replayed. Without --execute nothing is sent.",
+    )
+    for action in (dlq_tail, dlq_replay):
+        action.add_argument(
+            "--source",
+            choices=["outcomes", "requests"],
+            default="outcomes",
+            help="whose dead letters: trade-outcomes (default) or signal-requests",
+        )
+        action.add_argument(
+            "--kind", action="append", default=[], help="only this kind (repeatable)"
+        )
+        action.add_argument(
+            "--grep", metavar="REGEX", help="only letters whose reason or original text matches"
+        )
+    dlq_tail.add_argument("-n", "--last", type=int, default=20, help="how many recent ones first")
+    dlq_tail.add_argument("--no-follow", action="store_true", help="print and exit")
+    dlq_tail.add_argument("--json", action="store_true", help="raw JSON lines")
+    dlq_replay.add_argument(
+        "--letter",
+        action="append",
+        default=[],
+        metavar="TOPIC:PARTITION:OFFSET",
+        help="only this letter (as tail --json and replay print it; repeatable)",
+    )
+    dlq_replay.add_argument(
+        "--rename",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="rename a field or a feature in the original (repeatable)",
+    )
+    dlq_replay.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=JSON",
+        help="set a field of the original to a JSON value (repeatable)",
+    )
+    dlq_replay.add_argument(
+        "--execute", action="store_true", help="send (default: a dry run that only reports)"
+    )
+
+    schemas = commands.add_parser(
+        "schemas",
+        help="write the JSON Schemas of this deployment's messages",
+        description="Write one JSON Schema per message (docs/messages.md) into a directory, "
+        "with this deployment's features (model.features, required and bounded) and model-key "
+        "field: validate your producers and consumers against them.",
+    )
+    schemas.add_argument("--out", type=Path, required=True, help="target directory")
+
     drift = commands.add_parser(
         "drift",
         help="drift state per key: detectors, PSI per feature, last alerts",
@@ -326,6 +397,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors whose message is the whole story (no exception type shown)."""
     from app.backtest import BacktestError
     from app.demo import DemoError
+    from app.dlq import DeadLetterCommandError
     from app.drift_cli import DriftCommandError
     from app.embedded import EmbeddedStartError
     from app.models_cli import RegistryCommandError
@@ -336,11 +408,15 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from models.store import ModelStoreError
     from models.training import TrainingDataError
     from models.triggers import ScheduleError
+    from streams.client import ClientError, ContractError
     from streams.reader import TopicReadError
     from streams.topics import TopicLayoutError
 
     return (
         CommandError,
+        DeadLetterCommandError,
+        ClientError,
+        ContractError,
         BacktestError,
         DemoError,
         EmbeddedStartError,
@@ -497,6 +573,37 @@ def _alerts(settings: Settings, args: argparse.Namespace) -> int:
     return tail_alerts(settings, args.last, follow=not args.no_follow, as_json=args.json)
 
 
+def _dlq(settings: Settings, args: argparse.Namespace) -> int:
+    from app import dlq
+
+    if args.action == "tail":
+        return dlq.tail(
+            settings,
+            args.source,
+            args.last,
+            args.kind,
+            args.grep,
+            follow=not args.no_follow,
+            as_json=args.json,
+        )
+    fixes = dlq.Fixes.parse(args.rename, args.set)
+    dlq.replay(settings, args.source, args.kind, args.grep, args.letter, fixes, args.execute)
+    return 0
+
+
+def _schemas(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.schemas import deployment_schemas, write
+
+    written = write(
+        args.out,
+        deployment_schemas(
+            settings.model.features, settings.model.key_field, settings.limits.max_abs_feature
+        ),
+    )
+    print(f"wrote {len(written)} schemas to {args.out}")
+    return 0
+
+
 def _drift(settings: Settings, args: argparse.Namespace) -> int:
     from app.drift_cli import report
 
@@ -542,6 +649,8 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "dashboard": _dashboard,
     "alerts": _alerts,
     "drift": _drift,
+    "dlq": _dlq,
+    "schemas": _schemas,
     "backtest": _backtest,
 }
 

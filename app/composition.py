@@ -27,6 +27,7 @@ from models.adapters.memory_state_store import MemoryStateStore
 from models.adapters.redis_clients import AsyncRedisClient, RedisClient
 from models.adapters.redis_coordination import (
     RedisNotifierState,
+    RedisReplayLedger,
     RedisRetrainerState,
     RedisRetrainGuard,
 )
@@ -38,7 +39,7 @@ from models.adapters.s3_blobs import S3BlobStore
 from models.blend_training import BlendTrainConfig
 from models.blend_weights import WeightFitConfig
 from models.blobs import BlobStore
-from models.coordination import NotifierState, RetrainerState
+from models.coordination import NotifierState, ReplayLedger, RetrainerState
 from models.decay import half_life_of_window
 from models.drift.config import DriftConfig
 from models.gate import GateConfig
@@ -310,6 +311,16 @@ def notifier_ports(settings: Settings, redis_connection: RedisConnection) -> Not
     """The notifier's state on Redis."""
     client = blocking_redis_client(settings, redis_connection)
     return NotifierPorts(RedisNotifierState(client, RedisKeys(settings.redis.namespace)), client)
+
+
+@contextmanager
+def replay_ledger(settings: Settings, redis_connection: RedisConnection) -> Iterator[ReplayLedger]:
+    """Where ``dlq replay`` marks the letters it replayed (Redis), on its own connection."""
+    client = blocking_redis_client(settings, redis_connection)
+    try:
+        yield RedisReplayLedger(client, RedisKeys(settings.redis.namespace))
+    finally:
+        client.close()
 
 
 @asynccontextmanager

@@ -170,6 +170,10 @@ def _wire_agents(
     @app.on_partitions_assigned.connect
     async def restore_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         mine = [tp.partition for tp in assigned if tp.topic == names.outcomes]
+        try:  # the partition count of the co-partitioning checks (None: they wait)
+            engine.placement.partitions = app.consumer.topic_partitions(names.requests)
+        except Exception:
+            engine.placement.partitions = None
         try:  # an exception here would crash the Faust app; the timer retries claims
             await learner_agent.claim_assigned(mine)
         except Exception as exc:

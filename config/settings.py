@@ -300,12 +300,20 @@ class LimitSettings(_Group):
         ge=16_384,
         description="largest record the broker accepts; dead letters are cut to fit it",
     )
+    max_request_age_ms: int | None = Field(
+        default=None,
+        ge=1,
+        description="signal requests older than this (ms since their ts) when scored are "
+        "answered 'expired' without a score; unset = only a request's own deadline_ms",
+    )
     max_keys_per_partition: int = Field(
         default=10_000,
         ge=1,
         description="model keys one partition may hold; a new key's outcome beyond it is a dead "
         "letter (cost per key: docs/deploy.md)",
     )
+
+    _none = field_validator("max_request_age_ms", mode="before")(_none_words)
 
 
 class OnlineSettings(_Group):

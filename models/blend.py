@@ -16,6 +16,7 @@ class SignalStatus(StrEnum):
     BATCH_ONLY = "batch_only"
     ONLINE_ONLY = "online_only"
     NO_MODEL = "no_model"
+    EXPIRED = "expired"  # the request was past its deadline: not scored
 
 
 class FittedBlend(Protocol):

@@ -98,3 +98,17 @@ class NotifierState(Protocol):
     def mark_delivered(self, notice_id: str, target: str, ttl_s: float) -> None:
         """Remember for ``ttl_s`` seconds that ``target`` got this notice."""
         ...
+
+
+class ReplayLedger(Protocol):
+    """Which dead letters were replayed (``streamlearn dlq replay``): a letter is claimed before
+    its original is produced again, so no letter is replayed twice."""
+
+    def claim(self, letter: str, detail: str) -> bool:
+        """Mark ``letter`` (``topic:partition:offset`` of the dead letter) replayed; False when
+        it was marked before (then nothing may be produced for it)."""
+        ...
+
+    def replayed(self, letters: list[str]) -> dict[str, str]:
+        """The marks of those of ``letters`` that were replayed, by letter."""
+        ...

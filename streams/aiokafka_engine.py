@@ -435,6 +435,7 @@ class AiokafkaEngine:
         consumer = self._consumer
         assert consumer is not None
         mine = {tp.partition for tp in assigned if tp.topic == self._outcomes}
+        self.engine.placement.partitions = len(consumer.partitions_for_topic(self._requests) or ())
         self.engine.state.unblock(mine)
         new = mine - set(self.engine.state.partitions)
         self._unclaimed |= new

@@ -10,6 +10,7 @@ from typing import Any
 
 from models.drift.alerts import AlertEvent
 from models.drift.monitor import RetrainNeed
+from streams.messages import DriftAlertMessage, RetrainRequestMessage
 
 ALERTS = "drift-alerts"
 RETRAIN = "retrain-requests"
@@ -18,6 +19,7 @@ RETRAIN = "retrain-requests"
 def alert_message(event: AlertEvent, key: str, model_version: str | None, ts: int) -> dict:
     """A ``drift-alerts`` message for an alert or recovery of ``key``."""
     return {
+        "schema_version": DriftAlertMessage.VERSION,
         "alert_id": f"{event.episode}-{event.event}",
         "event": event.event,
         "ts": ts,
@@ -40,6 +42,7 @@ def alert_message(event: AlertEvent, key: str, model_version: str | None, ts: in
 def drift_retrain_message(need: RetrainNeed, key: str, ts: int) -> dict:
     """A ``retrain-requests`` message asked for by a drift episode."""
     return {
+        "schema_version": RetrainRequestMessage.VERSION,
         "request_id": f"{need.episode}-retrain",
         "requested_by": "drift-detector",
         "reason": need.reason,

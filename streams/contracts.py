@@ -22,6 +22,14 @@ import orjson
 
 from models.blend import Blend
 from streams.fast_decoding import Fast, TypedDecoders, fast_outcome, fast_request
+from streams.messages import (
+    MAX_TS,
+    DeadLetterMessage,
+    RetrainRequestMessage,
+    SignalMessage,
+    SignalRequestMessage,
+    TradeOutcomeMessage,
+)
 
 #: Model key used for every message when no ``model.key_field`` is configured.
 GLOBAL_KEY = "global"
@@ -38,6 +46,7 @@ LETTER_KINDS: Final = (
     "duplicate",  # the outcome_id was learned already
     "non_finite",  # learning it would make the model non-finite
     "key_limit",  # a new key in a partition that holds limits.max_keys_per_partition
+    "misrouted",  # a request on a partition other than its key's outcomes (see docs/clients.md)
     "internal_error",  # a bug, caught so that it costs one record
 )
 
@@ -76,6 +85,7 @@ class SignalRequest(msgspec.Struct, frozen=True):
     model_key: str
     ts: int
     features: dict[str, float]
+    deadline_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +100,6 @@ class RetrainRequest:
     window_days: float | None
     force: bool
 
-
-#: Timestamps are epoch milliseconds that fit a signed 64-bit integer (Kafka's and Java's).
-MAX_TS = 2**63 - 1
 
 #: How much of an offending value a reason quotes (reasons must stay one short line).
 SHOWN_CHARS = 80
@@ -152,6 +159,7 @@ def checked_outcome(
 ) -> TradeOutcome:
     """:func:`decode_outcome` without the fast path: the contract itself, every reason worded."""
     message = _load_object(value, record_key, spec)
+    _check_version(message, TradeOutcomeMessage.VERSION)
     label = message.get("label")
     if type(label) is not int or label not in (0, 1):
         raise ContractError(f"label must be 0 or 1, got {_shown(label)}")
@@ -187,6 +195,7 @@ def decode_request(
         model_key=fast.model_key,
         ts=message.ts,
         features=fast.features,
+        deadline_ms=message.deadline_ms,
     )
 
 
@@ -195,13 +204,21 @@ def checked_request(
 ) -> SignalRequest:
     """:func:`decode_request` without the fast path: the contract itself, every reason worded."""
     message = _load_object(value, record_key, spec)
+    _check_version(message, SignalRequestMessage.VERSION)
     model_key = _checked_model_key(message, record_key, spec)
+    deadline = message.get("deadline_ms")
+    if deadline is not None and (type(deadline) is not int or not 0 <= deadline <= MAX_TS):
+        raise ContractError(
+            f"deadline_ms must be epoch milliseconds (integer, 0 <= deadline_ms < 2^63) or "
+            f"null, got {_shown(deadline)}"
+        )
     return SignalRequest(
         request_id=_string(message, "request_id", spec),
         key=_string(message, "key", spec),
         model_key=model_key,
         ts=_timestamp(message),
         features=_features(message, spec),
+        deadline_ms=deadline,
     )
 
 
@@ -209,6 +226,7 @@ def decode_retrain_request(value: bytes | None) -> RetrainRequest:
     """Validate and decode a ``retrain-requests`` record."""
     spec = _CONTROL_SPEC
     message = _load_object(value, None, spec)
+    _check_version(message, RetrainRequestMessage.VERSION)
     outcomes = message.get("window_outcomes")
     if outcomes is not None and (type(outcomes) is not int or not 100 <= outcomes <= MAX_TS):
         raise ContractError(
@@ -248,6 +266,7 @@ def encode_signal(
     """
     return orjson.dumps(
         {
+            "schema_version": SignalMessage.VERSION,
             "request_id": request.request_id,
             "key": request.key,
             "model_key": request.model_key,
@@ -313,6 +332,7 @@ def encode_dead_letter(
         text = None
     return orjson.dumps(
         {
+            "schema_version": DeadLetterMessage.VERSION,
             "reason": reason[:REASON_CHARS],
             "kind": kind,
             "source_topic": topic,
@@ -393,6 +413,21 @@ def _fast(
     if fast.model_key is None:
         fast.model_key = GLOBAL_KEY
     return fast if record_key == fast.model_key.encode() else None
+
+
+def _check_version(message: Mapping[str, Any], supported: int) -> None:
+    """Refuse a ``schema_version`` this code does not know (absent or null: the current)."""
+    version = message.get("schema_version")
+    if version is None or (type(version) is int and 1 <= version <= supported):
+        return
+    if type(version) is int and version > supported:
+        raise ContractError(
+            f"schema_version {version} is newer than this worker's {supported}: upgrade the "
+            "workers before the producers"
+        )
+    raise ContractError(
+        f"schema_version must be an integer from 1 to {supported} or absent, got {_shown(version)}"
+    )
 
 
 def _checked_model_key(

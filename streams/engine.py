@@ -24,6 +24,7 @@ from streams.dead_letters import DeadLetterer
 from streams.health import Health
 from streams.learning import OutcomeLearner, now_ms
 from streams.online_state import OnlineState
+from streams.placement import Misrouting, Placement
 from streams.scoring import RequestScorer
 from streams.telemetry import EngineMetrics
 from streams.topics import TopicNames
@@ -99,6 +100,8 @@ class Engine:
     learner: OutcomeLearner
     scorer: RequestScorer
     health: Health
+    #: The partition count the co-partitioning checks use (set by the adapter on assignment).
+    placement: Placement
 
     @classmethod
     def assemble(
@@ -127,6 +130,8 @@ class Engine:
             settings.online.min_updates,
             settings.blend.start,
         )
+        placement = Placement()
+        misrouting = Misrouting(placement, on_key=lambda t: metrics.keys_misplaced.labels(t).inc())
         holder = BatchModelHolder()
         follower = BatchModelFollower(
             holder,
@@ -145,6 +150,7 @@ class Engine:
             follower,
             dead_letterer(settings, topics.outcomes, topics.outcomes_dead_letter, clock, metrics),
             metrics,
+            misrouting,
             max_keys_per_partition=settings.limits.max_keys_per_partition,
         )
         scorer = RequestScorer(
@@ -155,10 +161,22 @@ class Engine:
             topics.signals,
             dead_letterer(settings, topics.requests, topics.requests_dead_letter, clock, metrics),
             metrics,
+            misrouting,
             clock,
+            max_age_ms=settings.limits.max_request_age_ms,
         )
         return cls(
-            settings, topics, ports, metrics, state, holder, follower, learner, scorer, Health()
+            settings,
+            topics,
+            ports,
+            metrics,
+            state,
+            holder,
+            follower,
+            learner,
+            scorer,
+            Health(),
+            placement,
         )
 
     def checkpointer(self, sender: Sender, outbox: Publisher | None) -> Checkpointer:

@@ -21,10 +21,22 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from streams.messages import MAX_TS, SignalRequestMessage, TradeOutcomeMessage
+
 if TYPE_CHECKING:
     from streams.contracts import ContractSpec
 
-_STANDARD = ("outcome_id", "request_id", "key", "ts", "features", "label", "realized_rr")
+_STANDARD = (
+    "outcome_id",
+    "request_id",
+    "key",
+    "ts",
+    "features",
+    "label",
+    "realized_rr",
+    "schema_version",
+    "deadline_ms",
+)
 
 
 class TypedDecoders:
@@ -51,11 +63,20 @@ class TypedDecoders:
                 ("label", Literal[0, 1]),
                 *extra,
                 ("realized_rr", float | None, None),
+                ("schema_version", int | None, None),
             ],
             forbid_unknown_fields=True,
         )
         request = msgspec.defstruct(
-            "Request", [("request_id", str), *common, *extra], forbid_unknown_fields=True
+            "Request",
+            [
+                ("request_id", str),
+                *common,
+                *extra,
+                ("deadline_ms", int | None, None),
+                ("schema_version", int | None, None),
+            ],
+            forbid_unknown_fields=True,
         )
         self.outcome = msgspec.json.Decoder(outcome)
         self.request = msgspec.json.Decoder(request)
@@ -85,13 +106,18 @@ def fast_outcome(value: bytes, spec: ContractSpec) -> Fast | None:
     limit = spec.max_abs_feature
     if realized is not None and not (math.isfinite(realized) and -limit <= realized <= limit):
         return None
-    return _checked(message, message.outcome_id, spec)
+    return _checked(message, message.outcome_id, spec, TradeOutcomeMessage.VERSION)
 
 
 def fast_request(value: bytes, spec: ContractSpec) -> Fast | None:
     """The decoded signal request if its types and values pass, else None (ask the contract)."""
     message = _typed(spec.typed.request, value)
-    return None if message is None else _checked(message, message.request_id, spec)
+    if message is None:
+        return None
+    deadline = message.deadline_ms
+    if deadline is not None and not 0 <= deadline <= MAX_TS:
+        return None
+    return _checked(message, message.request_id, spec, SignalRequestMessage.VERSION)
 
 
 def _typed(decoder: msgspec.json.Decoder, value: bytes) -> Any:
@@ -101,8 +127,11 @@ def _typed(decoder: msgspec.json.Decoder, value: bytes) -> Any:
         return None
 
 
-def _checked(message: Any, identifier: str, spec: ContractSpec) -> Fast | None:
+def _checked(message: Any, identifier: str, spec: ContractSpec, version: int) -> Fast | None:
     """The checks msgspec's types do not express; None when any fails."""
+    stated = message.schema_version
+    if stated is not None and not 1 <= stated <= version:
+        return None  # the contract words the refusal
     limit_bytes = spec.max_key_bytes
     key = message.key
     if not identifier or not key or len(identifier) * 4 > limit_bytes or len(key) * 4 > limit_bytes:

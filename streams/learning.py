@@ -20,6 +20,7 @@ from streams.batch_follower import BatchModelFollower
 from streams.contracts import ContractError, ContractSpec, TradeOutcome, decode_outcome
 from streams.dead_letters import DeadLetterer, Refusal
 from streams.online_state import OnlineState, PartitionModels
+from streams.placement import Misrouting
 from streams.records import InputRecord, OutgoingRecord
 from streams.telemetry import EngineMetrics
 
@@ -69,9 +70,11 @@ class OutcomeLearner:
         batch: BatchModelFollower,
         dead_letter: DeadLetterer,
         metrics: EngineMetrics,
+        misrouting: Misrouting | None = None,
         max_keys_per_partition: int | None = None,
     ) -> None:
         self.state = state
+        self._misrouting = misrouting
         self._max_keys = max_keys_per_partition
         self._spec = spec
         self._blender = blender
@@ -174,16 +177,17 @@ class OutcomeLearner:
         ``start``: what blends start from while ``batch_model`` is active
         (:meth:`~models.blend.Blender.start_for`, once per micro-batch)."""
         held = len(loaded.models)
-        if (
-            self._max_keys is not None
-            and held >= self._max_keys
-            and outcome.model_key not in loaded.models
-        ):
+        new_key = outcome.model_key not in loaded.models
+        if self._max_keys is not None and held >= self._max_keys and new_key:
             self._metrics.outcomes_refused.labels("key_limit").inc()
             return Refusal(
                 "key_limit",
                 f"key_limit: partition {partition} holds {held} model keys, the limit "
                 f"(limits.max_keys_per_partition); no model is made for {outcome.model_key!r}",
+            )
+        if new_key and self._misrouting is not None:
+            self._misrouting.check_outcome_key(
+                outcome.model_key, partition, self._dead_letter.source_topic
             )
         key_model = self.state.model_or_new(loaded, outcome.model_key)
         seen = key_model.seen

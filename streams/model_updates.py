@@ -15,6 +15,7 @@ from kafka import KafkaProducer
 
 from models.registry import RegistryEvent
 from streams.kafka_connection import KafkaConnection
+from streams.messages import ModelUpdateMessage
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ def model_update(
     """A ``model-updates`` message (``event``: activated, rolled_back, staged, rejected,
     failed) with a fresh ``update_id`` (consumers deduplicate on it)."""
     return {
+        "schema_version": ModelUpdateMessage.VERSION,
         "update_id": uuid.uuid4().hex,
         "event": event,
         "version": version,

@@ -18,6 +18,7 @@ from streams.contracts import (
     encode_dead_letter,
 )
 from streams.kafka_connection import KafkaConnection
+from streams.messages import RetrainRequestMessage
 from streams.reader import TopicReader
 
 
@@ -30,6 +31,7 @@ def retrain_request(
 ) -> dict[str, Any]:
     """A new ``retrain-requests`` message with a fresh id."""
     return {
+        "schema_version": RetrainRequestMessage.VERSION,
         "request_id": uuid.uuid4().hex,
         "requested_by": requested_by,
         "reason": reason,

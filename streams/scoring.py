@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from models.batch import batch_probabilities
-from models.blend import Blender, SignalStatus
+from models.blend import Blend, Blender, SignalStatus
 from streams.batch_follower import BatchModelFollower
 from streams.contracts import (
     ContractError,
@@ -19,6 +19,7 @@ from streams.contracts import (
 from streams.dead_letters import DeadLetterer, Refusal
 from streams.learning import now_ms
 from streams.online_state import OnlineState
+from streams.placement import Misrouting
 from streams.records import InputRecord, OutgoingRecord
 from streams.telemetry import EngineMetrics
 
@@ -54,9 +55,13 @@ class RequestScorer:
         signals_topic: str,
         dead_letter: DeadLetterer,
         metrics: EngineMetrics,
+        misrouting: Misrouting,
         clock: Callable[[], int] = now_ms,
+        max_age_ms: int | None = None,
     ) -> None:
         self._state = state
+        self._misrouting = misrouting
+        self._max_age_ms = max_age_ms
         self._spec = spec
         self._blender = blender
         self._batch = batch
@@ -68,22 +73,43 @@ class RequestScorer:
         self.positions: dict[int, int] = {}
 
     async def score(self, records: Sequence[InputRecord]) -> ScoreResult:
-        """Score a micro-batch; malformed requests become dead letters."""
+        """Score a micro-batch; malformed and misrouted requests become dead letters, requests
+        past their deadline are answered ``expired`` without being scored."""
         result = ScoreResult()
         valid: list[SignalRequest] = []
         positions = self.positions
+        statuses: Counter[SignalStatus] = Counter()
+        now = self._clock()
+        source = self._dead_letter.source_topic
         for record in records:
             positions[record.partition] = record.offset + 1
             try:
-                valid.append(decode_request(record.value, record.key, self._spec))
+                request = decode_request(record.value, record.key, self._spec)
             except ContractError as exc:
                 result.outgoing.append(self._dead_letter(record, Refusal.of(exc)))
+                continue
+            refusal = self._misrouting.request_refusal(
+                self._state, request.model_key, record.partition, source
+            )
+            if refusal is not None:
+                result.outgoing.append(self._dead_letter(record, refusal))
+                continue
+            expired = self._expiry(request, now)
+            if expired is None:
+                valid.append(request)
+                continue
+            key_model = self._state.model(request.model_key)
+            updates = 0 if key_model is None else key_model.updates
+            value = encode_signal(request, expired, None, updates, now)
+            result.outgoing.append(
+                OutgoingRecord(self._signals_topic, request.model_key.encode(), value)
+            )
+            statuses[SignalStatus.EXPIRED] += 1
         batch_model, degraded = await self._batch.model_for_batch()
         p_batch = batch_probabilities(batch_model, [request.features for request in valid])
         version = None if batch_model is None else batch_model.version
         start = self._blender.start_for(None if batch_model is None else batch_model.blend)
         scored_at = self._clock()
-        statuses: Counter[SignalStatus] = Counter()
         # prometheus-client's observe: 0.5 us a signal, measured; no bulk call to prefer.
         observe = self._metrics.signal_latency.observe
         for request, pb in zip(valid, p_batch, strict=True):
@@ -109,7 +135,22 @@ class RequestScorer:
             statuses[blend.status] += 1  # a StrEnum: .value is a slow property
         for status, count in statuses.items():
             self._metrics.signals.labels(status).inc(count)
-        result.signals = len(valid)
+        result.signals = len(valid) + statuses[SignalStatus.EXPIRED]
         if degraded is not None and valid:
             self._metrics.signals_degraded.inc(len(valid))
         return result
+
+    def _expiry(self, request: SignalRequest, now: int) -> Blend | None:
+        """The ``expired`` answer of a request past its ``deadline_ms`` or older than
+        ``limits.max_request_age_ms`` at ``now``; None if it is still worth scoring."""
+        deadline = request.deadline_ms
+        if deadline is not None and now > deadline:
+            reason = f"deadline_ms {deadline} passed {now - deadline} ms before scoring"
+        elif self._max_age_ms is not None and now - request.ts > self._max_age_ms:
+            reason = (
+                f"request is {now - request.ts} ms old, over limits.max_request_age_ms "
+                f"{self._max_age_ms}"
+            )
+        else:
+            return None
+        return Blend(None, None, None, 0.0, 0.0, SignalStatus.EXPIRED, reason)

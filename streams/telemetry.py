@@ -147,6 +147,13 @@ class EngineMetrics:
             "Times the engine went back to its last checkpoint after an error",
             registry=self.registry,
         )
+        self.keys_misplaced = Counter(
+            "streamlearn_keys_misplaced_total",
+            "Keys seen on a partition other than where their model is (requests, refused as "
+            "misrouted) or than the default partitioner's (outcomes), once per key and topic",
+            ["topic"],
+            registry=self.registry,
+        )
         self.signals_degraded = Counter(
             "streamlearn_signals_degraded_total",
             "Signals scored while the active-version pointer could not be read (see 'degraded')",

@@ -132,3 +132,28 @@ class MemoryNotifierState:
     def mark_delivered(self, notice_id: str, target: str, ttl_s: float) -> None:
         """Remember the mark until ``ttl_s`` from now."""
         self._sent[(target, notice_id)] = self._clock() + ttl_s
+
+
+class MemoryReplayLedger:
+    """Replayed dead letters in a dict (the twin of the Redis ledger).
+
+    >>> ledger = MemoryReplayLedger()
+    >>> ledger.claim("t.dlq:0:5", "x"), ledger.claim("t.dlq:0:5", "y")
+    (True, False)
+    >>> ledger.replayed(["t.dlq:0:5", "t.dlq:0:6"])
+    {'t.dlq:0:5': 'x'}
+    """
+
+    def __init__(self) -> None:
+        self._marks: dict[str, str] = {}
+
+    def claim(self, letter: str, detail: str) -> bool:
+        """Mark ``letter`` unless it is marked."""
+        if letter in self._marks:
+            return False
+        self._marks[letter] = detail
+        return True
+
+    def replayed(self, letters: list[str]) -> dict[str, str]:
+        """The marks of ``letters`` that have one."""
+        return {letter: self._marks[letter] for letter in letters if letter in self._marks}

@@ -99,6 +99,31 @@ class RedisNotifierState:
         self._client.set(self._keys.notify_sent(target, notice_id), 1, px=max(1, int(ttl_s * 1000)))
 
 
+class RedisReplayLedger:
+    """Replayed dead letters in one hash per dead-letter topic (HSETNX claims)."""
+
+    def __init__(self, client: RedisClient, keys: RedisKeys) -> None:
+        self._client = client
+        self._keys = keys
+
+    def claim(self, letter: str, detail: str) -> bool:
+        """HSETNX the letter's mark."""
+        return bool(self._client.hsetnx(*self._field(letter), detail))
+
+    def replayed(self, letters: list[str]) -> dict[str, str]:
+        """HGET each letter's mark."""
+        found = {}
+        for letter in letters:
+            value = self._client.hget(*self._field(letter))
+            if value is not None:
+                found[letter] = value.decode()
+        return found
+
+    def _field(self, letter: str) -> tuple[str, str]:
+        topic, partition, offset = letter.rsplit(":", 2)
+        return self._keys.dlq_replayed(topic), f"{partition}:{offset}"
+
+
 class RedisLease:
     """A redis-py lock as a :class:`~models.coordination.LeaderLease` (errors translated)."""
 

@@ -67,6 +67,11 @@ class RedisKeys:
         """Hash: ``streamlearn notify``'s next offset per ``topic:partition``."""
         return f"{self.namespace}:notify:offsets"
 
+    def dlq_replayed(self, dead_letter_topic: str) -> str:
+        """Hash: letters of ``dead_letter_topic`` replayed by ``dlq replay`` (partition:offset
+        -> when and where to)."""
+        return f"{self.namespace}:dlq:replayed:{dead_letter_topic}"
+
     def notify_sent(self, target: str, notice_id: str) -> str:
         """String with a TTL: ``target`` (a webhook name) got notice ``notice_id``."""
         return f"{self.namespace}:notify:sent:{target}:{notice_id}"

@@ -26,6 +26,8 @@ COMMANDS = [
     "backtest",
     "alerts",
     "drift",
+    "dlq",
+    "schemas",
 ]
 
 

@@ -18,6 +18,7 @@ from app.embedded import free_port
 from app.train import train_and_store
 from app.worker import worker_environment
 from models.market import MarketSimulator
+from tests.schema_check import assert_valid
 
 HISTORY, BEFORE_FLIP = 20_000, 10_000
 DASHBOARD_TOKEN = "dash-t0ken"
@@ -136,6 +137,11 @@ def test_a_regime_flip_gives_one_alert_one_retrain_a_promotion_and_a_recovery(de
     updates = deployment.read(names.model_updates)
     assert [u["event"] for u in updates] == ["activated"]
     assert updates[0]["version"] == promoted and updates[0]["gate"]["promote"]
+    # Every control message of the run follows its published schema.
+    assert assert_valid("drift-alert", alerts) == len(alerts)
+    assert assert_valid("retrain-request", requests) == 1
+    assert assert_valid("model-update", updates) == 1
+    assert assert_valid("signal", deployment.read(names.signals)) > 0
 
     n1, correct1 = _blend(deployment)
     after = (correct1 - correct0) / (n1 - n0)

@@ -12,6 +12,7 @@ from models.market import MarketSimulator
 from streams.partitioning import partition_for
 from streams.reader import read_topic
 from tests.integration.infra import ENGINES
+from tests.schema_check import assert_valid
 
 N_OUTCOMES = 3000
 M_REQUESTS = 800
@@ -115,6 +116,7 @@ def _run_end_to_end(deployment, tmp_path) -> None:
 
     signals = deployment.read(names.signals)
     assert len(signals) == M_REQUESTS
+    assert assert_valid("signal", signals) == M_REQUESTS  # every signal follows its schema
     ids = [s["request_id"] for s in signals]
     assert len(set(ids)) == len(ids), "duplicate signals"
     assert set(ids) == {r["request_id"] for r in requests}

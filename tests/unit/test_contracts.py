@@ -11,6 +11,7 @@ from models.blend import Blender
 from streams.contracts import (
     ContractError,
     ContractSpec,
+    checked_request,
     decode_outcome,
     decode_request,
     encode_dead_letter,
@@ -118,6 +119,7 @@ def test_request_contract_and_signal_encoding():
     blend = Blender(0.8, 0.2, 10).blend(0.6, 0.3, 12)
     signal = orjson.loads(encode_signal(request, blend, "v1", 12, 1000))
     assert signal == {
+        "schema_version": 1,
         "request_id": "r1",
         "key": "SYM",
         "model_key": "global",
@@ -200,3 +202,21 @@ def test_dead_letterer_never_repeats_an_oversized_key_as_the_record_key():
     assert small.key == b"SYM"
     big = letterer(InputRecord(0, 2, b"k" * 300_000, b"{" * 700_000), Refusal("too_large", "bad"))
     assert big.key is None and len(big.value) <= 1_000_000
+
+
+def test_requests_carry_an_optional_deadline_and_inputs_an_optional_known_version():
+    base = {"request_id": "r1", "key": "SYM", "ts": 9, "features": {"a": 0, "b": 1}}
+    for decoded in (decode_request, checked_request):
+        assert decoded(orjson.dumps(base), b"global", SPEC).deadline_ms is None
+        timed = decoded(orjson.dumps({**base, "deadline_ms": 50}), b"global", SPEC)
+        assert timed.deadline_ms == 50
+        versioned = {**base, "schema_version": 1}
+        assert decoded(orjson.dumps(versioned), b"global", SPEC).request_id == "r1"
+    for deadline in (-1, 2**63, "soon", 1.5, True):
+        with pytest.raises(ContractError, match="deadline_ms must be epoch milliseconds"):
+            decode_request(orjson.dumps({**base, "deadline_ms": deadline}), b"global", SPEC)
+    with pytest.raises(ContractError, match="schema_version 2 is newer than this worker's 1"):
+        decode_request(orjson.dumps({**base, "schema_version": 2}), b"global", SPEC)
+    with pytest.raises(ContractError, match="schema_version must be an integer"):
+        decode_outcome(_bytes(schema_version="1"), b"global", SPEC)
+    assert decode_outcome(_bytes(schema_version=1), b"global", SPEC).label in (0, 1)

@@ -89,7 +89,7 @@ def _same(decode, checked, value, key, spec):
 
 
 def _mutations(rng: random.Random, base: dict, n: int):
-    names = [*base, "features.a", "features.b", "extra"]
+    names = [*base, "features.a", "features.b", "extra", "schema_version", "deadline_ms"]
     for _ in range(n):
         message = {**base, "features": dict(base["features"])}
         for _ in range(rng.randint(1, 3)):
@@ -120,6 +120,9 @@ def test_random_outcomes_and_requests_decode_exactly_as_the_contract_says(spec_n
     for raw in _mutations(rng, outcome, 4000):
         kinds[_same(decode_outcome, checked_outcome, raw, key, spec)] += 1
     for raw in _mutations(rng, _base(spec, "request_id"), 2000):
+        kinds[_same(decode_request, checked_request, raw, key, spec)] += 1
+    versioned = {**_base(spec, "request_id"), "schema_version": 1, "deadline_ms": 7}
+    for raw in _mutations(rng, versioned, 1000):
         kinds[_same(decode_request, checked_request, raw, key, spec)] += 1
     # All three ways were taken: fast path, contract accepting, contract refusing.
     assert kinds["fast"] > 200 and kinds["ok"] > 50 and kinds["refused"] > 1000, kinds

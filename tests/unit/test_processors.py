@@ -153,3 +153,109 @@ def test_new_keys_beyond_the_partition_limit_are_dead_letters_and_replays_agree(
         await again.close()
 
     asyncio.run(scenario())
+
+
+def _request(request_id: str, ts: int, deadline_ms: int | None = None) -> dict:
+    message = {"request_id": request_id, "key": "global", "ts": ts, "features": FEATURES}
+    if deadline_ms is not None:
+        message["deadline_ms"] = deadline_ms
+    return message
+
+
+FEATURES = dict.fromkeys(load_settings(environ={}).model.features, 0.5)
+
+
+def test_requests_past_their_deadline_or_max_age_are_answered_expired_unscored():
+    async def scenario():
+        # The engine's clock says 123 ms.
+        engine = await claimed(in_memory_engine(limits={"max_request_age_ms": 50}))
+        requests = [
+            _request("late", 100, deadline_ms=122),  # deadline passed 1 ms ago
+            _request("on-time", 100, deadline_ms=123),  # deadline now: still scored
+            _request("old", 72),  # 51 ms old, over the 50 ms limit
+            _request("young", 73),  # 50 ms old
+        ]
+        result = await engine.scorer.score(input_records(requests))
+        signals = {s["request_id"]: s for s in (orjson.loads(o.value) for o in result.outgoing)}
+        assert result.signals == 4
+        for name in ("late", "old"):
+            signal = signals[name]
+            assert signal["status"] == "expired"
+            assert (signal["score"], signal["p_batch"], signal["p_online"]) == (None,) * 3
+            assert (signal["w_batch"], signal["w_online"]) == (0.0, 0.0)
+        assert signals["late"]["reason"] == "deadline_ms 122 passed 1 ms before scoring"
+        assert "51 ms old, over limits.max_request_age_ms 50" in signals["old"]["reason"]
+        assert signals["on-time"]["status"] == signals["young"]["status"] == "no_model"
+        counted = engine.metrics.signals.labels("expired")._value.get()
+        assert counted == 2
+        await engine.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_request_off_its_keys_partition_is_a_misrouted_dead_letter():
+    from streams.partitioning import partition_for
+
+    async def scenario():
+        sim = MarketSimulator(seed=3, keys=("AAA", "BBB"))
+        engine = in_memory_engine(model={"key_field": "key"})
+        engine.placement.partitions = 4
+        for partition in range(4):
+            await engine.state.ensure(partition)
+        home = {k: partition_for(k.encode(), range(4)) for k in ("AAA", "BBB", "NEW")}
+        outcomes = [o for o in sim.outcomes(60) if o["key"] == "AAA"]
+        records = [
+            InputRecord(home["AAA"], i, b"AAA", encode_message(o)) for i, o in enumerate(outcomes)
+        ]
+        await engine.learner.process(records)
+        request = {**sim.requests(1)[0], "key": "AAA"}
+        away = (home["AAA"] + 1) % 4
+        fresh = {**request, "key": "NEW", "request_id": "cold"}
+        stray = (home["NEW"] + 1) % 4
+        batch = [
+            InputRecord(home["AAA"], 0, b"AAA", encode_message(request)),
+            InputRecord(away, 0, b"AAA", encode_message({**request, "request_id": "away"})),
+            InputRecord(home["NEW"], 1, b"NEW", encode_message(fresh)),
+            InputRecord(stray, 1, b"NEW", encode_message({**fresh, "request_id": "stray"})),
+        ]
+        result = await engine.scorer.score(batch)
+        signals = [orjson.loads(o.value) for o in result.outgoing if o.topic.endswith("signals")]
+        letters = [orjson.loads(o.value) for o in result.outgoing if o.topic.endswith(".dlq")]
+        # Its own partition: scored with its online model; a cold key at home: scored too.
+        assert {s["request_id"]: s["online_updates"] for s in signals} == {
+            request["request_id"]: len(outcomes),
+            "cold": 0,
+        }
+        assert [(d["kind"], d["source_partition"]) for d in letters] == [
+            ("misrouted", away),
+            ("misrouted", stray),
+        ]
+        assert f"outcomes are learned on partition {home['AAA']}" in letters[0]["reason"]
+        assert f"places it on partition {home['NEW']}" in letters[1]["reason"]
+        misplaced = engine.metrics.keys_misplaced.labels("signal-requests")._value.get()
+        assert misplaced == 2
+        await engine.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_outcome_key_off_the_default_partitioner_is_learned_and_reported(caplog):
+    from streams.partitioning import partition_for
+
+    async def scenario():
+        sim = MarketSimulator(seed=3, keys=("AAA",))
+        engine = in_memory_engine(model={"key_field": "key"})
+        engine.placement.partitions = 4
+        off = (partition_for(b"AAA", range(4)) + 1) % 4
+        await engine.state.ensure(off)
+        records = [
+            InputRecord(off, i, b"AAA", encode_message(o)) for i, o in enumerate(sim.outcomes(5))
+        ]
+        await engine.learner.process(records)
+        assert engine.state.model("AAA").updates == 5
+        assert engine.metrics.keys_misplaced.labels("trade-outcomes")._value.get() == 1
+        await engine.close()
+
+    with caplog.at_level("WARNING"):
+        asyncio.run(scenario())
+    assert sum("key off its partition" in r.getMessage() for r in caplog.records) == 1
