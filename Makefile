@@ -63,6 +63,7 @@ bench: $(BENCH_STAMP)  ## benchmarks: tables on stdout, JSON (and a PNG) in benc
 	$(BIN)/python -m bench.learner_cost
 	$(BIN)/python -m bench.learner_throughput
 	$(BIN)/python -m bench.scoring_latency
+	$(BIN)/python -m bench.client_latency
 	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.decay_recovery
 	$(BIN)/python -m bench.blend_quality

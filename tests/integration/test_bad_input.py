@@ -10,6 +10,7 @@ import pytest
 from models.market import MarketSimulator
 from streams.reader import read_topic
 from tests.integration.infra import ENGINES
+from tests.schema_check import assert_valid
 
 GOOD = MarketSimulator(seed=2).outcomes(1)[0]
 
@@ -123,6 +124,8 @@ def test_bad_outcomes_and_requests_are_dead_lettered_and_the_stream_flows(deploy
     assert "key must be a non-empty string" in reasons[0]
     assert "not valid JSON" in reasons[1]
     assert request_letters[1]["original_value_text"] is None  # not UTF-8: bytes kept in base64
+    # Every letter -- huge, binary, keyless originals included -- follows its schema.
+    assert assert_valid("dead-letter", letters + request_letters) == len(BAD_OUTCOMES) + 2
     assert {s["request_id"] for s in deployment.read(names.signals)} == {
         r["request_id"] for r in requests
     }

@@ -4,12 +4,17 @@ awaits, deadlines, the co-partitioning check, and dead-letter tail / replay (lea
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import orjson
 from kafka import KafkaProducer
 
 from app.composition import contract_spec
+from app.worker import worker_environment
 from models.market import MarketSimulator
 from streams.client import (
     AsyncSignalClient,
@@ -21,6 +26,7 @@ from streams.client import (
 from streams.partitioning import partition_for
 from tests.schema_check import assert_valid
 
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 KEYS = tuple(f"SYM{i}" for i in range(4))
 N_OUTCOMES = 800
 CONCURRENT = 1000
@@ -146,6 +152,24 @@ def test_clients_round_trip_deadlines_misrouting_and_replay(deploy, tmp_path):
     assert copies[1].partition == partition_for(copies[1].key, partitions)
     letters = deployment.read(names.outcomes_dead_letter)
     assert [d["kind"] for d in letters] == ["invalid"]  # no duplicate letter: sent once
+
+    # The documentation's examples run as written, against this deployment.
+    outputs = []
+    for page in ("outcome-producers.md", "trading-systems.md"):
+        for code in re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.DOTALL):
+            run = subprocess.run(
+                [sys.executable, "-c", code],
+                env=worker_environment(settings, deployment.endpoints),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert run.returncode == 0, (page, run.stderr)
+            outputs.append(run.stdout)
+    assert outputs[0] == "outcome stored\n"
+    assert outputs[1].startswith(("no_model None", "online_only ")), outputs[1]
+    assert [line.split()[0] for line in outputs[2].splitlines()] == ["AAPL", "MSFT"]
 
     # Everything this test saw on the topics follows its schema.
     assert_valid("signal", deployment.read(names.signals))

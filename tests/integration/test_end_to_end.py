@@ -7,8 +7,10 @@ import math
 import orjson
 import pytest
 
+from app.composition import contract_spec
 from app.train import train_and_store
 from models.market import MarketSimulator
+from streams.client import Endpoint, SignalClient
 from streams.partitioning import partition_for
 from streams.reader import read_topic
 from tests.integration.infra import ENGINES
@@ -157,3 +159,10 @@ def _run_end_to_end(deployment, tmp_path) -> None:
     assert sum(row["end_offset"] for row in status["requests"].values()) == M_REQUESTS
     human = deployment.cli("status", check=True).stdout
     assert version in human and "SYM0" in human
+
+    # The client library on the same connection settings (TLS, SASL, a cluster: as the worker).
+    endpoint = Endpoint(deployment.endpoints.kafka, names, contract_spec(deployment.settings))
+    with SignalClient(endpoint, timeout_s=60.0) as client:
+        answers = [client.request(r["key"], r["features"]) for r in sim.requests(3)]
+    assert [a.status for a in answers] == ["ok"] * 3
+    assert all(a.batch_version == version for a in answers)

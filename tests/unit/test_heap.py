@@ -17,7 +17,9 @@ def test_objects_alive_at_freeze_leave_the_collected_generations():
     assert _tracked(survivor)
     try:
         frozen = freeze_startup_heap()
-        assert frozen == gc.get_freeze_count() > 0
+        # Frozen objects that die leave the count (another thread of the session -- the
+        # embedded services' pumps -- may drop some between the two reads); none joins it.
+        assert 0 < gc.get_freeze_count() <= frozen
         assert not _tracked(survivor)  # full collections no longer walk it
         newcomer = [[]]
         assert _tracked(newcomer)  # what is made later is collected as usual
