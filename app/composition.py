@@ -53,7 +53,7 @@ from models.triggers import Schedule, TriggerConfig
 from streams.contracts import ContractSpec
 from streams.engine import Engine, ModelConfigs, Ports
 from streams.kafka_connection import KafkaConnection
-from streams.learning import now_ms
+from streams.records import now_ms
 from streams.topics import TopicNames
 
 T = TypeVar("T")
@@ -85,13 +85,9 @@ def drift_config(settings: Settings) -> DriftConfig | None:
 
 
 def contract_spec(settings: Settings) -> ContractSpec:
-    """What the decoders check, from the ``model`` and ``limits`` settings."""
-    return _mapped(
-        ContractSpec,
-        settings.limits,
-        features=settings.model.features,
-        key_field=settings.model.key_field,
-    )
+    """What the decoders check, from the ``model`` and ``limits`` settings (the mapping the
+    client library shares: :meth:`ContractSpec.from_settings`)."""
+    return ContractSpec.from_settings(settings)
 
 
 def train_config(settings: Settings) -> TrainConfig:

@@ -14,22 +14,25 @@ keeps a replayed outcome from being learned twice even if it were sent twice.
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from kafka.consumer.fetcher import ConsumerRecord
 
-from app.composition import kafka_connection, redis_connection, replay_ledger
+from app.composition import redis_connection, replay_ledger
 from config import Settings
 from models.coordination import ReplayLedger
-from streams.client.endpoint import Endpoint, placed
+from streams.client.endpoint import Endpoint, partitions_of
 from streams.client.records import outcome_record, request_record
 from streams.contracts import ContractError, ContractSpec
+from streams.partitioning import partition_for
 from streams.reader import TopicReader
 
 #: Which input topic a ``--source`` names, and how its originals are checked.
@@ -143,9 +146,6 @@ class Fixes:
         fixed.update(self.values)
         return fixed
 
-    def __bool__(self) -> bool:
-        return bool(self.renames or self.values)
-
 
 @dataclass
 class Verdict:
@@ -211,22 +211,29 @@ def tail(
     topic = _dead_letter_topic(endpoint, source)
     pattern = _pattern(grep)
     with TopicReader(endpoint.kafka, topic) as reader:
-        reader.seek()
+        ends = reader.high_watermarks()
+        if kinds or pattern is not None:
+            reader.seek()  # a filter may keep only old letters: read them all
+        else:  # the last ``last`` of each partition are enough to pick the newest overall
+            reader.seek({p: max(0, end - max(last, 0)) for p, end in ends.items()})
         letters = [
             letter
-            for record in reader.read_to_end()
-            if (letter := parse_letter(topic, record.partition, record.offset, record.value))
-            and letter.matches(kinds, pattern)
+            for letter in _letters(reader.read_to_end(ends), topic)
+            if letter.matches(kinds, pattern)
         ]
         letters.sort(key=lambda letter: letter.body.get("failed_at") or 0)
         for letter in letters[-last:] if last > 0 else []:
             _show(letter, as_json)
         while follow:
-            for record in reader.poll(timeout_ms=500):
-                letter = parse_letter(topic, record.partition, record.offset, record.value)
+            for letter in _letters(reader.poll(timeout_ms=500), topic):
                 if letter.matches(kinds, pattern):
                     _show(letter, as_json)
     return 0
+
+
+def _letters(records: Iterable[ConsumerRecord], topic: str) -> Iterator[Letter]:
+    for record in records:
+        yield parse_letter(topic, record.partition, record.offset, record.value)
 
 
 def replay(
@@ -254,25 +261,25 @@ def replay(
     pattern = _pattern(grep)
     wanted = set(letters)
     report = ReplayReport()
-    with (
-        TopicReader(endpoint.kafka, topic) as reader,
-        TopicReader(endpoint.kafka, target) as originals,
-        replay_ledger(settings, redis) as ledger,
-    ):
+    with TopicReader(endpoint.kafka, topic) as reader:
         reader.seek()
         selected = [
             letter
-            for record in reader.read_to_end()
-            if (letter := parse_letter(topic, record.partition, record.offset, record.value))
-            and letter.matches(kinds, pattern)
-            and (not wanted or letter.id in wanted)
+            for letter in _letters(reader.read_to_end(), topic)
+            if letter.matches(kinds, pattern) and (not wanted or letter.id in wanted)
         ]
+    with replay_ledger(settings, redis) as ledger, contextlib.ExitStack() as stack:
         done = ledger.replayed([letter.id for letter in selected])
+        originals: TopicReader | None = None  # opened for the first letter without its copy
         for letter in selected:
             if letter.id in done:
                 report.verdicts.append(Verdict(letter, "done_before", done[letter.id]))
                 continue
-            original = letter.original() or _from_source(originals, letter)
+            original = letter.original()
+            if original is None:
+                if originals is None:
+                    originals = stack.enter_context(TopicReader(endpoint.kafka, target))
+                original = _from_source(originals, letter)
             report.verdicts.append(judge(letter, original, fixes, check, endpoint.spec))
         if execute:
             _produce(endpoint, target, report, ledger)
@@ -287,7 +294,7 @@ def _produce(endpoint: Endpoint, target: str, report: ReplayReport, ledger: Repl
 
     producer = KafkaProducer(**endpoint.kafka.client_options(), acks="all")
     try:
-        partitions = producer.partitions_for(target)
+        partitions = partitions_of(target, producer.partitions_for(target))
         by = f"dlq replay on {socket.gethostname()}"
         for verdict in report.verdicts:
             if verdict.action != "replay":
@@ -297,7 +304,7 @@ def _produce(endpoint: Endpoint, target: str, report: ReplayReport, ledger: Repl
             if not ledger.claim(verdict.letter.id, mark):  # another replay got there first
                 verdict.action, verdict.detail = "done_before", "replayed by another run"
                 continue
-            partition = placed(verdict.key, partitions, target)
+            partition = partition_for(verdict.key, partitions)
             sent = producer.send(target, key=verdict.key, value=verdict.value, partition=partition)
             metadata = sent.get(timeout=30)
             verdict.action = "replayed"
@@ -343,10 +350,9 @@ def _summary(report: ReplayReport, execute: bool, topic: str, target: str) -> st
 
 
 def _endpoint(settings: Settings) -> Endpoint:
-    kafka = kafka_connection(settings)
-    if kafka is None:
+    if not settings.kafka.bootstrap_servers:
         raise DeadLetterCommandError("dead letters are on Kafka: set KAFKA_BOOTSTRAP_SERVERS")
-    return Endpoint.from_settings(settings, kafka.bootstrap_servers)
+    return Endpoint.from_settings(settings)
 
 
 def _dead_letter_topic(endpoint: Endpoint, source: str) -> str:

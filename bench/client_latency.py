@@ -48,8 +48,9 @@ from bench.harness import (
 )
 from models.market import MarketSimulator
 from streams.client import AsyncSignalClient, Endpoint
-from streams.client.endpoint import placed
+from streams.client.endpoint import partitions_of
 from streams.client.records import request_record
+from streams.partitioning import partition_for
 from streams.producer import MessageProducer
 from streams.reader import TopicReader
 
@@ -74,7 +75,9 @@ class RawPath:
         topics = self.endpoint.topics
         self.producer = AIOKafkaProducer(**options, linger_ms=1, acks="all")
         await self.producer.start()
-        self.partitions = await self.producer.partitions_for(topics.requests)
+        self.partitions = partitions_of(
+            topics.requests, await self.producer.partitions_for(topics.requests)
+        )
         with TopicReader(self.endpoint.kafka, topics.signals) as reader:
             reader.seek()
             ends = reader.high_watermarks()
@@ -110,7 +113,7 @@ class RawPath:
             self.sent[request["request_id"]] = burst_start
             self.own[request["request_id"]] = time.perf_counter()
             await self.producer.send(
-                topic, value, key=key, partition=placed(key, self.partitions, topic)
+                topic, value, key=key, partition=partition_for(key, self.partitions)
             )
         ids = [r["request_id"] for r in requests]
         deadline = time.monotonic() + 120

@@ -112,7 +112,8 @@ async def replay(
 
 
 def _reason_kind(dead_letter: bytes) -> str:
-    """A dead letter's ``kind`` (``duplicate``, ``invalid`` ...: ``contracts.LETTER_KINDS``)."""
+    """A dead letter's ``kind`` (``duplicate``, ``invalid``, ...: see
+    ``streams.messages.LETTER_KINDS``)."""
     try:
         return str(orjson.loads(dead_letter).get("kind") or "unknown")
     except (orjson.JSONDecodeError, AttributeError):

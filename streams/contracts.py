@@ -15,11 +15,12 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 import orjson
 
+from config import Settings
 from models.blend import Blend
 from streams.fast_decoding import Fast, TypedDecoders, fast_outcome, fast_request
 from streams.messages import (
@@ -35,25 +36,9 @@ from streams.messages import (
 GLOBAL_KEY = "global"
 
 
-#: What kind of rule a dead letter broke (its ``kind`` field and the metrics' ``reason``
-#: label: a short, fixed vocabulary, unlike the reason's text).
-LETTER_KINDS: Final = (
-    "empty",  # no value
-    "too_large",  # the value or key is over its limit
-    "not_json",  # not a JSON object
-    "key_mismatch",  # the record key is not the message's model key
-    "invalid",  # a field breaks the contract
-    "duplicate",  # the outcome_id was learned already
-    "non_finite",  # learning it would make the model non-finite
-    "key_limit",  # a new key in a partition that holds limits.max_keys_per_partition
-    "misrouted",  # a request on a partition other than its key's outcomes (see docs/clients.md)
-    "internal_error",  # a bug, caught so that it costs one record
-)
-
-
 class ContractError(ValueError):
     """A message breaks its topic's contract; ``reason`` is a one-line explanation and
-    ``kind`` which rule (one of :data:`LETTER_KINDS`)."""
+    ``kind`` which rule (one of :data:`streams.messages.LETTER_KINDS`)."""
 
     def __init__(self, reason: str, kind: str = "invalid") -> None:
         super().__init__(reason)
@@ -119,6 +104,19 @@ class ContractSpec:
     max_abs_feature: float = 1e12
     max_key_bytes: int = 1024
     max_value_bytes: int = 262_144
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ContractSpec:
+        """What the ``model`` and ``limits`` settings ask of every message (the workers' and
+        the clients' one mapping)."""
+        limits = settings.limits
+        return cls(
+            features=settings.model.features,
+            key_field=settings.model.key_field,
+            max_abs_feature=limits.max_abs_feature,
+            max_key_bytes=limits.max_key_bytes,
+            max_value_bytes=limits.max_value_bytes,
+        )
 
     @cached_property
     def typed(self) -> TypedDecoders:
@@ -311,7 +309,7 @@ def encode_dead_letter(
     kind: str = "invalid",
 ) -> bytes:
     """A dead-letter record: the original bytes (base64, exact), the reason (and its ``kind``,
-    one of :data:`LETTER_KINDS`) and the source.
+    one of :data:`streams.messages.LETTER_KINDS`) and the source.
 
     The letter never exceeds ``max_bytes`` (the broker's record limit; a letter that cannot be
     produced would stop the stream it is meant to keep flowing): the original key and value are

@@ -12,7 +12,7 @@ from streams.records import InputRecord, OutgoingRecord
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Why a record is not used: the one-line reason and its kind
-    (:data:`streams.contracts.LETTER_KINDS`)."""
+    (:data:`streams.messages.LETTER_KINDS`)."""
 
     kind: str
     reason: str

@@ -19,12 +19,14 @@ from models.state_store import StateStore
 from models.store import ModelStore
 from streams.batch_follower import BatchModelFollower, BatchModelHolder
 from streams.checkpointing import Checkpointer, Publisher, Sender
-from streams.contracts import LETTER_KINDS, ContractSpec
+from streams.contracts import ContractSpec
 from streams.dead_letters import DeadLetterer
 from streams.health import Health
-from streams.learning import OutcomeLearner, now_ms
+from streams.learning import OutcomeLearner
+from streams.messages import LETTER_KINDS
 from streams.online_state import OnlineState
 from streams.placement import Misrouting, Placement
+from streams.records import now_ms
 from streams.scoring import RequestScorer
 from streams.telemetry import EngineMetrics
 from streams.topics import TopicNames

@@ -31,11 +31,6 @@ log = logging.getLogger(__name__)
 ScoredHook = Callable[[TradeOutcome, float, float | None, Blend], None]
 
 
-def now_ms() -> int:
-    """Wall-clock time in epoch milliseconds."""
-    return time.time_ns() // 1_000_000
-
-
 @dataclass
 class LearnResult:
     """What one micro-batch produced."""

@@ -18,51 +18,53 @@ newer than its own. Model keys and features are deployment settings (``model.key
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 import msgspec
 from msgspec import Meta
+
+from models.blend import SignalStatus
+from models.store import VERSION_PATTERN
 
 #: Timestamps are epoch milliseconds that fit a signed 64-bit integer (Kafka's and Java's).
 MAX_TS = 2**63 - 1
 
 EpochMs = Annotated[int, Meta(ge=0, le=MAX_TS, description="epoch milliseconds")]
 Text = Annotated[str, Meta(min_length=1)]
-VersionName = Annotated[str, Meta(pattern=r"^\d{8}T\d{12}Z-[0-9a-f]{8}$")]
+VersionName = Annotated[str, Meta(pattern=f"^{VERSION_PATTERN.pattern}$")]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
-Weight = Annotated[float, Meta(ge=0.0, le=1.0)]
 Count = Annotated[int, Meta(ge=0)]
 
-#: What a signal's ``status`` may say (models.blend.SignalStatus plus ``expired``).
-SIGNAL_STATUSES = Literal["ok", "batch_only", "online_only", "no_model", "expired"]
+#: What kind of rule a dead letter broke (its ``kind`` field and the metrics' ``reason``
+#: label: a short, fixed vocabulary, unlike the reason's text).
+LETTER_KINDS: Final = (
+    "empty",  # no value
+    "too_large",  # the value or key is over its limit
+    "not_json",  # not a JSON object
+    "key_mismatch",  # the record key is not the message's model key
+    "invalid",  # a field breaks the contract
+    "duplicate",  # the outcome_id was learned already
+    "non_finite",  # learning it would make the model non-finite
+    "key_limit",  # a new key in a partition that holds limits.max_keys_per_partition
+    "misrouted",  # a request on a partition other than its key's outcomes (see docs/clients.md)
+    "internal_error",  # a bug, caught so that it costs one record
+)
 
-#: What a dead letter's ``kind`` may say (streams.contracts.LETTER_KINDS).
-LETTER_KIND = Literal[
-    "empty",
-    "too_large",
-    "not_json",
-    "key_mismatch",
-    "invalid",
-    "duplicate",
-    "non_finite",
-    "key_limit",
-    "misrouted",
-    "internal_error",
-]
+# Literal[tuple] is Literal[*tuple]: the schemas' enums come from the same constants.
+SIGNAL_STATUS = Literal[tuple(status.value for status in SignalStatus)]  # type: ignore[valid-type]
+LETTER_KIND = Literal[LETTER_KINDS]  # type: ignore[valid-type]
 
 
 class Message(msgspec.Struct, kw_only=True, omit_defaults=False):
     """Base of every wire message: its schema version is a class constant."""
 
     VERSION: ClassVar[int] = 1
-    TOPIC: ClassVar[str] = ""
 
 
 class TradeOutcomeMessage(Message, kw_only=True):
     """A closed trade, as an outcome producer sends it to ``trade-outcomes`` (record key: the
     model key)."""
 
-    TOPIC: ClassVar[str] = "trade-outcomes"
     schema_version: Annotated[int, Meta(ge=1, le=1)] | None = None
     outcome_id: Annotated[str, Meta(min_length=1, description="unique per model key")]
     key: Annotated[str, Meta(min_length=1, description="e.g. the symbol")]
@@ -79,7 +81,6 @@ class SignalRequestMessage(Message, kw_only=True):
     """A request to score a prospective trade, sent to ``signal-requests`` (record key: the
     model key)."""
 
-    TOPIC: ClassVar[str] = "signal-requests"
     schema_version: Annotated[int, Meta(ge=1, le=1)] | None = None
     request_id: Annotated[str, Meta(min_length=1, description="the signal carries it back")]
     key: Text
@@ -100,7 +101,6 @@ class SignalRequestMessage(Message, kw_only=True):
 class SignalMessage(Message, kw_only=True):
     """A scored request on ``signals`` (record key: the model key)."""
 
-    TOPIC: ClassVar[str] = "signals"
     schema_version: Literal[1]
     request_id: Text
     key: Text
@@ -113,7 +113,7 @@ class SignalMessage(Message, kw_only=True):
     w_online: Annotated[float, Meta(description="weight of p_online in score")]
     batch_version: VersionName | None
     online_updates: Count
-    status: SIGNAL_STATUSES
+    status: SIGNAL_STATUS
     reason: str | None
     scored_at: EpochMs
     degraded: str | None
@@ -122,7 +122,6 @@ class SignalMessage(Message, kw_only=True):
 class DeadLetterMessage(Message, kw_only=True):
     """A refused input record on ``<topic>.dlq``: the original bytes, the reason, the source."""
 
-    TOPIC: ClassVar[str] = "trade-outcomes.dlq"
     schema_version: Literal[1]
     reason: Annotated[str, Meta(max_length=1000)]
     kind: LETTER_KIND
@@ -143,7 +142,6 @@ class DeadLetterMessage(Message, kw_only=True):
 class DriftAlertMessage(Message, kw_only=True):
     """A drift episode opening (``alert``) or clearing (``recovery``) on ``drift-alerts``."""
 
-    TOPIC: ClassVar[str] = "drift-alerts"
     schema_version: Literal[1]
     alert_id: Text
     event: Literal["alert", "recovery"]
@@ -166,7 +164,6 @@ class DriftAlertMessage(Message, kw_only=True):
 class ModelUpdateMessage(Message, kw_only=True):
     """A registry change on ``model-updates``."""
 
-    TOPIC: ClassVar[str] = "model-updates"
     schema_version: Literal[1]
     update_id: Text
     event: Literal["activated", "rolled_back", "staged", "rejected", "failed"]
@@ -185,7 +182,6 @@ class ModelUpdateMessage(Message, kw_only=True):
 class RetrainRequestMessage(Message, kw_only=True):
     """A request to retrain the batch model, on ``retrain-requests``."""
 
-    TOPIC: ClassVar[str] = "retrain-requests"
     schema_version: Annotated[int, Meta(ge=1, le=1)] | None = None
     request_id: Text
     requested_by: Text

@@ -64,7 +64,9 @@ class Misrouting:
         loaded = state.partitions.get(partition)
         if loaded is None or model_key in loaded.models:
             return None
-        holder = next((p for p, m in state.partitions.items() if model_key in m.models), None)
+        holder = None
+        if state.model(model_key) is not None:  # held here, on another partition: which one
+            holder = next(p for p, m in state.partitions.items() if model_key in m.models)
         expected = self.placement.expected(model_key)
         if holder is not None:
             where = f"its outcomes are learned on partition {holder}"

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import NamedTuple
+
+
+def now_ms() -> int:
+    """Wall-clock time in epoch milliseconds: the unit of every record's ``ts``."""
+    return time.time_ns() // 1_000_000
+
 
 # NamedTuples, not frozen dataclasses: one of each is built per record on the scoring path,
 # and a frozen dataclass's __init__ cost 0.37 us against 0.18 us (timeit, this machine).

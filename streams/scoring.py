@@ -17,10 +17,9 @@ from streams.contracts import (
     encode_signal,
 )
 from streams.dead_letters import DeadLetterer, Refusal
-from streams.learning import now_ms
 from streams.online_state import OnlineState
 from streams.placement import Misrouting
-from streams.records import InputRecord, OutgoingRecord
+from streams.records import InputRecord, OutgoingRecord, now_ms
 from streams.telemetry import EngineMetrics
 
 

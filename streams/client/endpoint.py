@@ -3,15 +3,13 @@ as the workers (``STREAMLEARN_*`` environment variables or a YAML file)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from config import Settings, load_settings
 from streams.contracts import ContractSpec
 from streams.kafka_connection import KafkaConnection
-from streams.partitioning import partition_for
 from streams.topics import TopicNames
 
 
@@ -37,18 +35,10 @@ class Endpoint:
             raise ClientError(
                 "no Kafka address: set KAFKA_BOOTSTRAP_SERVERS or pass bootstrap_servers"
             )
-        limits = settings.limits
-        spec = ContractSpec(
-            features=settings.model.features,
-            key_field=settings.model.key_field,
-            max_abs_feature=limits.max_abs_feature,
-            max_key_bytes=limits.max_key_bytes,
-            max_value_bytes=limits.max_value_bytes,
-        )
         return cls(
             KafkaConnection.from_settings(settings.kafka, bootstrap),
             TopicNames.from_settings(settings),
-            spec,
+            ContractSpec.from_settings(settings),
         )
 
     @classmethod
@@ -62,14 +52,10 @@ class Endpoint:
         workers load them."""
         return cls.from_settings(load_settings(config_file, environ), bootstrap_servers)
 
-    def record_key(self, message: Mapping[str, Any]) -> bytes:
-        """The record key the workers expect: the message's model key."""
-        return self.spec.model_key(message).encode()
 
-
-def placed(key: bytes, partitions: set[int] | list[int] | None, topic: str) -> int:
-    """The partition of ``key`` by Kafka's default partitioner (murmur2), as the workers place
-    and check it; raises :class:`ClientError` when ``topic`` has no known partitions."""
+def partitions_of(topic: str, partitions: Iterable[int] | None) -> list[int]:
+    """A topic's partitions in order, as :func:`partition_for` takes them (read once per
+    client); raises :class:`ClientError` when the topic has none."""
     if not partitions:
         raise ClientError(f"topic {topic!r} does not exist or has no partitions")
-    return partition_for(key, sorted(partitions))
+    return sorted(partitions)

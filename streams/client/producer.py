@@ -11,11 +11,26 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from kafka import KafkaProducer
 
-from streams.client.endpoint import Endpoint, placed
+from streams.client.endpoint import Endpoint, partitions_of
 from streams.client.records import outcome, outcome_record
+from streams.partitioning import partition_for
 
 
-class OutcomeProducer:
+class _OutcomeTarget:
+    """What both producers share: the topic, its partitions, and each outcome's record."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._topic = endpoint.topics.outcomes
+        self._partitions: list[int] = []
+
+    def _record(self, message: Mapping[str, Any]) -> tuple[bytes, bytes, int]:
+        """``(key, value, partition)`` of an outcome, checked against the workers' contract."""
+        key, value = outcome_record(message, self.endpoint.spec)
+        return key, value, partition_for(key, self._partitions)
+
+
+class OutcomeProducer(_OutcomeTarget):
     """Sends trade outcomes (kafka-python, blocking). Invalid outcomes raise
     :class:`~streams.contracts.ContractError` before anything is sent::
 
@@ -24,12 +39,11 @@ class OutcomeProducer:
     """
 
     def __init__(self, endpoint: Endpoint, linger_ms: int = 5) -> None:
-        self.endpoint = endpoint
-        self._topic = endpoint.topics.outcomes
+        super().__init__(endpoint)
         self._producer = KafkaProducer(
             **endpoint.kafka.client_options(), acks="all", linger_ms=linger_ms
         )
-        self._partitions = self._producer.partitions_for(self._topic)
+        self._partitions = partitions_of(self._topic, self._producer.partitions_for(self._topic))
 
     def send(
         self,
@@ -46,8 +60,7 @@ class OutcomeProducer:
 
     def send_message(self, message: Mapping[str, Any]) -> None:
         """Queue one outcome given as a dict of its fields."""
-        key, value = outcome_record(message, self.endpoint.spec)
-        partition = placed(key, self._partitions, self._topic)
+        key, value, partition = self._record(message)
         self._producer.send(self._topic, key=key, value=value, partition=partition)
 
     def flush(self, timeout_s: float | None = None) -> None:
@@ -65,22 +78,21 @@ class OutcomeProducer:
         self.close()
 
 
-class AsyncOutcomeProducer:
+class AsyncOutcomeProducer(_OutcomeTarget):
     """:class:`OutcomeProducer` for asyncio (aiokafka): ``await producer.send(...)`` returns
     once the broker has stored the outcome."""
 
     def __init__(self, endpoint: Endpoint, linger_ms: int = 5) -> None:
-        self.endpoint = endpoint
-        self._topic = endpoint.topics.outcomes
+        super().__init__(endpoint)
         self._producer = AIOKafkaProducer(
             **endpoint.kafka.client_options(), acks="all", linger_ms=linger_ms
         )
-        self._partitions: set[int] = set()
 
     async def start(self) -> None:
         """Connect and read the topic's partitions."""
         await self._producer.start()
-        self._partitions = await self._producer.partitions_for(self._topic)
+        partitions = await self._producer.partitions_for(self._topic)
+        self._partitions = partitions_of(self._topic, partitions)
 
     async def send(
         self,
@@ -99,8 +111,7 @@ class AsyncOutcomeProducer:
 
     async def send_message(self, message: Mapping[str, Any]) -> None:
         """Send one outcome given as a dict of its fields; wait until it is stored."""
-        key, value = outcome_record(message, self.endpoint.spec)
-        partition = placed(key, self._partitions, self._topic)
+        key, value, partition = self._record(message)
         await self._producer.send_and_wait(self._topic, value, key=key, partition=partition)
 
     async def close(self) -> None:

@@ -1,21 +1,17 @@
 """Client messages as the workers read them: ``schema_version`` set, the record key the model
-key, and the worker's own contract checked before anything is sent."""
+key, and the worker's own contract checked before anything is sent (with the workers' own
+decoders, msgspec fast path first: the verdicts are the contract's, at ~1 us a message)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from streams.contracts import ContractSpec, checked_outcome, checked_request
+from streams.contracts import ContractSpec, decode_outcome, decode_request
 from streams.messages import SignalRequestMessage, TradeOutcomeMessage
-
-
-def now_ms() -> int:
-    """Wall-clock time in epoch milliseconds (the default ``ts``)."""
-    return time.time_ns() // 1_000_000
+from streams.records import now_ms
 
 
 def outcome_record(message: Mapping[str, Any], spec: ContractSpec) -> tuple[bytes, bytes]:
@@ -23,7 +19,7 @@ def outcome_record(message: Mapping[str, Any], spec: ContractSpec) -> tuple[byte
     :class:`~streams.contracts.ContractError` with the reason a worker would dead-letter it."""
     value = orjson.dumps({"schema_version": TradeOutcomeMessage.VERSION, **message})
     key = spec.model_key(message).encode()
-    checked_outcome(value, key, spec)
+    decode_outcome(value, key, spec)
     return key, value
 
 
@@ -31,7 +27,7 @@ def request_record(message: Mapping[str, Any], spec: ContractSpec) -> tuple[byte
     """``(record key, value)`` of a signal request, checked as :func:`outcome_record`."""
     value = orjson.dumps({"schema_version": SignalRequestMessage.VERSION, **message})
     key = spec.model_key(message).encode()
-    checked_request(value, key, spec)
+    decode_request(value, key, spec)
     return key, value
 
 

@@ -22,11 +22,13 @@ from typing import Any, TypeVar
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.client.endpoint import ClientError, Endpoint, placed
-from streams.client.records import now_ms, request_record
+from streams.client.endpoint import ClientError, Endpoint, partitions_of
+from streams.client.records import request_record
 from streams.contracts import ContractError
 from streams.messages import SignalMessage
+from streams.partitioning import partition_for
 from streams.reader import TopicReader
+from streams.records import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ class AsyncSignalClient:
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._receiver: asyncio.Task | None = None
-        self._request_partitions: set[int] = set()
+        self._request_partitions: list[int] = []
         self.skipped = 0  #: signals read that no request of this client waited for
 
     async def start(self) -> None:
@@ -84,7 +86,9 @@ class AsyncSignalClient:
         topics = self.endpoint.topics
         self._producer = AIOKafkaProducer(**options, acks="all", linger_ms=self._linger_ms)
         await self._producer.start()
-        self._request_partitions = await self._producer.partitions_for(topics.requests)
+        self._request_partitions = partitions_of(
+            topics.requests, await self._producer.partitions_for(topics.requests)
+        )
         ends = await asyncio.to_thread(_signal_ends, self.endpoint)
         self._consumer = AIOKafkaConsumer(
             **options,
@@ -141,7 +145,7 @@ class AsyncSignalClient:
         waiter: asyncio.Future[SignalMessage] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = waiter
         try:
-            partition = placed(record_key, self._request_partitions, self.endpoint.topics.requests)
+            partition = partition_for(record_key, self._request_partitions)
             async with asyncio.timeout(timeout):
                 await self._producer.send_and_wait(
                     self.endpoint.topics.requests, value, key=record_key, partition=partition
