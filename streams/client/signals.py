@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import uuid
@@ -84,7 +85,12 @@ class AsyncSignalClient:
         """Connect, and position the consumer at the current end of ``signals``."""
         options = self.endpoint.kafka.client_options()
         topics = self.endpoint.topics
-        self._producer = AIOKafkaProducer(**options, acks="all", linger_ms=self._linger_ms)
+        # One batch holds a 1,000-request burst (~400 B each): with the 16 KiB default, 1,000
+        # concurrent sends queued behind ~25 batch drains (bench.client_latency: burst p50
+        # 61 -> 40 ms with this, p99 209 -> 184 ms; under the broker's 1 MiB record limit).
+        self._producer = AIOKafkaProducer(
+            **options, acks="all", linger_ms=self._linger_ms, max_batch_size=1_000_000
+        )
         await self._producer.start()
         self._request_partitions = partitions_of(
             topics.requests, await self._producer.partitions_for(topics.requests)
@@ -147,9 +153,13 @@ class AsyncSignalClient:
         try:
             partition = partition_for(record_key, self._request_partitions)
             async with asyncio.timeout(timeout):
-                await self._producer.send_and_wait(
+                delivery = await self._producer.send(
                     self.endpoint.topics.requests, value, key=record_key, partition=partition
                 )
+                # The signal is the proof of delivery; a failed delivery fails the wait at once.
+                # Awaiting each delivery ack before the signal put a 1,000-request burst's p99
+                # at 184 ms against 62 ms raw; with this it is 67 vs 79 (bench.client_latency).
+                delivery.add_done_callback(functools.partial(_fail_on_error, waiter))
                 return await waiter
         except TimeoutError:
             raise SignalTimeoutError(
@@ -261,6 +271,15 @@ class SignalClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _fail_on_error(waiter: asyncio.Future, delivery: asyncio.Future) -> None:
+    """Fail ``waiter`` with the error of a request's failed ``delivery``."""
+    if waiter.done() or delivery.cancelled():
+        return
+    error = delivery.exception()
+    if error is not None:
+        waiter.set_exception(ClientError(f"the request was not delivered: {error!r}"))
 
 
 def _signal_ends(endpoint: Endpoint) -> dict[int, int]:
