@@ -274,11 +274,12 @@ class SignalClient:
 
 
 def _fail_on_error(waiter: asyncio.Future, delivery: asyncio.Future) -> None:
-    """Fail ``waiter`` with the error of a request's failed ``delivery``."""
-    if waiter.done() or delivery.cancelled():
+    """Fail ``waiter`` with the error of a request's failed ``delivery`` (the error is read in
+    any case, so asyncio never reports it as never retrieved)."""
+    if delivery.cancelled():
         return
     error = delivery.exception()
-    if error is not None:
+    if error is not None and not waiter.done():
         waiter.set_exception(ClientError(f"the request was not delivered: {error!r}"))
 
 

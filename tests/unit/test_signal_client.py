@@ -10,7 +10,7 @@ from streams.client.endpoint import ClientError
 from streams.client.signals import _fail_on_error
 
 
-def test_a_failed_delivery_fails_the_waiting_request_and_a_good_one_does_not():
+def test_a_failed_delivery_fails_the_waiting_request_and_a_good_one_does_not(caplog):
     async def scenario():
         loop = asyncio.get_running_loop()
         waiter, delivery = loop.create_future(), loop.create_future()
@@ -33,3 +33,7 @@ def test_a_failed_delivery_fails_the_waiting_request_and_a_good_one_does_not():
         assert waiter.result() == "signal"
 
     asyncio.run(scenario())
+    import gc
+
+    gc.collect()  # a failed delivery nobody read would be reported now
+    assert "never retrieved" not in caplog.text
