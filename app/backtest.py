@@ -31,8 +31,9 @@ import pandas as pd
 
 from app.composition import kafka_connection, memory_engine, memory_ports, model_store
 from config import Settings
-from models.backtest import part_metrics, segment_bounds, trading_metrics
+from models.backtest import part_metrics, segment_bounds
 from models.registry import ACTIVATING, Journal
+from models.trading import trading_metrics
 from models.training import TrainingDataError, load_outcomes_file
 from streams.backtest import Replay, VersionTimeline, replay
 from streams.contracts import encode_message
@@ -359,12 +360,12 @@ def format_report(doc: dict[str, Any], keys_shown: int = 10) -> str:
     lines += [
         "",
         f"trades taken at score >= {doc['threshold']} (R multiples; Sharpe per trade):",
-        f"{'signal':<18} {'trades':>8} {'hit rate':>9} {'mean R':>8} {'total R':>9} "
+        f"{'signal':<18} {'trades':>8} {'win rate':>9} {'mean R':>8} {'total R':>9} "
         f"{'profit f.':>9} {'Sharpe':>7} {'max DD':>8}",
     ]
     for name, t in doc["trading"].items():
         lines.append(
-            f"{name:<18} {t['trades']:>8,} {_num(t['hit_rate']):>9} {_num(t['mean_r']):>8} "
+            f"{name:<18} {t['trades']:>8,} {_num(t['win_rate']):>9} {_num(t['mean_r']):>8} "
             f"{_num(t['total_r'], 1):>9} {_num(t['profit_factor']):>9} {_num(t['sharpe']):>7} "
             f"{_num(t['max_drawdown'], 1):>8}"
         )

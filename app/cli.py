@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser(
         "models",
-        help="batch-model registry: list, show, promote, rollback, rebuild",
+        help="batch-model registry: list, show, compare, promote, rollback, rebuild",
         description="Operate the batch-model registry (needs REDIS_URL; announces changes on "
         "model-updates when KAFKA_BOOTSTRAP_SERVERS is set).",
     )
@@ -114,13 +114,28 @@ def _parser() -> argparse.ArgumentParser:
         description="List stored versions with their holdout numbers.",
     )
     listing.add_argument("--json", action="store_true", help="print JSON (docs/operations.md)")
-    show = actions.add_parser("show", help="a version's metadata", description="Print metadata.")
+    show = actions.add_parser(
+        "show",
+        help="a version: family, window, metrics, trading metrics, gate, explanation",
+        description="Print what a version is and how it scored (--json: its full metadata).",
+    )
     show.add_argument("version")
     show.add_argument(
         "--json",
         action="store_true",
         help="one object: version, role, metadata (docs/operations.md)",
     )
+    compare = actions.add_parser(
+        "compare",
+        help="two versions side by side",
+        description=(
+            "Metrics, trading metrics, importance, data window and parameters of two "
+            "versions side by side; * marks what differs."
+        ),
+    )
+    compare.add_argument("first", metavar="A")
+    compare.add_argument("second", metavar="B")
+    compare.add_argument("--json", action="store_true", help="print the rows as JSON")
     promote = actions.add_parser(
         "promote",
         help="activate a version (default: the staged one)",
@@ -128,6 +143,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     promote.add_argument("version", nargs="?")
     promote.add_argument("--reason", default="manual promotion")
+    promote.add_argument(
+        "--force", action="store_true", help="promote even a version the gate rejected"
+    )
     rollback = actions.add_parser(
         "rollback",
         help="re-activate an earlier version (default: the previous one)",
@@ -513,8 +531,10 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
         return models_cli.list_versions(settings, as_json=args.json)
     if args.action == "show":
         return models_cli.show_version(settings, args.version, as_json=args.json)
+    if args.action == "compare":
+        return models_cli.compare_versions(settings, args.first, args.second, as_json=args.json)
     if args.action == "promote":
-        return models_cli.promote(settings, args.version, args.reason)
+        return models_cli.promote(settings, args.version, args.reason, force=args.force)
     if args.action == "rollback":
         return models_cli.rollback(settings, args.version, args.reason)
     return models_cli.rebuild(settings, force=args.force)

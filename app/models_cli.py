@@ -11,6 +11,7 @@ import orjson
 
 from app.composition import kafka_connection, redis_connection
 from app.composition import registry as open_registry
+from app.model_report import compare_rows, render_compare, render_show
 from config import Settings
 from models.registry import ModelRegistry, RegistryState
 from streams.model_updates import ModelUpdatePublisher, from_registry_event
@@ -99,20 +100,45 @@ def list_versions(settings: Settings, as_json: bool = False) -> int:
 
 
 def show_version(settings: Settings, version: str, as_json: bool = False) -> int:
-    """``models show V``: the version's full metadata (``--json``: with its role, as one
-    object ``{"version", "role", "metadata"}``)."""
+    """``models show V``: the version's family, window, metrics, trading metrics, gate and
+    explanation (``--json``: the full metadata with its role, as one object
+    ``{"version", "role", "metadata"}``)."""
     with _registry(settings) as registry:
         metadata = registry.store.metadata(version)
         role = role_of(version, registry.state())
-    document = {"version": version, "role": role, "metadata": metadata} if as_json else metadata
-    print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    if as_json:
+        document = {"version": version, "role": role, "metadata": metadata}
+        print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(render_show(version, role, metadata))
     return 0
 
 
-def promote(settings: Settings, version: str | None, reason: str) -> int:
-    """``models promote [V]``: activate V (default: the staged version)."""
+def compare_versions(settings: Settings, first: str, second: str, as_json: bool = False) -> int:
+    """``models compare A B``: two versions side by side (``--json``: both summaries)."""
     with _registry(settings) as registry:
-        event = registry.promote(version, _operator(), reason)
+        state = registry.state()
+        a = (first, role_of(first, state), registry.store.metadata(first))
+        b = (second, role_of(second, state), registry.store.metadata(second))
+    if as_json:
+        document = {
+            "versions": [a[0], b[0]],
+            "rows": [
+                {"label": label, "a": left, "b": right}
+                for label, left, right in compare_rows(a[2], b[2])
+            ],
+        }
+        print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(render_compare(a, b))
+    return 0
+
+
+def promote(settings: Settings, version: str | None, reason: str, force: bool = False) -> int:
+    """``models promote [V]``: activate V (default: the staged version); a version the gate
+    rejected only with ``force``."""
+    with _registry(settings) as registry:
+        event = registry.promote(version, _operator(), reason, force=force)
     note = _announce(settings, from_registry_event(event))
     print(f"version {event.version} active (was {event.previous}){note}")
     return 0

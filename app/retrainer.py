@@ -135,7 +135,7 @@ class Retrainer:
                 for r in requests
             ],
         }
-        version = self.store.save(result.trained.model_bytes(), metadata)
+        version = result.trained.save_to(self.store, metadata)
         failpoint("retrainer-before-promotion")
         decision = result.decision
         self.say(decision.reason)

@@ -88,7 +88,7 @@ def train_and_store(
     if activate_with is not None:
         registry = registry_on(settings, activate_with)
         metadata["parent_version"] = registry.active()
-    version = store.save(trained.model_bytes(), metadata)
+    version = trained.save_to(store, metadata)
     if activate_with is not None:
         event = registry.activate(version, "cli:train", reason)
         kafka = kafka_connection(settings)

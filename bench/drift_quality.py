@@ -138,7 +138,7 @@ def evaluate(scenario: Scenario, seed: int) -> dict:
     pre, _ = before(BEFORE)
     post, _ = scenario.after(seed)(AFTER)
     stream = pd.concat([pre, post], ignore_index=True)
-    p = predict_frame(trained.booster, stream, names)
+    p = predict_frame(trained.model, stream, names)
     correct = (p > 0.5) == stream["label"].to_numpy()
     events = run_monitor(stream, names, p, reference)
     alerts = [e for e in events if e.event == "alert"]
@@ -166,7 +166,7 @@ def stationary(generator: str, make: Callable[[int], Callable[[int], Rows]], see
     trained = train_batch_model(train_frame.assign(ts=np.arange(TRAIN)), names)
     reference = ModelReference.from_metadata("bench", trained.metadata)
     frame, _ = source(STATIONARY)
-    p = predict_frame(trained.booster, frame, names)
+    p = predict_frame(trained.model, frame, names)
     alerts = [e for e in run_monitor(frame, names, p, reference) if e.event == "alert"]
     return {
         "generator": generator,

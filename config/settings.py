@@ -64,6 +64,16 @@ def _none_words(value: Any) -> Any:
     return value
 
 
+def _json_object(value: Any) -> Any:
+    """Let the environment give a mapping as a JSON object."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"must be a JSON object: {exc}") from None
+    return value
+
+
 class KafkaSettings(_Group):
     """Where the broker is and how this process joins its consumer group."""
 
@@ -499,11 +509,53 @@ class RetrainSettings(_Group):
     holdout_fraction: float = Field(
         default=0.15, gt=0, lt=0.5, description="newest share, scored by the gate"
     )
-    purge_rows: int = Field(default=50, ge=0, description="rows dropped between the parts")
+    purge_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "rows closing this long before the validation, holdout or a test fold are not "
+            "trained on: set it to the longest holding time of a trade"
+        ),
+    )
+    embargo_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="rows closing this long after a test fold are not trained on (purged_kfold)",
+    )
+    cv_folds: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description=(
+            "walk-forward cross-validation folds before the holdout, their metrics in the "
+            "version's metadata (0 = none: each fold is one more fit)"
+        ),
+    )
+    cv_scheme: Literal["walk_forward", "purged_kfold"] = Field(
+        default="walk_forward",
+        description=(
+            "walk_forward: train on the past only; purged_kfold: also on the future, "
+            "purged and embargoed (only for a stationary market)"
+        ),
+    )
     balance_classes: bool = Field(
         default=False, description="set scale_pos_weight = negatives/positives"
     )
     weight_by_rr: bool = Field(default=False, description="weight rows by |realized_rr|")
+    family: Literal["xgboost", "lightgbm", "catboost", "logistic"] = Field(
+        default="xgboost",
+        description=(
+            "batch model family; lightgbm and catboost need their extras "
+            "(pip install 'streamlearn[lightgbm]'); logistic is the scikit-learn baseline"
+        ),
+    )
+    params: dict[str, float | int | bool | str] = Field(
+        default_factory=dict,
+        description=(
+            "the family's own parameters, in its library's names (JSON in the environment); "
+            "they override the knobs below"
+        ),
+    )
     num_boost_round: int = Field(default=400, ge=1, description="max boosting rounds")
     max_depth: int = Field(default=4, ge=1, le=16, description="tree depth")
     eta: float = Field(default=0.08, gt=0, le=1, description="learning rate")
@@ -560,6 +612,17 @@ class RetrainSettings(_Group):
     _none = field_validator(
         "window_outcomes", "window_days", "source_file", "schedule", "every_outcomes", mode="before"
     )(_none_words)
+    _json = field_validator("params", mode="before")(_json_object)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "purge_rows" in data:
+            raise ValueError(
+                "purge_rows was replaced by purge_s: the purge is a time (seconds), "
+                "the longest holding time of a trade"
+            )
+        return data
 
 
 def _split_words(value: Any) -> Any:

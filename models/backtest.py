@@ -89,66 +89,6 @@ def part_metrics(probabilities: np.ndarray, labels: np.ndarray) -> PartMetrics:
     return PartMetrics(n, float(hits(p, y).mean()), log_loss(p, y, EPS))
 
 
-@dataclass(frozen=True)
-class TradingMetrics:
-    """The trades a signal would have taken (score >= threshold), in R multiples."""
-
-    threshold: float
-    trades: int
-    hit_rate: float | None
-    mean_r: float | None
-    total_r: float
-    profit_factor: float | None
-    sharpe: float | None
-    max_drawdown: float
-
-    def to_dict(self) -> dict[str, float | int | None]:
-        """Plain numbers (JSON; an infinite profit factor is written as null)."""
-        values = dict(self.__dict__)
-        if values["profit_factor"] is not None and math.isinf(values["profit_factor"]):
-            values["profit_factor"] = None
-        return values
-
-
-def trading_metrics(
-    scores: np.ndarray, labels: np.ndarray, realized_rr: np.ndarray, threshold: float
-) -> TradingMetrics:
-    """Hit rate, mean R, profit factor (gross won R / gross lost R), per-trade Sharpe (mean R /
-    standard deviation of R, not annualised: the trades' spacing is not known) and maximum
-    drawdown (largest fall of cumulative R from a peak) of the trades with
-    ``score >= threshold``. Trades without a realised R count for the hit rate only.
-
-    >>> m = trading_metrics(np.array([0.7, 0.4, 0.6]), np.array([1.0, 1.0, 0.0]),
-    ...                     np.array([1.5, 2.0, -1.0]), threshold=0.55)
-    >>> (m.trades, m.hit_rate, m.mean_r, m.profit_factor, m.max_drawdown)
-    (2, 0.5, 0.25, 1.5, 1.0)
-    """
-    taken = ~np.isnan(scores) & (scores >= threshold)
-    trades = int(taken.sum())
-    rr = realized_rr[taken]
-    rr = rr[~np.isnan(rr)]
-    if trades == 0:
-        return TradingMetrics(threshold, 0, None, None, 0.0, None, None, 0.0)
-    hit_rate = float(labels[taken].mean())
-    if rr.size == 0:
-        return TradingMetrics(threshold, trades, hit_rate, None, 0.0, None, None, 0.0)
-    gains, losses = float(rr[rr > 0].sum()), float(-rr[rr < 0].sum())
-    profit_factor = gains / losses if losses > 0 else (math.inf if gains > 0 else None)
-    std = float(rr.std(ddof=1)) if rr.size > 1 else 0.0
-    equity = np.concatenate([[0.0], np.cumsum(rr)])
-    drawdown = float((np.maximum.accumulate(equity) - equity).max())
-    return TradingMetrics(
-        threshold=threshold,
-        trades=trades,
-        hit_rate=hit_rate,
-        mean_r=float(rr.mean()),
-        total_r=float(rr.sum()),
-        profit_factor=profit_factor,
-        sharpe=float(rr.mean()) / std if std > 0 else None,
-        max_drawdown=drawdown,
-    )
-
-
 def segment_bounds(n: int, cuts: Sequence[int]) -> list[tuple[int, int]]:
     """``[start, end)`` outcome ranges between the cut points (outcome counts), then the whole.
 

@@ -1,4 +1,4 @@
-"""The batch model as the scorer sees it: a validated XGBoost booster that predicts in batches."""
+"""The batch model as the scorer sees it: a validated model of any family, predicting in batches."""
 
 from __future__ import annotations
 
@@ -8,10 +8,16 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 import numpy as np
-import xgboost as xgb
 
 from models.drift.monitor import ModelReference
-from models.store import ModelStore, ModelStoreError
+from models.families import (
+    FamilyUnavailableError,
+    FittedModel,
+    ModelLoadError,
+    UnknownFamilyError,
+    family_for_format,
+)
+from models.store import MODEL_FORMAT, ModelStore, ModelStoreError
 from models.version_blend import VersionBlend
 
 
@@ -21,11 +27,11 @@ class BatchModelError(RuntimeError):
 
 @dataclass(frozen=True)
 class BatchModel:
-    """An immutable, validated XGBoost classifier; swap the whole object to change versions."""
+    """An immutable, validated classifier; swap the whole object to change versions."""
 
     version: str
     features: tuple[str, ...]
-    booster: xgb.Booster
+    model: FittedModel
     reference: ModelReference | None = None
     #: The blend fitted when this version was trained (``blend.start = fitted`` starts from it).
     blend: VersionBlend | None = None
@@ -34,7 +40,12 @@ class BatchModel:
         """Win probabilities for rows of ``matrix`` (columns in ``features`` order)."""
         if matrix.shape[0] == 0:
             return np.empty(0)
-        return np.asarray(self.booster.inplace_predict(matrix), dtype=np.float64)
+        return self.model.predict_proba(matrix)
+
+    @property
+    def family(self) -> str:
+        """The model family's name (``xgboost``, ``lightgbm``, ...)."""
+        return self.model.family
 
 
 def load_batch_model(
@@ -51,19 +62,18 @@ def load_batch_model(
             f"model {version} was trained on features {list(model_features)}, "
             f"the engine is configured with {list(features)}"
         )
-    booster = xgb.Booster()
+    model_format = stored.metadata.get("model_format") or MODEL_FORMAT
     try:
-        booster.load_model(bytearray(stored.model_bytes))
-    except (xgb.core.XGBoostError, MemoryError) as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BatchModelError(
-            f"model {version} is not a valid XGBoost model: {first_line}"
-        ) from None
-    booster.set_param({"nthread": threads})
+        kind = family_for_format(str(model_format))
+        fitted = kind.load(stored.model_bytes, threads)
+    except (UnknownFamilyError, FamilyUnavailableError) as exc:
+        raise BatchModelError(f"model {version} cannot be loaded here: {exc}") from None
+    except (ModelLoadError, MemoryError) as exc:
+        raise BatchModelError(f"model {version} is not a valid {kind.title} model: {exc}") from None
     model = BatchModel(
         version=version,
         features=model_features,
-        booster=booster,
+        model=fitted,
         reference=ModelReference.from_metadata(version, stored.metadata),
         blend=VersionBlend.from_metadata(stored.metadata),
     )

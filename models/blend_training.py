@@ -3,8 +3,9 @@
 Both parts' scores must be out of sample, as they are live:
 
 * **batch**: the training part of the window is cut by time into ``folds + 1`` blocks; for each
-  block after the first, a booster with the new model's hyper-parameters and number of rounds is
-  trained on every older row (minus ``purge_rows`` before the block) and scores the block;
+  block after the first, a model of the new version's family, hyper-parameters and number of
+  rounds is trained on every older row (minus those closing ``purge_s`` before the block) and
+  scores the block;
 * **online**: the online learner runs prequentially (predict, then learn) over the whole window
   in time order, one learner per model key, as a worker would have; rows its key had learned
   fewer than ``min_updates`` outcomes for are left out (live, those are ``batch_only``).
@@ -24,20 +25,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 from sklearn.linear_model import LogisticRegression
 
 from models.blend_weights import WeightFitConfig, weight_of
 from models.evaluation import log_loss
+from models.families import family
 from models.online import OnlineConfig, OnlineLearner
 from models.stacking import StackConfig
-from models.training import (
-    TrainConfig,
-    TrainedModel,
-    booster_params,
-    predict_frame,
-    sample_weights,
-)
+from models.training import TrainConfig, TrainedModel, fit_data, predict_frame
 from models.version_blend import StackStart, VersionBlend
 
 #: Fewer out-of-fold rows than this and no blend is fitted (the version keeps the configured).
@@ -86,18 +81,17 @@ def walk_forward_batch(
     n = len(train)
     p = np.full(n, np.nan)
     bounds = np.linspace(0, n, folds + 2).astype(int)
-    params = {**booster_params(train, config), "nthread": config.threads}
+    ts = train["ts"].to_numpy()
+    chosen = family(config.family)
+    fixed = config.fit_config(rounds=rounds)
     for start, stop in pairwise(bounds[1:]):
-        past = train.iloc[: max(0, start - config.purge_rows)]
+        if start >= n:
+            continue
+        past = train.iloc[: int(np.searchsorted(ts, ts[start] - config.purge_ms, side="left"))]
         if len(past) < 10 or past["label"].nunique() < 2:
             continue
-        matrix = xgb.DMatrix(
-            past[columns].to_numpy(np.float64),
-            label=past["label"].to_numpy(),
-            weight=sample_weights(past, config),
-        )
-        booster = xgb.train(params, matrix, num_boost_round=rounds, verbose_eval=False)
-        p[start:stop] = predict_frame(booster, train.iloc[start:stop], columns)
+        model = chosen.fit(fit_data(past, columns, config), None, fixed)
+        p[start:stop] = predict_frame(model, train.iloc[start:stop], columns)
     return p
 
 
@@ -164,7 +158,7 @@ def fit_version_blend(
     """
     window, split = trained.window, trained.split
     p_online, updates = prequential_online(window, features, keys, config.online)
-    rounds = int(trained.booster.best_iteration) + 1
+    rounds = trained.model.rounds
     p_oof = walk_forward_batch(split.train, features, train_config, config.folds, rounds)
     n_train = len(split.train)
     usable = np.isfinite(p_oof) & (updates[:n_train] >= config.min_updates)
@@ -193,7 +187,7 @@ def fit_version_blend(
         at = holdout.index.to_numpy()
         scored = updates[at] >= config.min_updates
         if scored.any():
-            hb = predict_frame(trained.booster, holdout, features)[scored]
+            hb = predict_frame(trained.model, holdout, features)[scored]
             hy = holdout["label"].to_numpy(np.float64)[scored]
             report["holdout"] = _scores(blend, config, hb, p_online[at][scored], hy)
     return BlendTraining(blend, report)

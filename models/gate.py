@@ -15,6 +15,7 @@ import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
 
+from models.trading import trading_report
 from models.training import classification_metrics
 
 #: Metrics the gate can decide on, and whether a bigger value is better.
@@ -63,36 +64,25 @@ class GateDecision:
         return asdict(self)
 
 
-def trading_metrics(
-    labels: np.ndarray, p_win: np.ndarray, realized_rr: np.ndarray | None, threshold: float
-) -> dict[str, float | int | None]:
-    """Hit rate, mean R and profit factor of the trades a model would have taken (p > threshold)."""
-    taken = p_win > threshold
-    n_taken = int(taken.sum())
-    result: dict[str, float | int | None] = {
-        "taken": n_taken,
-        "hit_rate": None,
-        "mean_r": None,
-        "profit_factor": None,
-    }
-    if not n_taken:
-        return result
-    result["hit_rate"] = float(labels[taken].mean())
-    if realized_rr is not None and np.isfinite(realized_rr).all():
-        r = realized_rr[taken]
-        losses = -r[r < 0].sum()
-        result["mean_r"] = float(r.mean())
-        result["profit_factor"] = float(r[r > 0].sum() / losses) if losses > 0 else None
-    return result
-
-
 def holdout_report(
-    labels: np.ndarray, p_win: np.ndarray, realized_rr: np.ndarray | None, threshold: float
+    labels: np.ndarray,
+    p_win: np.ndarray,
+    realized_rr: np.ndarray | None,
+    config: GateConfig,
 ) -> dict[str, Any]:
-    """Classification metrics plus, when R/R is known, trading metrics."""
+    """Classification metrics plus the trading metrics of the trades taken at
+    ``config.take_threshold``, with bootstrap intervals (:func:`models.trading.trading_report`)."""
     return {
         **classification_metrics(labels, p_win),
-        "trading": trading_metrics(labels, p_win, realized_rr, threshold),
+        "trading": trading_report(
+            p_win,
+            labels,
+            realized_rr,
+            config.take_threshold,
+            n_resamples=config.n_resamples,
+            level=1.0 - 2.0 * config.alpha,
+            seed=config.seed,
+        ),
     }
 
 
@@ -124,8 +114,8 @@ def decide(
     metric = config.primary_metric
     labels = np.asarray(labels, dtype=float)
     rows = len(labels)
-    challenger = holdout_report(labels, p_challenger, realized_rr, config.take_threshold)
-    champion = holdout_report(labels, p_champion, realized_rr, config.take_threshold)
+    challenger = holdout_report(labels, p_challenger, realized_rr, config)
+    champion = holdout_report(labels, p_champion, realized_rr, config)
     per_row = _per_row_improvement(metric, labels, p_champion, p_challenger)
     rng = np.random.default_rng(config.seed)
     level = 1.0 - 2.0 * config.alpha  # the lower bound is then a one-sided alpha bound

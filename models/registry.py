@@ -272,11 +272,26 @@ class ModelRegistry:
         if fence is not None and not self.backend.fence_is_current(fence):
             raise FencedError(f"fencing token {fence.token} is stale: another retrainer leads now")
 
-    def promote(self, version: str | None, by: str, reason: str) -> RegistryEvent:
-        """Activate ``version``, or the staged version when none is given."""
+    def promote(
+        self, version: str | None, by: str, reason: str, force: bool = False
+    ) -> RegistryEvent:
+        """Activate ``version``, or the staged version when none is given.
+
+        A version the champion/challenger gate rejected is refused unless ``force`` (the
+        event's reason then says it was forced past the gate).
+        """
         target = version or self.state().staged
         if target is None:
             raise RegistryError("nothing is staged; name the version to promote")
+        gate = self.store.metadata(target).get("gate")
+        if isinstance(gate, dict) and gate.get("promote") is False:
+            if not force:
+                verdict = str(gate.get("reason") or "rejected").split(";")[0]
+                raise RegistryError(
+                    f"version {target} was rejected by the gate ({verdict}); "
+                    "promote it anyway with --force"
+                )
+            reason = f"{reason} (forced past the gate's rejection)"
         return self.activate(target, by, reason)
 
     def rollback(self, version: str | None, by: str, reason: str) -> RegistryEvent:

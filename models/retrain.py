@@ -62,7 +62,7 @@ def challenge(
     if holdout.empty:
         raise TrainingDataError("the gate needs holdout rows (holdout_fraction > 0)")
     labels = holdout["label"].to_numpy(np.float64)
-    p_challenger = predict_frame(trained.booster, holdout, features)
+    p_challenger = predict_frame(trained.model, holdout, features)
     if champion is not None:
         rows = holdout[list(features)].to_dict("records")
         p_champion = champion.predict(feature_matrix(rows, champion.features))

@@ -1,7 +1,9 @@
-"""Versioned batch models in XGBoost's native format, on a blob store every worker can read.
+"""Versioned batch models in their library's native format, on a blob store every worker can read.
 
-A version is two objects, ``<version>/model.ubj`` (XGBoost's UBJSON format, never pickle) and
-``<version>/metadata.json`` (features, rows, metrics, creation time, the model file's SHA-256,
+A version is two objects, ``<version>/model.<ext>`` (the family's own format, never pickle:
+XGBoost's UBJSON ``model.ubj`` by default, LightGBM's text ``model.txt``, CatBoost's
+``model.cbm``, the logistic baseline's ``model.json``) and ``<version>/metadata.json``
+(family, features, rows, metrics, creation time, the model file's name, format and SHA-256,
 verified on every load, ...). The metadata is written last and removed first: a version
 exists exactly while its metadata does, so a half-written or half-deleted model is never
 visible. Where the objects live is the :class:`~models.blobs.BlobStore`'s business: a local
@@ -21,7 +23,11 @@ import orjson
 from models.blobs import BlobNotFoundError, BlobStore, BlobStoreError
 
 MODEL_FILE = "model.ubj"
+MODEL_FORMAT = "xgboost-ubj"
 METADATA_FILE = "metadata.json"
+#: What a version's model file may be called: ``model.`` and a short extension, so a name read
+#: from metadata can never point outside its version.
+MODEL_FILE_PATTERN = re.compile(r"model\.[a-z0-9]{1,8}")
 
 
 class ModelStoreError(RuntimeError):
@@ -48,8 +54,16 @@ class ModelStore:
         """Where the versions are (for messages)."""
         return self.blobs.location
 
-    def save(self, model_bytes: bytes, metadata: dict[str, Any]) -> str:
+    def save(
+        self,
+        model_bytes: bytes,
+        metadata: dict[str, Any],
+        model_file: str = MODEL_FILE,
+        model_format: str = MODEL_FORMAT,
+    ) -> str:
         """Write a new version (model first, metadata last) and return its id."""
+        if not MODEL_FILE_PATTERN.fullmatch(model_file):
+            raise ModelStoreError(f"{model_file!r} is not a model file name")
         digest = hashlib.sha256(model_bytes).hexdigest()
         created = datetime.now(UTC)
         version = f"{created:%Y%m%dT%H%M%S%f}Z-{digest[:8]}"
@@ -57,12 +71,12 @@ class ModelStore:
             **metadata,
             "version": version,
             "created_at": created.isoformat(),
-            "model_file": MODEL_FILE,
-            "model_format": "xgboost-ubj",
+            "model_file": model_file,
+            "model_format": model_format,
             "sha256": digest,
         }
         try:
-            self.blobs.put(f"{version}/{MODEL_FILE}", model_bytes)
+            self.blobs.put(f"{version}/{model_file}", model_bytes)
             self.blobs.put(
                 f"{version}/{METADATA_FILE}",
                 orjson.dumps(full_metadata, option=orjson.OPT_INDENT_2),
@@ -77,17 +91,15 @@ class ModelStore:
             raise ModelStoreError(f"{str(version)[:80]!r} is not a model version name")
         try:
             raw_metadata = self.blobs.get(f"{version}/{METADATA_FILE}")
-            model_bytes = self.blobs.get(f"{version}/{MODEL_FILE}")
+            metadata = orjson.loads(raw_metadata)
+            model_file = _model_file_of(version, metadata)
+            model_bytes = self.blobs.get(f"{version}/{model_file}")
         except BlobNotFoundError:
             raise ModelStoreError(
                 f"model version {version!r} not found in {self.location}"
                 " (every host must share the model store: a local directory is one host's)"
             ) from None
-        except BlobStoreError as exc:
-            raise ModelStoreError(f"model version {version} is unreadable: {exc}") from None
-        try:
-            metadata = orjson.loads(raw_metadata)
-        except orjson.JSONDecodeError as exc:
+        except (BlobStoreError, orjson.JSONDecodeError) as exc:
             raise ModelStoreError(f"model version {version} is unreadable: {exc}") from None
         expected = metadata.get("sha256") if isinstance(metadata, dict) else None
         actual = hashlib.sha256(model_bytes).hexdigest()
@@ -107,8 +119,14 @@ class ModelStore:
         if not is_version_name(version):
             return
         try:
+            try:
+                model_file = _model_file_of(
+                    version, orjson.loads(self.blobs.get(f"{version}/{METADATA_FILE}"))
+                )
+            except (BlobNotFoundError, orjson.JSONDecodeError, ModelStoreError):
+                model_file = MODEL_FILE
             self.blobs.delete(f"{version}/{METADATA_FILE}")
-            self.blobs.delete(f"{version}/{MODEL_FILE}")
+            self.blobs.delete(f"{version}/{model_file}")
         except BlobStoreError as exc:
             raise ModelStoreError(f"model version {version} not deleted: {exc}") from None
 
@@ -124,6 +142,15 @@ class ModelStore:
             for name in names
             if name.endswith(suffix) and is_version_name(name.removesuffix(suffix))
         )
+
+
+def _model_file_of(version: str, metadata: Any) -> str:
+    """The model file a version's metadata names (``model.ubj`` for versions that predate
+    families), checked against :data:`MODEL_FILE_PATTERN`."""
+    name = metadata.get("model_file", MODEL_FILE) if isinstance(metadata, dict) else MODEL_FILE
+    if not isinstance(name, str) or not MODEL_FILE_PATTERN.fullmatch(name):
+        raise ModelStoreError(f"model version {version} names a bad model file {str(name)[:40]!r}")
+    return name
 
 
 VERSION_PATTERN = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}")

@@ -1,9 +1,9 @@
-"""Training the batch XGBoost model on a window of closed trades, in time order.
+"""Training the batch model (any registered family) on a window of closed trades, in time order.
 
 The window is split by time into train | purge | validation | purge | holdout (never shuffled
-across time; the purge gaps keep trades that overlap in time out of two parts). Early stopping
-watches the validation part; the holdout part is left untouched for the champion/challenger
-gate (:mod:`models.gate`).
+across time; the purge gaps, in time, keep trades that overlap in time out of two parts; see
+:mod:`models.walk_forward`). Early stopping watches the validation part; the holdout part is
+left untouched for the champion/challenger gate (:mod:`models.gate`).
 """
 
 from __future__ import annotations
@@ -11,14 +11,18 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 from sklearn import metrics as skm
+
+from models.explanations import explanation
+from models.families import FitConfig, FitData, FittedModel, ModelFamily, family
+from models.store import ModelStore
+from models.walk_forward import Scheme, SplitError, time_split
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +33,11 @@ class TrainingDataError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """XGBoost hyper-parameters, the temporal split and the sample weighting."""
+    """The model family and its hyper-parameters, the temporal split and the sample weighting."""
 
+    family: str = "xgboost"
+    #: The family's own parameters (its library's names); they override the ones below.
+    params: Mapping[str, Any] = field(default_factory=dict)
     num_boost_round: int = 400
     early_stopping_rounds: int = 30
     max_depth: int = 4
@@ -41,13 +48,41 @@ class TrainConfig:
     max_bin: int = 128
     validation_fraction: float = 0.15
     holdout_fraction: float = 0.15
-    purge_rows: int = 50
+    #: Rows closing this long before a validation, holdout or test period are not trained on.
+    purge_s: float = 60.0
+    #: Rows closing this long after a test period are not trained on (``purged_kfold`` only).
+    embargo_s: float = 0.0
+    #: Walk-forward cross-validation folds recorded in the metadata (0 = none).
+    cv_folds: int = 0
+    cv_scheme: Scheme = "walk_forward"
     balance_classes: bool = False  # scale_pos_weight; off: it trades calibration for recall
     weight_by_rr: bool = False
     max_sample_weight: float = 5.0
     threads: int = 0  # 0 = all cores
     seed: int = 0
     min_rows: int = 100
+
+    @property
+    def purge_ms(self) -> float:
+        """The purge in milliseconds (message timestamps are epoch ms)."""
+        return self.purge_s * 1000.0
+
+    def fit_config(self, rounds: int | None = None) -> FitConfig:
+        """What the family is fitted with (``rounds``: a fixed number instead of the most)."""
+        return FitConfig(
+            rounds=self.num_boost_round if rounds is None else rounds,
+            early_stopping_rounds=self.early_stopping_rounds,
+            learning_rate=self.eta,
+            max_depth=self.max_depth,
+            subsample=self.subsample,
+            colsample=self.colsample_bytree,
+            min_child_weight=self.min_child_weight,
+            max_bin=self.max_bin,
+            balance_classes=self.balance_classes,
+            threads=self.threads,
+            seed=self.seed,
+            params=dict(self.params),
+        )
 
 
 @dataclass(frozen=True)
@@ -61,17 +96,28 @@ class TemporalSplit:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A trained booster, the window (validated, oldest first) and the split it was trained
-    on, and its store metadata."""
+    """A trained model, its family, the window (validated, oldest first) and the split it was
+    trained on, and its store metadata."""
 
-    booster: xgb.Booster
+    model: FittedModel
+    family: ModelFamily
     window: pd.DataFrame
     split: TemporalSplit
     metadata: dict[str, Any]
 
     def model_bytes(self) -> bytes:
-        """The booster in XGBoost's native UBJSON format."""
-        return bytes(self.booster.save_raw(raw_format="ubj"))
+        """The model in its library's native format."""
+        return self.model.to_bytes()
+
+    def save_to(self, store: ModelStore, metadata: dict[str, Any] | None = None) -> str:
+        """Store the model as a new version, in its family's file and format, with
+        ``metadata`` (default: the training metadata); returns the version."""
+        return store.save(
+            self.model_bytes(),
+            self.metadata if metadata is None else metadata,
+            self.family.model_file,
+            self.family.model_format,
+        )
 
 
 def load_outcomes_file(path: str | Path) -> pd.DataFrame:
@@ -96,24 +142,32 @@ def outcomes_frame(outcomes: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def temporal_split(frame: pd.DataFrame, config: TrainConfig) -> TemporalSplit:
-    """Split a time-sorted window into train | purge | validation | purge | holdout."""
-    n = len(frame)
-    n_holdout = int(n * config.holdout_fraction)
-    n_valid = max(1, int(n * config.validation_fraction))
-    gaps = config.purge_rows * (2 if n_holdout else 1)
-    n_train = n - n_holdout - n_valid - gaps
-    if n_train < max(10, config.min_rows // 2):
-        raise TrainingDataError(
-            f"{n} rows are too few for validation {n_valid}, holdout {n_holdout} "
-            f"and purge gaps of {config.purge_rows}"
+def temporal_split(frame: pd.DataFrame, config: TrainConfig, holdout: bool = True) -> TemporalSplit:
+    """Split a time-sorted window into train | purge | validation | purge | holdout (purges in
+    time, :func:`models.walk_forward.time_split`); ``holdout=False``: no holdout part."""
+    try:
+        parts = time_split(
+            frame["ts"].to_numpy(),
+            config.validation_fraction,
+            config.holdout_fraction if holdout else 0.0,
+            config.purge_ms,
+            min_train_rows=max(10, config.min_rows // 2),
         )
-    valid_start = n_train + config.purge_rows
-    holdout_start = valid_start + n_valid + (config.purge_rows if n_holdout else 0)
+    except SplitError as exc:
+        raise TrainingDataError(str(exc)) from None
     return TemporalSplit(
-        train=frame.iloc[:n_train],
-        validation=frame.iloc[valid_start : valid_start + n_valid],
-        holdout=frame.iloc[holdout_start:] if n_holdout else frame.iloc[0:0],
+        train=frame.iloc[parts.train],
+        validation=frame.iloc[parts.validation],
+        holdout=frame.iloc[parts.holdout],
+    )
+
+
+def fit_data(frame: pd.DataFrame, features: Sequence[str], config: TrainConfig) -> FitData:
+    """A table's rows as the families' input (weights when ``weight_by_rr``)."""
+    return FitData(
+        matrix=frame[list(features)].to_numpy(np.float64),
+        labels=frame["label"].to_numpy(np.float64),
+        weights=sample_weights(frame, config),
     )
 
 
@@ -128,11 +182,15 @@ def train_batch_model(
 
     ``progress(round, validation_logloss)`` is called every 25 boosting rounds.
     """
+    chosen = family(config.family)
+    chosen.module()  # a missing extra fails here, before the window is split
     data = validated_window(frame, features, config)
     split = temporal_split(data, config)
-    booster = fit_booster(split, features, config, progress)
+    model = fit_model(chosen, split, features, config, progress)
     columns = list(features)
+    p_validation = predict_frame(model, split.validation, columns)
     metadata: dict[str, Any] = {
+        "family": chosen.name,
         "features": columns,
         "rows": {
             "train": len(split.train),
@@ -147,72 +205,46 @@ def train_batch_model(
         },
         "source": source,
         "data_fingerprint": data_fingerprint(data, features),
-        "hyperparameters": {**asdict(config), "best_iteration": int(booster.best_iteration)},
+        "hyperparameters": {
+            **asdict(config),
+            "params": dict(config.params),
+            "best_iteration": model.rounds - 1,
+        },
+        "model": model.describe(),
         "validation_metrics": classification_metrics(
-            split.validation["label"].to_numpy(), predict_frame(booster, split.validation, columns)
+            split.validation["label"].to_numpy(), p_validation
         ),
         "reference": feature_reference(split.train, features),
         "label_rate": float(split.train["label"].mean()),
-        "prediction_reference": prediction_reference(
-            predict_frame(booster, split.validation, columns)
-        ),
+        "prediction_reference": prediction_reference(p_validation),
     }
-    return TrainedModel(booster=booster, window=data, split=split, metadata=metadata)
+    metadata["explanation"] = explanation(
+        model, split.validation[columns].to_numpy(np.float64), columns
+    )
+    if config.cv_folds:
+        from models.cross_validation import cross_validate, development_part
+
+        development = development_part(data, split.holdout, config.purge_ms)
+        metadata["cross_validation"] = cross_validate(
+            development, features, config, config.cv_folds, chosen
+        ).as_metadata(config)
+    return TrainedModel(model=model, family=chosen, window=data, split=split, metadata=metadata)
 
 
-def fit_booster(
+def fit_model(
+    chosen: ModelFamily,
     split: TemporalSplit,
     features: Sequence[str],
     config: TrainConfig,
     progress: Callable[[int, float], None] | None = None,
-) -> xgb.Booster:
-    """Boost on ``split.train`` with early stopping on ``split.validation``; best iteration only."""
-    columns = list(features)
-    train, valid = split.train, split.validation
-    dtrain = xgb.QuantileDMatrix(
-        train[columns].to_numpy(np.float64),
-        label=train["label"].to_numpy(),
-        weight=sample_weights(train, config),
-        max_bin=config.max_bin,
+) -> FittedModel:
+    """Fit on ``split.train`` with early stopping on ``split.validation``; best round only."""
+    return chosen.fit(
+        fit_data(split.train, features, config),
+        fit_data(split.validation, features, config),
+        config.fit_config(),
+        progress,
     )
-    dvalid = xgb.QuantileDMatrix(
-        valid[columns].to_numpy(np.float64),
-        label=valid["label"].to_numpy(),
-        ref=dtrain,
-        max_bin=config.max_bin,
-    )
-    params = booster_params(train, config)
-    booster = xgb.train(
-        params,
-        dtrain,
-        num_boost_round=config.num_boost_round,
-        evals=[(dvalid, "validation")],
-        early_stopping_rounds=config.early_stopping_rounds,
-        verbose_eval=False,
-        callbacks=[_Progress(progress)] if progress else [],
-    )
-    best = booster[: booster.best_iteration + 1]
-    best.best_iteration = booster.best_iteration
-    return best
-
-
-def booster_params(train: pd.DataFrame, config: TrainConfig) -> dict[str, Any]:
-    """XGBoost's parameters for training on ``train`` with ``config``."""
-    positives = float(train["label"].sum())
-    return {
-        "objective": "binary:logistic",
-        "eval_metric": "logloss",
-        "tree_method": "hist",
-        "max_bin": config.max_bin,
-        "max_depth": config.max_depth,
-        "eta": config.eta,
-        "subsample": config.subsample,
-        "colsample_bytree": config.colsample_bytree,
-        "min_child_weight": config.min_child_weight,
-        "scale_pos_weight": (len(train) - positives) / positives if config.balance_classes else 1.0,
-        "nthread": config.threads,
-        "seed": config.seed,
-    }
 
 
 def sample_weights(frame: pd.DataFrame, config: TrainConfig) -> np.ndarray | None:
@@ -223,11 +255,11 @@ def sample_weights(frame: pd.DataFrame, config: TrainConfig) -> np.ndarray | Non
     return np.minimum(rr, config.max_sample_weight)
 
 
-def predict_frame(booster: xgb.Booster, frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
+def predict_frame(model: FittedModel, frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
     """Win probabilities for the rows of a table."""
     if frame.empty:
         return np.empty(0)
-    return np.asarray(booster.inplace_predict(frame[list(features)].to_numpy(np.float64)))
+    return model.predict_proba(frame[list(features)].to_numpy(np.float64))
 
 
 def classification_metrics(labels: np.ndarray, p_win: np.ndarray) -> dict[str, float | None]:
@@ -301,16 +333,3 @@ def validated_window(
 
 def _int_or_none(value: Any) -> int | None:
     return None if pd.isna(value) else int(value)
-
-
-class _Progress(xgb.callback.TrainingCallback):
-    """Reports validation log loss every 25 rounds so long trainings show progress."""
-
-    def __init__(self, report: Callable[[int, float], None]) -> None:
-        super().__init__()
-        self._report = report
-
-    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
-        if epoch % 25 == 0:
-            self._report(epoch, float(evals_log["validation"]["logloss"][-1]))
-        return False

@@ -54,6 +54,7 @@ def _cli(*args: str, env: dict | None = None, timeout: float = 120) -> subproces
         *COMMANDS,
         "models list",
         "models show",
+        "models compare",
         "models promote",
         "models rollback",
         "models rebuild",

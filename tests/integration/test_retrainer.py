@@ -124,6 +124,19 @@ def test_an_equal_challenger_is_rejected_and_recorded(deploy, tmp_path):
     updates = deployment.read(deployment.names.model_updates)
     assert [u["event"] for u in updates] == ["activated", "rejected"]
     assert updates[1]["reason"] == meta["gate"]["reason"]
+    # a rejected version is not promoted by accident; compare shows why, --force overrides
+    refused = deployment.cli("models", "promote", second.version)
+    assert refused.returncode != 0 and "rejected by the gate" in refused.stderr
+    assert retrainer.registry.active() == first.version
+    shown = deployment.cli("models", "show", second.version, check=True).stdout
+    assert "gate                         rejected" in shown and "mean |SHAP|" in shown
+    compared = deployment.cli("models", "compare", first.version, second.version, check=True)
+    assert "* gate" in compared.stdout and "* window to" in compared.stdout
+    assert "  family" in compared.stdout  # the same family on both sides: no mark
+    forced = deployment.cli("models", "promote", second.version, "--force", check=True)
+    assert forced.returncode == 0
+    assert retrainer.registry.active() == second.version
+    assert "forced past the gate" in retrainer.registry.state().history[-1].reason
 
 
 def test_manual_mode_stages_and_the_cli_promotes(deploy, tmp_path):

@@ -19,10 +19,10 @@ from app.backtest import (
 from app.cli import main
 from app.composition import model_store, train_config
 from config import load_settings
-from models.backtest import trading_metrics
 from models.evaluation import log_loss, prequential_probabilities
 from models.market import MarketSimulator
 from models.online import OnlineConfig, OnlineLearner
+from models.trading import trading_metrics
 from models.training import train_batch_model
 
 
@@ -74,7 +74,7 @@ def test_the_batch_model_changes_where_the_timeline_says(tmp_path):
     assert replayed.versions == [v1, v2]
     matrix = frame[list(features)].to_numpy(dtype=float)
     expected = np.concatenate(
-        [first.booster.inplace_predict(matrix[:700]), second.booster.inplace_predict(matrix[700:])]
+        [first.model.predict_proba(matrix[:700]), second.model.predict_proba(matrix[700:])]
     )
     assert np.allclose(replayed.scored.part("batch"), expected, rtol=0, atol=1e-7)
     # Both modes saw the same parts; only the blend differs.
@@ -93,12 +93,12 @@ def test_the_batch_model_changes_where_the_timeline_says(tmp_path):
 def test_trading_metrics_of_edge_cases():
     labels = np.array([1.0, 1.0])
     never = trading_metrics(np.array([0.1, 0.2]), labels, np.array([1.0, 2.0]), 0.5)
-    assert (never.trades, never.hit_rate, never.max_drawdown) == (0, None, 0.0)
+    assert (never.trades, never.win_rate, never.max_drawdown) == (0, None, 0.0)
     winners = trading_metrics(np.array([0.9, 0.8]), labels, np.array([1.0, 2.0]), 0.5)
     assert math.isinf(winners.profit_factor) and winners.to_dict()["profit_factor"] is None
     assert winners.max_drawdown == 0.0 and winners.sharpe == pytest.approx(1.5 / math.sqrt(0.5))
     unknown_r = trading_metrics(np.array([0.9]), labels[:1], np.array([np.nan]), 0.5)
-    assert (unknown_r.trades, unknown_r.hit_rate, unknown_r.mean_r) == (1, 1.0, None)
+    assert (unknown_r.trades, unknown_r.win_rate, unknown_r.mean_r) == (1, 1.0, None)
 
 
 def test_a_file_without_the_feature_columns_is_a_one_line_error(tmp_path, capsys):

@@ -51,7 +51,7 @@ def test_a_fold_never_sees_its_own_rows_or_later_ones():
     """Walk-forward: changing the labels from some row on leaves every earlier prediction, and
     those of the block holding that row, exactly as they were."""
     frame = xor_frame(3000)
-    config = TrainConfig(threads=1, purge_rows=20)
+    config = TrainConfig(threads=1, purge_s=20)
     before = walk_forward_batch(frame, FEATURES, config, folds=4, rounds=30)
     blocks = np.linspace(0, 3000, 6).astype(int)  # 5 blocks: the first only trains
     assert np.isnan(before[: blocks[1]]).all() and np.isfinite(before[blocks[1] :]).all()

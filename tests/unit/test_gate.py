@@ -7,7 +7,7 @@ import pytest
 
 from models.adapters.directory_blobs import DirectoryBlobStore
 from models.batch import load_batch_model
-from models.gate import GateConfig, decide, trading_metrics
+from models.gate import GateConfig, decide, holdout_report
 from models.market import FEATURES, MarketSimulator
 from models.retrain import challenge
 from models.store import ModelStore
@@ -72,16 +72,22 @@ def test_first_model_is_compared_with_the_base_rate():
     assert result.metadata["parent_version"] is None
 
 
-def test_trading_metrics_of_the_trades_a_model_takes():
+def test_the_gate_reports_trading_metrics_with_intervals():
     labels = np.array([1, 0, 1, 0, 1], dtype=float)
     p_win = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
     rr = np.array([2.0, -1.0, 1.5, -1.0, 3.0])
-    metrics = trading_metrics(labels, p_win, rr, threshold=0.5)
-    assert metrics["taken"] == 3
-    assert metrics["hit_rate"] == pytest.approx(2 / 3)
-    assert metrics["mean_r"] == pytest.approx((2.0 - 1.0 + 1.5) / 3)
-    assert metrics["profit_factor"] == pytest.approx(3.5)
-    assert trading_metrics(labels, p_win, None, 0.95)["taken"] == 0
+    report = holdout_report(labels, p_win, rr, GateConfig(n_resamples=200))
+    trading = report["trading"]
+    assert trading["trades"] == 3
+    assert trading["win_rate"] == pytest.approx(2 / 3)
+    assert trading["mean_r"] == pytest.approx((2.0 - 1.0 + 1.5) / 3)
+    assert trading["profit_factor"] == pytest.approx(3.5)
+    assert trading["max_drawdown"] == pytest.approx(1.0)
+    assert trading["intervals"]["level"] == pytest.approx(0.9)
+    low, high = trading["intervals"]["win_rate"]
+    assert 0.0 <= low <= 2 / 3 <= high <= 1.0
+    nothing = holdout_report(labels, p_win, None, GateConfig(take_threshold=0.95))
+    assert nothing["trading"]["trades"] == 0 and nothing["trading"]["intervals"] is None
 
 
 def test_unknown_primary_metric_is_refused():

@@ -25,7 +25,7 @@ def test_saved_version_loads_and_predicts_like_the_trained_booster(tmp_path, tra
     model = load_batch_model(store, version, FEATURES)
     rows = [o["features"] for o in MarketSimulator(seed=2).outcomes(50)]
     matrix = feature_matrix(rows, FEATURES)
-    np.testing.assert_allclose(model.predict(matrix), trained.booster.inplace_predict(matrix))
+    np.testing.assert_allclose(model.predict(matrix), trained.model.predict_proba(matrix))
     metadata = store.load(version).metadata
     assert metadata["model_format"] == "xgboost-ubj" and len(metadata["sha256"]) == 64
     assert metadata["features"] == list(FEATURES)

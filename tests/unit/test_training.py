@@ -16,7 +16,7 @@ from models.training import (
 
 def test_split_is_temporal_with_purge_gaps_and_metrics_are_recorded():
     frame = MarketSimulator(seed=6).frame(5000).sample(frac=1.0, random_state=0)  # shuffled
-    config = TrainConfig(validation_fraction=0.2, holdout_fraction=0.1, purge_rows=25)
+    config = TrainConfig(validation_fraction=0.2, holdout_fraction=0.1, purge_s=25)  # 1 row/s
     trained = train_batch_model(frame, FEATURES, config)
     split, meta = trained.split, trained.metadata
     assert meta["rows"] == {"train": 3450, "validation": 1000, "holdout": 500, "purged": 50}
@@ -30,6 +30,22 @@ def test_split_is_temporal_with_purge_gaps_and_metrics_are_recorded():
     assert set(meta["reference"]) == set(FEATURES)
     assert len(meta["reference"]["ret_1"]["quantiles"]) == 11
     assert len(meta["data_fingerprint"]) == 64
+
+
+def test_the_purge_is_a_time_not_a_number_of_rows():
+    frame = MarketSimulator(seed=6).frame(4000)
+    # a burst: the 1,000 rows before the validation part all close within one second
+    ts = frame["ts"].to_numpy().copy()
+    ts[1800:2800] = ts[2799]
+    frame["ts"] = ts
+    config = TrainConfig(validation_fraction=0.2, holdout_fraction=0.1, purge_s=5)
+    split = train_batch_model(frame, FEATURES, config).split
+    gap_ms = split.validation["ts"].min() - split.train["ts"].max()
+    assert gap_ms > 5_000  # nothing closing within 5 s of the validation start is trained on
+    assert split.validation["ts"].min() - 5_000 > split.train["ts"].max()
+    # the same timestamps are never on both sides of a boundary
+    assert not set(split.train["ts"]) & set(split.validation["ts"])
+    assert not set(split.validation["ts"]) & set(split.holdout["ts"])
 
 
 def test_fingerprint_depends_on_the_data_not_on_row_order_given():
