@@ -83,10 +83,6 @@ def summary_rows(metadata: dict[str, Any]) -> Iterator[tuple[str, str]]:
     for name in ("log_loss", "base_log_loss", "roc_auc"):
         if name in folds:
             yield f"cv {name}", f"{_number(folds[name]['mean'])} ± {_number(folds[name]['std'])}"
-    live = metadata.get("shadow") or {}
-    for name in METRICS:
-        if live.get(name) is not None:
-            yield f"live {name}", _number(live.get(name))
     explanation = metadata.get("explanation") or {}
     shares = (explanation.get("importance") or {}).get("shares") or {}
     shap = explanation.get("mean_abs_shap") or {}

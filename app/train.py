@@ -22,13 +22,9 @@ from app.composition import (
     train_config,
 )
 from config import Settings
+from models.cross_validation import train_and_cross_validate
 from models.retrain import fitted_blend
-from models.training import (
-    TrainedModel,
-    TrainingDataError,
-    load_outcomes_file,
-    train_batch_model,
-)
+from models.training import TrainedModel, TrainingDataError, load_outcomes_file
 from streams.model_updates import ModelUpdatePublisher, from_registry_event
 from streams.windows import read_window
 
@@ -77,7 +73,7 @@ def train_and_store(
         if verbose:
             print(f"  round {round_:4d}  validation logloss {logloss:.4f}", file=sys.stderr)
 
-    trained = train_batch_model(
+    trained = train_and_cross_validate(
         frame, settings.model.features, train_config(settings), source=source, progress=progress
     )
     store = model_store(settings)

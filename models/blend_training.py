@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,8 @@ from models.online import OnlineConfig, OnlineLearner
 from models.stacking import StackConfig
 from models.training import TrainConfig, TrainedModel, fit_data, predict_frame
 from models.version_blend import StackStart, VersionBlend
+from models.walk_forward import SplitError
+from models.walk_forward import folds as walk_forward_folds
 
 #: Fewer out-of-fold rows than this and no blend is fitted (the version keeps the configured).
 MIN_ROWS = 200
@@ -75,23 +76,23 @@ def walk_forward_batch(
     folds: int,
     rounds: int,
 ) -> np.ndarray:
-    """Out-of-fold batch probabilities for the rows of ``train`` (oldest first); NaN for the
-    first block, which only trains, and for rows a fold could not score."""
+    """Out-of-fold batch probabilities for the rows of ``train`` (oldest first): the
+    walk-forward folds of :func:`models.walk_forward.folds`; NaN for the first block, which
+    only trains, and for rows no fold could score."""
     columns = list(features)
-    n = len(train)
-    p = np.full(n, np.nan)
-    bounds = np.linspace(0, n, folds + 2).astype(int)
-    ts = train["ts"].to_numpy()
+    p = np.full(len(train), np.nan)
     chosen = family(config.family)
     fixed = config.fit_config(rounds=rounds)
-    for start, stop in pairwise(bounds[1:]):
-        if start >= n:
-            continue
-        past = train.iloc[: int(np.searchsorted(ts, ts[start] - config.purge_ms, side="left"))]
-        if len(past) < 10 or past["label"].nunique() < 2:
+    try:
+        blocks = walk_forward_folds(train["ts"].to_numpy(), folds, config.purge_ms)
+    except SplitError:
+        return p
+    for fold in blocks:
+        past = train.iloc[fold.train]
+        if past["label"].nunique() < 2:
             continue
         model = chosen.fit(fit_data(past, columns, config), None, fixed)
-        p[start:stop] = predict_frame(model, train.iloc[start:stop], columns)
+        p[fold.test] = predict_frame(model, train.iloc[fold.test], columns)
     return p
 
 

@@ -283,7 +283,7 @@ class ModelRegistry:
         target = version or self.state().staged
         if target is None:
             raise RegistryError("nothing is staged; name the version to promote")
-        gate = self.store.metadata(target).get("gate")
+        gate = self.store.load(target).metadata.get("gate")  # the load checks it, as activate
         if isinstance(gate, dict) and gate.get("promote") is False:
             if not force:
                 verdict = str(gate.get("reason") or "rejected").split(";")[0]
@@ -292,7 +292,7 @@ class ModelRegistry:
                     "promote it anyway with --force"
                 )
             reason = f"{reason} (forced past the gate's rejection)"
-        return self.activate(target, by, reason)
+        return self._record("activate", target, by, reason)
 
     def rollback(self, version: str | None, by: str, reason: str) -> RegistryEvent:
         """Re-activate ``version`` (default: the one active before the current one)."""

@@ -9,16 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.batch import BatchModel, feature_matrix
+from models.batch import BatchModel
 from models.blend_training import BlendTrainConfig, fit_version_blend
+from models.cross_validation import train_and_cross_validate
 from models.gate import GateConfig, GateDecision, decide
-from models.training import (
-    TrainConfig,
-    TrainedModel,
-    TrainingDataError,
-    predict_frame,
-    train_batch_model,
-)
+from models.training import TrainConfig, TrainedModel, TrainingDataError, predict_frame
 
 
 @dataclass(frozen=True)
@@ -57,15 +52,14 @@ def challenge(
     ``blend``, the blend the version starts with is fitted on out-of-fold predictions
     (:mod:`models.blend_training`; ``key_column`` names each row's model key, else one key).
     """
-    trained = train_batch_model(frame, features, train_config, source, progress)
+    trained = train_and_cross_validate(frame, features, train_config, source, progress)
     holdout = trained.split.holdout
     if holdout.empty:
         raise TrainingDataError("the gate needs holdout rows (holdout_fraction > 0)")
     labels = holdout["label"].to_numpy(np.float64)
     p_challenger = predict_frame(trained.model, holdout, features)
     if champion is not None:
-        rows = holdout[list(features)].to_dict("records")
-        p_champion = champion.predict(feature_matrix(rows, champion.features))
+        p_champion = champion.predict(holdout[list(champion.features)].to_numpy(np.float64))
     else:
         p_champion = np.full(len(holdout), float(trained.split.train["label"].mean()))
     decision = decide(

@@ -115,18 +115,14 @@ class ModelStore:
 
     def delete(self, version: str) -> None:
         """Remove a version (used by retention; never the active one): metadata first, so the
-        version disappears at once."""
+        version disappears at once, then every other object of the version (whatever its
+        family named its model file; also a half-deleted version's leftovers)."""
         if not is_version_name(version):
             return
         try:
-            try:
-                model_file = _model_file_of(
-                    version, orjson.loads(self.blobs.get(f"{version}/{METADATA_FILE}"))
-                )
-            except (BlobNotFoundError, orjson.JSONDecodeError, ModelStoreError):
-                model_file = MODEL_FILE
             self.blobs.delete(f"{version}/{METADATA_FILE}")
-            self.blobs.delete(f"{version}/{model_file}")
+            for name in self.blobs.names(f"{version}/"):
+                self.blobs.delete(name)
         except BlobStoreError as exc:
             raise ModelStoreError(f"model version {version} not deleted: {exc}") from None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from models.explanations import explanation
-from models.families import FitConfig, FitData, FittedModel, ModelFamily, family
+from models.families import FitConfig, FitData, FittedModel, ModelFamily, Progress, family
 from models.store import ModelStore
 from models.walk_forward import Scheme, SplitError, time_split
 
@@ -52,7 +52,8 @@ class TrainConfig:
     purge_s: float = 60.0
     #: Rows closing this long after a test period are not trained on (``purged_kfold`` only).
     embargo_s: float = 0.0
-    #: Walk-forward cross-validation folds recorded in the metadata (0 = none).
+    #: Cross-validation folds recorded in the metadata by
+    #: :func:`models.cross_validation.train_and_cross_validate` (0 = none).
     cv_folds: int = 0
     cv_scheme: Scheme = "walk_forward"
     balance_classes: bool = False  # scale_pos_weight; off: it trades calibration for recall
@@ -66,6 +67,11 @@ class TrainConfig:
     def purge_ms(self) -> float:
         """The purge in milliseconds (message timestamps are epoch ms)."""
         return self.purge_s * 1000.0
+
+    @property
+    def embargo_ms(self) -> float:
+        """The embargo in milliseconds."""
+        return self.embargo_s * 1000.0
 
     def fit_config(self, rounds: int | None = None) -> FitConfig:
         """What the family is fitted with (``rounds``: a fixed number instead of the most)."""
@@ -176,7 +182,7 @@ def train_batch_model(
     features: Sequence[str],
     config: TrainConfig = TrainConfig(),
     source: str = "dataframe",
-    progress: Callable[[int, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> TrainedModel:
     """Train on the oldest part of the window, early-stop on the next, leave the newest out.
 
@@ -205,11 +211,7 @@ def train_batch_model(
         },
         "source": source,
         "data_fingerprint": data_fingerprint(data, features),
-        "hyperparameters": {
-            **asdict(config),
-            "params": dict(config.params),
-            "best_iteration": model.rounds - 1,
-        },
+        "hyperparameters": {**asdict(config), "best_iteration": model.rounds - 1},
         "model": model.describe(),
         "validation_metrics": classification_metrics(
             split.validation["label"].to_numpy(), p_validation
@@ -221,13 +223,6 @@ def train_batch_model(
     metadata["explanation"] = explanation(
         model, split.validation[columns].to_numpy(np.float64), columns
     )
-    if config.cv_folds:
-        from models.cross_validation import cross_validate, development_part
-
-        development = development_part(data, split.holdout, config.purge_ms)
-        metadata["cross_validation"] = cross_validate(
-            development, features, config, config.cv_folds, chosen
-        ).as_metadata(config)
     return TrainedModel(model=model, family=chosen, window=data, split=split, metadata=metadata)
 
 
@@ -236,7 +231,7 @@ def fit_model(
     split: TemporalSplit,
     features: Sequence[str],
     config: TrainConfig,
-    progress: Callable[[int, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> FittedModel:
     """Fit on ``split.train`` with early stopping on ``split.validation``; best round only."""
     return chosen.fit(

@@ -11,6 +11,7 @@ from models.families.contract import (
     FittedModel,
     ModelFamily,
     ModelLoadError,
+    Progress,
 )
 from models.families.registry import (
     UnknownFamilyError,
@@ -27,6 +28,7 @@ __all__ = [
     "FittedModel",
     "ModelFamily",
     "ModelLoadError",
+    "Progress",
     "UnknownFamilyError",
     "catboost_family",
     "family",

@@ -26,10 +26,9 @@ class CatBoostModel(FittedModel):
 
     family = "catboost"
 
-    def __init__(self, model: Any, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, model: Any, params: dict[str, Any] | None = None, threads: int = 1) -> None:
+        super().__init__(params, threads)
         self.model = model
-        self._params = params or {}
-        self._threads = 1
 
     @property
     def rounds(self) -> int:
@@ -41,7 +40,7 @@ class CatBoostModel(FittedModel):
         if matrix.shape[0] == 0:
             return np.empty(0)
         return np.asarray(
-            self.model.predict_proba(matrix, thread_count=self._threads)[:, 1], dtype=np.float64
+            self.model.predict_proba(matrix, thread_count=self.threads)[:, 1], dtype=np.float64
         )
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
@@ -50,7 +49,7 @@ class CatBoostModel(FittedModel):
 
         return np.asarray(
             self.model.get_feature_importance(
-                Pool(matrix), type="ShapValues", thread_count=self._threads
+                Pool(matrix), type="ShapValues", thread_count=self.threads
             ),
             dtype=np.float64,
         )
@@ -67,14 +66,6 @@ class CatBoostModel(FittedModel):
             path = Path(directory) / "model.cbm"
             self.model.save_model(str(path), format="cbm")
             return path.read_bytes()
-
-    def parameters(self) -> dict[str, Any]:
-        """The training parameters (empty for a loaded model)."""
-        return dict(self._params)
-
-    def set_threads(self, threads: int) -> None:
-        """Prediction threads."""
-        self._threads = threads
 
 
 @register_family
@@ -137,6 +128,4 @@ class CatBoostFamily(ModelFamily):
             model.load_model(blob=bytes(data))
         except (catboost.CatBoostError, ValueError) as exc:
             raise ModelLoadError(first_line(exc)) from None
-        loaded = CatBoostModel(model)
-        loaded.set_threads(threads)
-        return loaded
+        return CatBoostModel(model, threads=threads)

@@ -71,10 +71,18 @@ class FitConfig:
 
 
 class FittedModel(ABC):
-    """A trained model of one family: what the scorer, the gate and the store use."""
+    """A trained model of one family: what the scorer, the gate and the store use.
+
+    ``params``: the library's parameters it was fitted with (empty for a loaded model);
+    ``threads``: how many threads its predictions use (scorers use 1).
+    """
 
     #: The registered name of the family that made it.
     family: ClassVar[str]
+
+    def __init__(self, params: Mapping[str, Any] | None = None, threads: int = 1) -> None:
+        self.params = dict(params or {})
+        self.threads = threads
 
     @property
     @abstractmethod
@@ -98,16 +106,9 @@ class FittedModel(ABC):
     def to_bytes(self) -> bytes:
         """The model in its library's native format (never pickle)."""
 
-    @abstractmethod
-    def parameters(self) -> dict[str, Any]:
-        """The library's parameters the model was fitted with (for metadata)."""
-
-    def set_threads(self, threads: int) -> None:  # noqa: B027 - optional for families
-        """Threads for predictions (scorers use 1)."""
-
     def describe(self) -> dict[str, Any]:
-        """Family, rounds and parameters, as stored in a version's metadata."""
-        return {"family": self.family, "rounds": self.rounds, "parameters": self.parameters()}
+        """Rounds and parameters, as stored in a version's metadata (next to its family)."""
+        return {"rounds": self.rounds, "parameters": self.params}
 
 
 class ModelFamily(ABC):

@@ -24,10 +24,11 @@ class LightGBMModel(FittedModel):
 
     family = "lightgbm"
 
-    def __init__(self, booster: Any, params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, booster: Any, params: dict[str, Any] | None = None, threads: int = 1
+    ) -> None:
+        super().__init__(params, threads)
         self.booster = booster
-        self._params = params or {}
-        self._threads = 1
 
     @property
     def rounds(self) -> int:
@@ -38,12 +39,12 @@ class LightGBMModel(FittedModel):
         """Win probabilities."""
         if matrix.shape[0] == 0:
             return np.empty(0)
-        return np.asarray(self.booster.predict(matrix, num_threads=self._threads), dtype=np.float64)
+        return np.asarray(self.booster.predict(matrix, num_threads=self.threads), dtype=np.float64)
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         """Tree SHAP values (``pred_contrib``), bias last."""
         return np.asarray(
-            self.booster.predict(matrix, pred_contrib=True, num_threads=self._threads),
+            self.booster.predict(matrix, pred_contrib=True, num_threads=self.threads),
             dtype=np.float64,
         )
 
@@ -56,14 +57,6 @@ class LightGBMModel(FittedModel):
     def to_bytes(self) -> bytes:
         """LightGBM's text model."""
         return self.booster.model_to_string().encode()
-
-    def parameters(self) -> dict[str, Any]:
-        """The training parameters (empty for a loaded model)."""
-        return dict(self._params)
-
-    def set_threads(self, threads: int) -> None:
-        """Prediction threads."""
-        self._threads = threads
 
 
 @register_family
@@ -134,9 +127,7 @@ class LightGBMFamily(ModelFamily):
             booster = lgb.Booster(model_str=data.decode())
         except (lgb.basic.LightGBMError, UnicodeDecodeError, ValueError) as exc:
             raise ModelLoadError(first_line(exc)) from None
-        model = LightGBMModel(booster)
-        model.set_threads(threads)
-        return model
+        return LightGBMModel(booster, threads=threads)
 
 
 def _progress(report: Progress) -> Any:

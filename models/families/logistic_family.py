@@ -44,11 +44,11 @@ class LogisticModel(FittedModel):
         intercept: float,
         params: dict[str, Any] | None = None,
     ) -> None:
+        super().__init__(params)
         self.mean = np.asarray(mean, dtype=np.float64)
         self.scale = np.asarray(scale, dtype=np.float64)
         self.coef = np.asarray(coef, dtype=np.float64)
         self.intercept = float(intercept)
-        self._params = params or {}
 
     @property
     def rounds(self) -> int:
@@ -81,13 +81,9 @@ class LogisticModel(FittedModel):
                 "scale": self.scale.tolist(),
                 "coef": self.coef.tolist(),
                 "intercept": self.intercept,
-                "parameters": self._params,
+                "parameters": self.params,
             }
         )
-
-    def parameters(self) -> dict[str, Any]:
-        """C and the solver settings."""
-        return dict(self._params)
 
 
 @register_family

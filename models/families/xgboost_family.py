@@ -26,9 +26,11 @@ class XGBoostModel(FittedModel):
 
     family = "xgboost"
 
-    def __init__(self, booster: xgb.Booster, params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, booster: xgb.Booster, params: dict[str, Any] | None = None, threads: int = 1
+    ) -> None:
+        super().__init__(params, threads)
         self.booster = booster
-        self._params = params or {}
 
     @property
     def rounds(self) -> int:
@@ -56,14 +58,6 @@ class XGBoostModel(FittedModel):
     def to_bytes(self) -> bytes:
         """UBJSON."""
         return bytes(self.booster.save_raw(raw_format="ubj"))
-
-    def parameters(self) -> dict[str, Any]:
-        """The training parameters (empty for a loaded model)."""
-        return dict(self._params)
-
-    def set_threads(self, threads: int) -> None:
-        """Prediction threads."""
-        self.booster.set_param({"nthread": threads})
 
 
 @register_family
@@ -133,7 +127,7 @@ class XGBoostFamily(ModelFamily):
         except (xgb.core.XGBoostError, MemoryError) as exc:
             raise ModelLoadError(first_line(exc)) from None
         booster.set_param({"nthread": threads})
-        return XGBoostModel(booster)
+        return XGBoostModel(booster, threads=threads)
 
 
 class _Progress(xgb.callback.TrainingCallback):

@@ -61,7 +61,8 @@ def test_a_family_learns_and_stops_early(fitted, name):
     base_loss = -(base * np.log(base) + (1 - base) * np.log(1 - base))
     assert loss < base_loss - 0.1
     assert 1 <= model.rounds < 200 or name == "logistic"
-    assert model.describe()["family"] == name
+    assert model.family == name
+    assert model.describe() == {"rounds": model.rounds, "parameters": model.params}
     assert model.predict_proba(test.matrix[:0]).shape == (0,)
 
 
