@@ -38,8 +38,6 @@ class BatchModel:
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Win probabilities for rows of ``matrix`` (columns in ``features`` order)."""
-        if matrix.shape[0] == 0:
-            return np.empty(0)
         return self.model.predict_proba(matrix)
 
     @property

@@ -252,8 +252,6 @@ def sample_weights(frame: pd.DataFrame, config: TrainConfig) -> np.ndarray | Non
 
 def predict_frame(model: FittedModel, frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
     """Win probabilities for the rows of a table."""
-    if frame.empty:
-        return np.empty(0)
     return model.predict_proba(frame[list(features)].to_numpy(np.float64))
 
 

@@ -35,10 +35,8 @@ class CatBoostModel(FittedModel):
         """Trees in the model."""
         return int(self.model.tree_count_)
 
-    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+    def _probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """Win probabilities."""
-        if matrix.shape[0] == 0:
-            return np.empty(0)
         return np.asarray(
             self.model.predict_proba(matrix, thread_count=self.threads)[:, 1], dtype=np.float64
         )

@@ -89,9 +89,15 @@ class FittedModel(ABC):
     def rounds(self) -> int:
         """Boosting rounds (iterations) the model uses; 1 for a linear model."""
 
-    @abstractmethod
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         """Win probabilities (float64, one per row) for a batch of rows."""
+        if matrix.shape[0] == 0:
+            return np.empty(0)
+        return self._probabilities(matrix)
+
+    @abstractmethod
+    def _probabilities(self, matrix: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba` of at least one row."""
 
     @abstractmethod
     def contributions(self, matrix: np.ndarray) -> np.ndarray:

@@ -35,10 +35,8 @@ class LightGBMModel(FittedModel):
         """Trees in the model."""
         return int(self.booster.current_iteration())
 
-    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+    def _probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """Win probabilities."""
-        if matrix.shape[0] == 0:
-            return np.empty(0)
         return np.asarray(self.booster.predict(matrix, num_threads=self.threads), dtype=np.float64)
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:

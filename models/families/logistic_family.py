@@ -58,10 +58,8 @@ class LogisticModel(FittedModel):
     def _standardised(self, matrix: np.ndarray) -> np.ndarray:
         return (np.asarray(matrix, dtype=np.float64) - self.mean) / self.scale
 
-    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+    def _probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """Win probabilities."""
-        if matrix.shape[0] == 0:
-            return np.empty(0)
         return expit(self._standardised(matrix) @ self.coef + self.intercept)
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:

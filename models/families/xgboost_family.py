@@ -37,10 +37,8 @@ class XGBoostModel(FittedModel):
         """Boosted rounds in the booster."""
         return int(self.booster.num_boosted_rounds())
 
-    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+    def _probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """Win probabilities via ``inplace_predict``."""
-        if matrix.shape[0] == 0:
-            return np.empty(0)
         return np.asarray(self.booster.inplace_predict(matrix), dtype=np.float64)
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
