@@ -422,10 +422,12 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from app.notify import NotifyError
     from app.status import StatusError
     from models.batch import BatchModelError
+    from models.extras import MissingExtraError
     from models.registry import RegistryError
     from models.store import ModelStoreError
     from models.training import TrainingDataError
     from models.triggers import ScheduleError
+    from models.tuning import TuningError
     from streams.client import ClientError, ContractError
     from streams.reader import TopicReadError
     from streams.topics import TopicLayoutError
@@ -449,6 +451,8 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         DriftCommandError,
         ScheduleError,
         NotifyError,
+        MissingExtraError,
+        TuningError,
     )
 
 

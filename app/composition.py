@@ -24,6 +24,7 @@ from models.adapters.directory_blobs import DirectoryBlobStore
 from models.adapters.memory_coordination import MemoryRetrainGuard
 from models.adapters.memory_pointer import MemoryPointer
 from models.adapters.memory_state_store import MemoryStateStore
+from models.adapters.mlflow_tracker import MlflowTracker
 from models.adapters.redis_clients import AsyncRedisClient, RedisClient
 from models.adapters.redis_coordination import (
     RedisNotifierState,
@@ -48,8 +49,10 @@ from models.registry import ModelRegistry
 from models.stacking import StackConfig
 from models.state_store import StateStore
 from models.store import ModelStore
+from models.tracking import RunTracker
 from models.training import TrainConfig
 from models.triggers import Schedule, TriggerConfig
+from models.tuning import TuningConfig, dimensions
 from streams.contracts import ContractSpec
 from streams.engine import Engine, ModelConfigs, Ports
 from streams.kafka_connection import KafkaConnection
@@ -93,6 +96,29 @@ def contract_spec(settings: Settings) -> ContractSpec:
 def train_config(settings: Settings) -> TrainConfig:
     """Training hyper-parameters and split from the ``retrain`` settings."""
     return _mapped(TrainConfig, settings.retrain)
+
+
+def tuning_config(settings: Settings) -> TuningConfig | None:
+    """The retrain's Optuna study (None: ``retrain.tuning = off``): its budget, folds, seed
+    and the configured family's search space."""
+    retrain = settings.retrain
+    if retrain.tuning == "off":
+        return None
+    space = retrain.search_spaces.get(retrain.family, {})
+    return TuningConfig(
+        space=dimensions({name: d.model_dump() for name, d in space.items()}),
+        trials=retrain.tuning_trials if retrain.tuning == "trials" else None,
+        time_s=retrain.tuning_time_s if retrain.tuning == "time" else None,
+        folds=retrain.tuning_folds,
+    )
+
+
+def run_tracker(settings: Settings) -> RunTracker | None:
+    """Where retrains are tracked (MLflow at ``tracking.mlflow_uri``), or None when unset."""
+    if settings.tracking.mlflow_uri is None:
+        return None
+    tracking = settings.tracking
+    return MlflowTracker(tracking.mlflow_uri, tracking.experiment, tracking.artifact_location)
 
 
 def trigger_config(settings: Settings) -> TriggerConfig:

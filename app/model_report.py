@@ -2,7 +2,8 @@
 
 Both read only a version's metadata (no model is loaded): its family and parameters, data
 window, holdout and cross-validation metrics, trading metrics with their intervals, the gate's
-verdict, and its explanation (importance and mean |SHAP|).
+verdict, tuning, warm start, tracking run, and its explanation (importance and mean |SHAP|);
+``models show`` adds the live (shadow) metrics of a staged version next to the holdout ones.
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ def _interval(trading: dict[str, Any], name: str) -> str:
     return f" [{_number(bounds[0], 3)}, {_number(bounds[1], 3)}]"
 
 
-def summary_rows(metadata: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(label, value) lines describing a version, in report order."""
+def summary_rows(
+    metadata: dict[str, Any], live: dict[str, Any] | None = None
+) -> Iterator[tuple[str, str]]:
+    """(label, value) lines describing a version, in report order; ``live``: its shadow
+    report (:meth:`models.shadow.ShadowTally.report`), shown next to the holdout."""
     model = metadata.get("model") or {}
     window = metadata.get("window") or {}
     rows = metadata.get("rows") or {}
@@ -69,6 +73,15 @@ def summary_rows(metadata: dict[str, Any]) -> Iterator[tuple[str, str]]:
     holdout = metadata.get("holdout_metrics") or {}
     for name in METRICS:
         yield f"holdout {name}", _number(holdout.get(name))
+        if live is not None and name in (live.get("staged") or {}):
+            champion = (live.get("champion") or {}).get(name)
+            yield (
+                f"live {name}",
+                _number(live["staged"][name])
+                + ("" if champion is None else f" (champion {_number(champion)})"),
+            )
+    if live is not None:
+        yield from _live_rows(live)
     trading = holdout.get("trading") or {}
     if trading:
         level = (trading.get("intervals") or {}).get("level")
@@ -79,6 +92,7 @@ def summary_rows(metadata: dict[str, Any]) -> Iterator[tuple[str, str]]:
         )
         for name in TRADING:
             yield f"  {name}", _number(trading.get(name)) + _interval(trading, name)
+    yield from _training_rows(metadata)
     folds = (metadata.get("cross_validation") or {}).get("summary") or {}
     for name in ("log_loss", "base_log_loss", "roc_auc"):
         if name in folds:
@@ -97,10 +111,61 @@ def summary_rows(metadata: dict[str, Any]) -> Iterator[tuple[str, str]]:
         yield f"param {name}", str(parameters[name])
 
 
-def render_show(version: str, role: str, metadata: dict[str, Any]) -> str:
-    """``models show V``: one line per fact."""
+def _live_rows(live: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """The shadow evaluation's counts and paired test."""
+    yield (
+        "live outcomes",
+        f"{_number(live.get('outcomes'))} ({_number(live.get('paired'))} also scored by "
+        "the champion)",
+    )
+    improvement = live.get("improvement")
+    if improvement:
+        yield (
+            "  live improvement",
+            f"{_number(improvement['mean'], 5)} log loss "
+            f"[{_number(improvement['ci_low'], 5)}, {_number(improvement['ci_high'], 5)}]",
+        )
+        yield "  live p value", _number(improvement["p_value"])
+        yield "  live verdict", "better" if improvement["better"] else "not shown better"
+
+
+def _training_rows(metadata: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """Tuning, warm start and the tracking run."""
+    tuning = metadata.get("tuning")
+    if tuning:
+        counts = tuning.get("trials") or {}
+        best = tuning.get("best") or {}
+        yield (
+            "tuning",
+            f"{counts.get('total', 0)} trials ({counts.get('pruned', 0)} pruned), "
+            + ("best adopted" if tuning.get("adopted") else "defaults kept"),
+        )
+        yield (
+            "  tuning cv log_loss",
+            (
+                f"{_number(best.get('cv_log_loss'))} (defaults "
+                f"{_number((tuning.get('baseline') or {}).get('cv_log_loss'))})"
+            ),
+        )
+    warm = metadata.get("warm_start")
+    if warm:
+        yield (
+            "warm start",
+            f"from {warm.get('from_version')} ({_number(warm.get('initial_rounds'))} rounds)"
+            if warm.get("used")
+            else f"no: {warm.get('reason')}",
+        )
+    tracking = metadata.get("tracking")
+    if tracking:
+        yield "tracking", str(tracking.get("run_id") or tracking.get("error") or "-")
+
+
+def render_show(
+    version: str, role: str, metadata: dict[str, Any], live: dict[str, Any] | None = None
+) -> str:
+    """``models show V``: one line per fact (``live``: the shadow report, if any)."""
     lines = [f"version {version} ({role})"]
-    lines += [f"  {label:<28} {value}" for label, value in summary_rows(metadata)]
+    lines += [f"  {label:<28} {value}" for label, value in summary_rows(metadata, live)]
     return "\n".join(lines)
 
 

@@ -11,8 +11,10 @@ import orjson
 
 from app.composition import kafka_connection, redis_connection
 from app.composition import registry as open_registry
+from app.live_metrics import live_report
 from app.model_report import compare_rows, render_compare, render_show
 from config import Settings
+from models.gate import live_verdict
 from models.registry import ModelRegistry, RegistryState
 from streams.model_updates import ModelUpdatePublisher, from_registry_event
 from streams.retrain_requests import enqueue_retrain, retrain_request
@@ -106,11 +108,12 @@ def show_version(settings: Settings, version: str, as_json: bool = False) -> int
     with _registry(settings) as registry:
         metadata = registry.store.metadata(version)
         role = role_of(version, registry.state())
+    live = live_report(settings, version)
     if as_json:
-        document = {"version": version, "role": role, "metadata": metadata}
+        document = {"version": version, "role": role, "metadata": metadata, "live": live}
         print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
     else:
-        print(render_show(version, role, metadata))
+        print(render_show(version, role, metadata, live))
     return 0
 
 
@@ -136,12 +139,32 @@ def compare_versions(settings: Settings, first: str, second: str, as_json: bool 
 
 def promote(settings: Settings, version: str | None, reason: str, force: bool = False) -> int:
     """``models promote [V]``: activate V (default: the staged version); a version the gate
-    rejected only with ``force``."""
+    rejected only with ``force``, and with ``retrain.shadow_min_outcomes`` set, a staged
+    version only once its live metrics show it better than the champion (or ``force``)."""
     with _registry(settings) as registry:
+        target = version or registry.state().staged
+        if target is not None and target == registry.state().staged:
+            reason = _live_gate(settings, target, reason, force)
         event = registry.promote(version, _operator(), reason, force=force)
     note = _announce(settings, from_registry_event(event))
     print(f"version {event.version} active (was {event.previous}){note}")
     return 0
+
+
+def _live_gate(settings: Settings, version: str, reason: str, force: bool) -> str:
+    """The promotion's reason with the staged version's live verdict; refused (without
+    ``force``) when ``retrain.shadow_min_outcomes`` asks for live evidence it does not have."""
+    needed = settings.retrain.shadow_min_outcomes
+    live = live_report(settings, version)
+    verdict = live_verdict(live, needed)
+    if verdict.refusal is None:
+        return f"{reason} ({verdict.summary})" if live else reason
+    if not force:
+        raise RegistryCommandError(
+            f"version {version} is not promoted on live evidence: {verdict.refusal}; "
+            "promote it anyway with --force"
+        )
+    return f"{reason} (forced: {verdict.refusal})"
 
 
 def rollback(settings: Settings, version: str | None, reason: str) -> int:

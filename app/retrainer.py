@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 import pandas as pd
 
@@ -26,8 +26,10 @@ from app.composition import (
     gate_config,
     model_key_column,
     retrainer_ports,
+    run_tracker,
     train_config,
     trigger_config,
+    tuning_config,
 )
 from app.embedded import Endpoints
 from app.retrain_triggers import TriggerRunner
@@ -37,9 +39,13 @@ from models.batch import BatchModel, BatchModelError, load_batch_model
 from models.coordination import LeaderLease, LeaseLostError
 from models.gate import GateDecision
 from models.registry import Fence, FencedError
-from models.retrain import challenge
+from models.retrain import Challenge, challenge
+from models.store import ModelStoreError
+from models.tracking import TrackedRun
 from models.training import load_outcomes_file
 from models.triggers import Trigger
+from models.tuning import trial_line
+from models.warm_start import window_of
 from streams.contracts import RetrainRequest
 from streams.failpoints import failpoint
 from streams.model_updates import ModelUpdatePublisher, from_registry_event, model_update
@@ -80,6 +86,7 @@ class Retrainer:
         self.state = self.ports.state
         self.publisher = ModelUpdatePublisher(endpoints.kafka, settings.topics.model_updates)
         self.failures = 0
+        self.tracker = run_tracker(settings)
         self.metrics = metrics or RetrainerMetrics()
         self.triggers = TriggerRunner(
             trigger_config(settings),
@@ -127,6 +134,10 @@ class Retrainer:
             progress=lambda r, loss: self.say(f"round {r:4d} validation log loss {loss:.4f}"),
             blend=blend_training(self.settings),
             key_column=model_key_column(self.settings, frame.columns),
+            tuning=tuning_config(self.settings),
+            on_trial=lambda n, loss, state, best: self.say(trial_line(n, loss, state, best)),
+            warm_start=self.settings.retrain.warm_start,
+            champion_window=self._window_of_version(champion),
         )
         metadata = {
             **result.metadata,
@@ -135,6 +146,7 @@ class Retrainer:
                 for r in requests
             ],
         }
+        run = self._track(metadata, result)
         version = result.trained.save_to(self.store, metadata)
         failpoint("retrainer-before-promotion")
         decision = result.decision
@@ -155,6 +167,8 @@ class Retrainer:
             event = self.registry.stage(version, by, decision.reason, fence)
             self.publisher.publish(from_registry_event(event, **details))
         self.registry.check_fence(fence)
+        if run is not None:
+            self._link(run, version, action)
         pruned = self.registry.prune(self.settings.retrain.keep_versions)
         if pruned:
             self.say(f"retention removed {len(pruned)} old versions")
@@ -320,6 +334,39 @@ class Retrainer:
         if last_outcomes is not None:
             frame = frame.tail(last_outcomes)
         return frame.reset_index(drop=True)
+
+    def _track(self, metadata: dict[str, Any], result: Challenge) -> TrackedRun | None:
+        """Record the retrain as a tracking run and link it in ``metadata["tracking"]``; a
+        tracking server that fails never fails the retrain (the metadata says why)."""
+        if self.tracker is None:
+            return None
+        trained = result.trained
+        try:
+            run = self.tracker.record(metadata, trained.model_bytes(), trained.family.model_file)
+        except Exception as exc:  # any client or server error: the model matters more
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            self.say(f"tracking failed: {reason}")
+            metadata["tracking"] = {"system": "mlflow", "error": reason}
+            return None
+        metadata["tracking"] = run.as_metadata()
+        self.say(f"tracked as MLflow run {run.run_id}")
+        return run
+
+    def _link(self, run: TrackedRun, version: str, action: str) -> None:
+        assert self.tracker is not None
+        try:
+            self.tracker.link(run.run_id, version, action)
+        except Exception as exc:  # the run exists; only its version tag is missing
+            self.say(f"tracking could not tag run {run.run_id}: {type(exc).__name__}")
+
+    def _window_of_version(self, champion: BatchModel | None) -> tuple[int, int] | None:
+        """The champion's training window (first_ts, last_ts), for a warm start."""
+        if champion is None or not self.settings.retrain.warm_start:
+            return None
+        try:
+            return window_of(self.store.metadata(champion.version))
+        except ModelStoreError:
+            return None
 
     def _champion(self) -> BatchModel | None:
         active = self.registry.active()

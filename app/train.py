@@ -20,11 +20,13 @@ from app.composition import (
     redis_connection,
     registry_on,
     train_config,
+    tuning_config,
 )
 from config import Settings
-from models.cross_validation import train_and_cross_validate
+from models.candidate import train_candidate
 from models.retrain import fitted_blend
 from models.training import TrainedModel, TrainingDataError, load_outcomes_file
+from models.tuning import trial_line
 from streams.model_updates import ModelUpdatePublisher, from_registry_event
 from streams.windows import read_window
 
@@ -56,7 +58,7 @@ def blend_metadata(settings: Settings, trained: TrainedModel) -> dict[str, Any] 
     if blend is None:
         return None
     key_column = model_key_column(settings, trained.window.columns)
-    return fitted_blend(trained, settings.model.features, train_config(settings), blend, key_column)
+    return fitted_blend(trained, settings.model.features, blend, key_column)
 
 
 def train_and_store(
@@ -73,8 +75,18 @@ def train_and_store(
         if verbose:
             print(f"  round {round_:4d}  validation logloss {logloss:.4f}", file=sys.stderr)
 
-    trained = train_and_cross_validate(
-        frame, settings.model.features, train_config(settings), source=source, progress=progress
+    def on_trial(number: int, loss: float | None, state: str, best: float | None) -> None:
+        if verbose:
+            print(f"  {trial_line(number, loss, state, best)}", file=sys.stderr)
+
+    trained = train_candidate(
+        frame,
+        settings.model.features,
+        train_config(settings),
+        source=source,
+        progress=progress,
+        tuning=tuning_config(settings),
+        on_trial=on_trial,
     )
     store = model_store(settings)
     metadata = {**trained.metadata, "reason": reason, "parent_version": None}

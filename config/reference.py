@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from pydantic import BaseModel
 
 from config.settings import Settings, env_name
@@ -24,20 +27,43 @@ def render() -> str:
         "| setting | environment variable | default | meaning |",
         "|---|---|---|---|",
     ]
+    long_defaults: list[tuple[str, str]] = []
     for group_name, group_field in Settings.model_fields.items():
         group = group_field.annotation
         assert isinstance(group, type) and issubclass(group, BaseModel)
         doc = _cell((group.__doc__ or "").strip().splitlines()[0])
         lines.append(f"| **{group_name}** | | | {doc} |")
         for name, field in group.model_fields.items():
-            default = field.default
-            if isinstance(default, tuple):
-                default = ",".join(default)
-            shown = "(unset)" if default is None else f"`{default}`"
+            default = field.get_default(call_default_factory=True)
+            shown = _shown(default)
+            if len(shown) > 80:
+                long_defaults.append((f"{group_name}.{name}", shown))
+                shown = "(below)"
             meaning = _cell(field.description or "")
             variable = env_name((group_name, name))
             lines.append(f"| `{group_name}.{name}` | `{variable}` | {shown} | {meaning} |")
+    for setting, shown in long_defaults:
+        lines += ["", f"## Default of `{setting}`", "", "```json", shown, "```"]
     return "\n".join(lines) + "\n"
+
+
+def _shown(default: Any) -> str:
+    """A default as the table shows it: comma-joined tuples, JSON for mappings and lists."""
+    if default is None:
+        return "(unset)"
+    if isinstance(default, tuple):
+        return f"`{','.join(default)}`"
+    if isinstance(default, dict | list):
+        plain = json.loads(json.dumps(default, default=_plain))
+        text = json.dumps(plain, indent=2) if len(json.dumps(plain)) > 80 else json.dumps(plain)
+        return text if "\n" in text else f"`{text}`"
+    return f"`{default}`"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(exclude_none=True)
+    raise TypeError(type(value).__name__)
 
 
 def _cell(text: str) -> str:

@@ -480,6 +480,59 @@ class BatchSettings(_Group):
         return self.store.startswith("s3://")
 
 
+#: Each model family's tuning search space, in its library's parameter names (what
+#: ``retrain.search_spaces`` starts from; a family given there replaces its space whole).
+DEFAULT_SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
+    "xgboost": {
+        "max_depth": {"type": "int", "low": 2, "high": 8},
+        "eta": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+        "min_child_weight": {"type": "float", "low": 1.0, "high": 50.0, "log": True},
+        "subsample": {"type": "float", "low": 0.5, "high": 1.0},
+        "colsample_bytree": {"type": "float", "low": 0.5, "high": 1.0},
+        "lambda": {"type": "float", "low": 0.01, "high": 10.0, "log": True},
+    },
+    "lightgbm": {
+        "max_depth": {"type": "int", "low": 2, "high": 8},
+        "num_leaves": {"type": "int", "low": 3, "high": 63, "log": True},
+        "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+        "min_child_samples": {"type": "int", "low": 5, "high": 200, "log": True},
+        "feature_fraction": {"type": "float", "low": 0.5, "high": 1.0},
+        "lambda_l2": {"type": "float", "low": 0.01, "high": 10.0, "log": True},
+    },
+    "catboost": {
+        "depth": {"type": "int", "low": 3, "high": 8},
+        "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+        "l2_leaf_reg": {"type": "float", "low": 0.1, "high": 30.0, "log": True},
+        "rsm": {"type": "float", "low": 0.5, "high": 1.0},
+    },
+    "logistic": {
+        "C": {"type": "float", "low": 0.001, "high": 100.0, "log": True},
+    },
+}
+
+
+class SearchDimension(_Group):
+    """One tuned parameter: a float or int range (``log``: sampled on a log scale), or
+    ``categorical`` choices."""
+
+    type: Literal["float", "int", "categorical"] = "float"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[float | int | str | bool] | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> SearchDimension:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical dimension needs choices")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"a {self.type} dimension needs low < high")
+        elif self.log and self.low <= 0:
+            raise ValueError("a log-scale dimension needs low > 0")
+        return self
+
+
 class RetrainSettings(_Group):
     """The retrainer: window, split, gate and promotion of challenger batch models."""
 
@@ -556,6 +609,47 @@ class RetrainSettings(_Group):
             "they override the knobs below"
         ),
     )
+    tuning: Literal["off", "trials", "time"] = Field(
+        default="off",
+        description=(
+            "Optuna tuning before each retrain (extra streamlearn[tuning]): trials runs "
+            "tuning_trials trials, time as many as fit in tuning_time_s"
+        ),
+    )
+    tuning_trials: int = Field(default=20, ge=1, le=10_000, description="trials of a study")
+    tuning_time_s: float = Field(
+        default=600.0, gt=0, description="a study's time budget (tuning = time)"
+    )
+    tuning_folds: int = Field(
+        default=3, ge=2, le=10, description="walk-forward folds each trial is scored on"
+    )
+    search_spaces: dict[str, dict[str, SearchDimension]] = Field(
+        default_factory=lambda: {
+            name: {p: SearchDimension(**spec) for p, spec in space.items()}
+            for name, space in DEFAULT_SEARCH_SPACES.items()
+        },
+        description=(
+            "per family, the parameters tuning searches, in the library's names: "
+            '{"xgboost": {"eta": {"type": "float", "low": 0.01, "high": 0.3, "log": true}}} '
+            "(JSON in the environment); a family given replaces its default space"
+        ),
+    )
+    shadow_min_outcomes: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "a staged version is scored live in the shadow by the learners; with N > 0, "
+            "models promote needs N outcomes scored by it and the champion and a log loss "
+            "significantly better (alpha, margin) than the champion's on them; 0 = only shown"
+        ),
+    )
+    warm_start: bool = Field(
+        default=False,
+        description=(
+            "continue the champion's boosting (XGBoost) when its window overlaps the new one "
+            "and its features match; recorded in metadata.warm_start"
+        ),
+    )
     num_boost_round: int = Field(default=400, ge=1, description="max boosting rounds")
     max_depth: int = Field(default=4, ge=1, le=16, description="tree depth")
     eta: float = Field(default=0.08, gt=0, le=1, description="learning rate")
@@ -612,7 +706,21 @@ class RetrainSettings(_Group):
     _none = field_validator(
         "window_outcomes", "window_days", "source_file", "schedule", "every_outcomes", mode="before"
     )(_none_words)
-    _json = field_validator("params", mode="before")(_json_object)
+    _json = field_validator("params", "search_spaces", mode="before")(_json_object)
+
+    @field_validator("search_spaces", mode="after")
+    @classmethod
+    def _every_family(
+        cls, value: dict[str, dict[str, SearchDimension]]
+    ) -> dict[str, dict[str, SearchDimension]]:
+        unknown = sorted(set(value) - set(DEFAULT_SEARCH_SPACES))
+        if unknown:
+            raise ValueError(f"unknown model families {unknown}")
+        defaults = {
+            name: {p: SearchDimension(**spec) for p, spec in space.items()}
+            for name, space in DEFAULT_SEARCH_SPACES.items()
+        }
+        return {**defaults, **value}
 
     @model_validator(mode="before")
     @classmethod
@@ -839,6 +947,30 @@ class DashboardSettings(_Group):
     _none = field_validator("token", mode="before")(_none_words)
 
 
+class TrackingSettings(_Group):
+    """Experiment tracking of retrains in MLflow (extra streamlearn[tracking]); off by default."""
+
+    mlflow_uri: str | None = Field(
+        default=None,
+        description=(
+            "MLflow tracking URI (sqlite:///mlflow.db, a directory, http://mlflow:5000); "
+            "unset = no tracking"
+        ),
+    )
+    experiment: str = Field(
+        default="streamlearn", min_length=1, description="MLflow experiment of the retrains"
+    )
+    artifact_location: str | None = Field(
+        default=None,
+        description=(
+            "where a new experiment stores run artifacts (s3://..., a directory); unset: next "
+            "to a sqlite database (<its folder>/mlruns), else the server's default"
+        ),
+    )
+
+    _none = field_validator("mlflow_uri", "artifact_location", mode="before")(_none_words)
+
+
 class LogSettings(_Group):
     """Structured (JSON lines) logs on stderr; quiet by default."""
 
@@ -872,6 +1004,7 @@ class Settings(_Group):
     web: WebSettings = WebSettings()
     notify: NotifySettings = NotifySettings()
     dashboard: DashboardSettings = DashboardSettings()
+    tracking: TrackingSettings = TrackingSettings()
     log: LogSettings = LogSettings()
 
     def with_overrides(self, **groups: Mapping[str, Any]) -> Settings:
@@ -920,7 +1053,7 @@ def _reveal(value: Any) -> Any:
 
 
 #: Settings holding URLs, which may carry a password (``scheme://user:password@host``).
-URL_SETTINGS = (("redis", "url"), ("kafka", "bootstrap_servers"))
+URL_SETTINGS = (("redis", "url"), ("kafka", "bootstrap_servers"), ("tracking", "mlflow_uri"))
 #: Every setting typed ``SecretStr``: never shown, found from the types (not listed by hand).
 SECRET_SETTINGS = tuple(
     (group, name)

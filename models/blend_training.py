@@ -150,17 +150,17 @@ def fit_version_blend(
     trained: TrainedModel,
     features: Sequence[str],
     keys: Sequence[str],
-    train_config: TrainConfig,
     config: BlendTrainConfig,
 ) -> BlendTraining:
     """Fit the blend the new version starts with, and score it on the version's holdout rows.
 
-    ``keys``: the model key of each row of ``trained.window`` (its online learner).
+    ``keys``: the model key of each row of ``trained.window`` (its online learner); the
+    out-of-fold batch fits use the version's own configuration (``trained.config``).
     """
     window, split = trained.window, trained.split
     p_online, updates = prequential_online(window, features, keys, config.online)
     rounds = trained.model.rounds
-    p_oof = walk_forward_batch(split.train, features, train_config, config.folds, rounds)
+    p_oof = walk_forward_batch(split.train, features, trained.config, config.folds, rounds)
     n_train = len(split.train)
     usable = np.isfinite(p_oof) & (updates[:n_train] >= config.min_updates)
     labels = split.train["label"].to_numpy(np.float64)

@@ -25,6 +25,7 @@ from models.drift.monitor import DriftMonitor
 from models.keyed import KeyModel
 from models.metrics import SOURCES, BinnedROCAUC, PrequentialMetrics, SourceMetrics
 from models.online import OnlineConfig, OnlineLearner
+from models.shadow import ShadowTally
 from models.stacking import MetaLearner, StackConfig
 
 STATE_VERSION = 5
@@ -52,6 +53,7 @@ def encode_key_model(key_model: KeyModel) -> bytes:
             "seen": None if key_model.seen is None else key_model.seen.encode(),
             "blend": _encode_blend(blend) if isinstance(blend, BlendWindow) else None,
             "stack": _encode_stack(blend) if isinstance(blend, MetaLearner) else None,
+            "shadow": None if key_model.shadow is None else key_model.shadow.encode(),
         }
     )
 
@@ -109,7 +111,23 @@ def decode_key_model(
         outbox=outbox,
         seen=seen,
         blend=fitted,
+        shadow=_decode_shadow(doc.get("shadow")),
     )
+
+
+def _decode_shadow(doc: Any) -> ShadowTally | None:
+    """A key's shadow tally (absent in states written before shadow evaluation)."""
+    if doc is None:
+        return None
+    try:
+        return ShadowTally.decode(doc)
+    except ValueError as exc:
+        raise StateCodecError(str(exc)) from None
+
+
+def shadow_of(data: bytes | str) -> ShadowTally | None:
+    """Only a stored state's shadow tally (what ``models show`` adds up over keys)."""
+    return _decode_shadow(_document(data).get("shadow"))
 
 
 def _encode_stack(meta: MetaLearner) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 Folds come from :func:`models.walk_forward.folds` (walk-forward by default: every fold trains
 on the past only, purged in time). Each fold's training rows are split again in time for early
 stopping, exactly as a retrain splits its window, so a fold's model is the model a retrain on
-that past would have made. The gate's holdout rows are never touched. Tuning
-will score its trials with this; a retrain with ``cv_folds`` records it
-(:func:`train_and_cross_validate`).
+that past would have made. The gate's holdout rows are never touched. Tuning scores its
+trials with this (:mod:`models.tuning`); a retrain with ``cv_folds`` records it
+(:func:`models.candidate.train_candidate`).
 """
 
 from __future__ import annotations
@@ -17,15 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.families import ModelFamily, Progress, family
+from models.families import ModelFamily, family
 from models.training import (
     TrainConfig,
-    TrainedModel,
     classification_metrics,
     fit_model,
     predict_frame,
     temporal_split,
-    train_batch_model,
 )
 from models.walk_forward import folds
 
@@ -100,22 +98,3 @@ def cross_validate(
         if on_fold is not None:
             on_fold(fold.number, float(np.mean([r["metrics"]["log_loss"] for r in results])))
     return CrossValidation(scheme=config.cv_scheme, folds=results)
-
-
-def train_and_cross_validate(
-    frame: pd.DataFrame,
-    features: Sequence[str],
-    config: TrainConfig,
-    source: str = "dataframe",
-    progress: Progress | None = None,
-) -> TrainedModel:
-    """:func:`~models.training.train_batch_model`, plus ``config.cv_folds`` folds over the rows
-    before the holdout recorded as ``metadata["cross_validation"]`` (what a retrain and
-    ``streamlearn train`` run)."""
-    trained = train_batch_model(frame, features, config, source, progress)
-    if config.cv_folds:
-        development = development_part(trained.window, trained.split.holdout, config.purge_ms)
-        trained.metadata["cross_validation"] = cross_validate(
-            development, features, config, config.cv_folds, trained.family
-        ).as_metadata(config)
-    return trained

@@ -179,3 +179,42 @@ def decide(
         challenger=challenger,
         champion=champion,
     )
+
+
+@dataclass(frozen=True)
+class LiveVerdict:
+    """Whether live (shadow) evidence allows promoting a staged version, and its summary."""
+
+    refusal: str | None
+    summary: str
+
+
+def live_verdict(live: dict[str, Any] | None, min_outcomes: int) -> LiveVerdict:
+    """The gate's live rule for a staged version (:meth:`models.shadow.ShadowTally.report`):
+    with ``min_outcomes`` > 0, at least that many outcomes scored by both it and the champion,
+    and a log loss significantly better than the champion's on them (the report's alpha and
+    margin); with 0, live evidence is only reported."""
+    paired = 0 if live is None else int(live.get("paired") or 0)
+    improvement = None if live is None else live.get("improvement")
+    summary = "no live outcomes yet"
+    if live is not None and improvement:
+        summary = (
+            f"live: {paired:,} outcomes, log loss {live['staged']['log_loss']:.4f} vs champion "
+            f"{live['champion']['log_loss']:.4f}, p = {improvement['p_value']:.3g}"
+        )
+    if min_outcomes <= 0:
+        return LiveVerdict(None, summary)
+    if paired < min_outcomes or not improvement:
+        return LiveVerdict(
+            f"{paired:,} live outcomes scored next to the champion, "
+            f"retrain.shadow_min_outcomes is {min_outcomes:,}",
+            summary,
+        )
+    if not improvement["better"]:
+        return LiveVerdict(
+            f"not better live than the champion ({summary}, improvement "
+            f"{improvement['mean']:.5f} [{improvement['ci_low']:.5f}, "
+            f"{improvement['ci_high']:.5f}])",
+            summary,
+        )
+    return LiveVerdict(None, summary)

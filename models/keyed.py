@@ -12,6 +12,7 @@ from models.drift.config import DriftConfig
 from models.drift.monitor import DriftMonitor
 from models.metrics import PrequentialMetrics
 from models.online import OnlineConfig, OnlineLearner
+from models.shadow import ShadowTally
 
 
 @dataclass
@@ -30,6 +31,8 @@ class KeyModel:
     #: The key's own blend: fitted weights (``optimized`` mode) or a meta-learner
     #: (``stacked``); None in the ``fixed`` mode.
     blend: FittedBlend | None = None
+    #: The staged batch version's live tally (:mod:`models.shadow`); None until one is staged.
+    shadow: ShadowTally | None = None
 
     @classmethod
     def fresh(

@@ -11,7 +11,7 @@ from typing import Protocol
 
 
 class ActivePointer(Protocol):
-    """Where the name of the active batch model version is read."""
+    """Where the names of the active (and the staged) batch model version are read."""
 
     async def active(self) -> str | None:
         """The active version, or None when no version was ever activated.
@@ -19,4 +19,9 @@ class ActivePointer(Protocol):
         Raises ``OSError`` (``ConnectionError``/``TimeoutError``) or the adapter's own error
         when the pointer cannot be read; callers keep the model they hold.
         """
+        ...
+
+    async def staged(self) -> str | None:
+        """The staged version (scored in the shadow by the learner, never served), or None;
+        raises like :meth:`active`."""
         ...

@@ -11,9 +11,11 @@ import pandas as pd
 
 from models.batch import BatchModel
 from models.blend_training import BlendTrainConfig, fit_version_blend
-from models.cross_validation import train_and_cross_validate
+from models.candidate import train_candidate
 from models.gate import GateConfig, GateDecision, decide
 from models.training import TrainConfig, TrainedModel, TrainingDataError, predict_frame
+from models.tuning import TrialCallback, TuningConfig
+from models.warm_start import Champion
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ def challenge(
     progress: Callable[[int, float], None] | None = None,
     blend: BlendTrainConfig | None = None,
     key_column: str | None = None,
+    tuning: TuningConfig | None = None,
+    on_trial: TrialCallback | None = None,
+    warm_start: bool = False,
+    champion_window: tuple[int, int] | None = None,
 ) -> Challenge:
     """Train on the window, then score challenger and champion on the same newest holdout rows.
 
@@ -51,8 +57,15 @@ def challenge(
     win rate for every row), so even the first model must show it learned something. With
     ``blend``, the blend the version starts with is fitted on out-of-fold predictions
     (:mod:`models.blend_training`; ``key_column`` names each row's model key, else one key).
+    ``tuning`` and ``on_trial``: see :func:`models.candidate.train_candidate`; ``warm_start``:
+    continue the champion (trained on ``champion_window``) when the windows overlap.
     """
-    trained = train_and_cross_validate(frame, features, train_config, source, progress)
+    start = None
+    if champion is not None:
+        start = Champion(champion.version, champion.model, champion.features, champion_window)
+    trained = train_candidate(
+        frame, features, train_config, source, progress, tuning, on_trial, warm_start, start
+    )
     holdout = trained.split.holdout
     if holdout.empty:
         raise TrainingDataError("the gate needs holdout rows (holdout_fraction > 0)")
@@ -78,14 +91,13 @@ def challenge(
         "gate": decision.as_dict(),
     }
     if blend is not None:
-        metadata["blend"] = fitted_blend(trained, features, train_config, blend, key_column)
+        metadata["blend"] = fitted_blend(trained, features, blend, key_column)
     return Challenge(trained=trained, decision=decision, metadata=metadata)
 
 
 def fitted_blend(
     trained: TrainedModel,
     features: Sequence[str],
-    train_config: TrainConfig,
     config: BlendTrainConfig,
     key_column: str | None,
 ) -> dict[str, Any]:
@@ -98,6 +110,6 @@ def fitted_blend(
     else:
         keys = ["global"] * len(window)
     try:
-        return fit_version_blend(trained, features, keys, train_config, config).as_metadata()
+        return fit_version_blend(trained, features, keys, config).as_metadata()
     except (ValueError, ArithmeticError) as exc:
         return {"reason": f"not fitted: {type(exc).__name__}: {exc}".splitlines()[0][:300]}

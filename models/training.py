@@ -53,7 +53,7 @@ class TrainConfig:
     #: Rows closing this long after a test period are not trained on (``purged_kfold`` only).
     embargo_s: float = 0.0
     #: Cross-validation folds recorded in the metadata by
-    #: :func:`models.cross_validation.train_and_cross_validate` (0 = none).
+    #: :func:`models.candidate.train_candidate` (0 = none).
     cv_folds: int = 0
     cv_scheme: Scheme = "walk_forward"
     balance_classes: bool = False  # scale_pos_weight; off: it trades calibration for recall
@@ -103,13 +103,15 @@ class TemporalSplit:
 @dataclass(frozen=True)
 class TrainedModel:
     """A trained model, its family, the window (validated, oldest first) and the split it was
-    trained on, and its store metadata."""
+    trained on, the configuration it was trained with (tuned parameters included), and its
+    store metadata."""
 
     model: FittedModel
     family: ModelFamily
     window: pd.DataFrame
     split: TemporalSplit
     metadata: dict[str, Any]
+    config: TrainConfig = TrainConfig()
 
     def model_bytes(self) -> bytes:
         """The model in its library's native format."""
@@ -183,16 +185,18 @@ def train_batch_model(
     config: TrainConfig = TrainConfig(),
     source: str = "dataframe",
     progress: Progress | None = None,
+    start: FittedModel | None = None,
 ) -> TrainedModel:
     """Train on the oldest part of the window, early-stop on the next, leave the newest out.
 
-    ``progress(round, validation_logloss)`` is called every 25 boosting rounds.
+    ``progress(round, validation_logloss)`` is called every 25 boosting rounds; ``start``: a
+    model of the family to continue (a warm start, :mod:`models.warm_start`).
     """
     chosen = family(config.family)
     chosen.module()  # a missing extra fails here, before the window is split
     data = validated_window(frame, features, config)
     split = temporal_split(data, config)
-    model = fit_model(chosen, split, features, config, progress)
+    model = fit_model(chosen, split, features, config, progress, start)
     columns = list(features)
     p_validation = predict_frame(model, split.validation, columns)
     metadata: dict[str, Any] = {
@@ -223,7 +227,9 @@ def train_batch_model(
     metadata["explanation"] = explanation(
         model, split.validation[columns].to_numpy(np.float64), columns
     )
-    return TrainedModel(model=model, family=chosen, window=data, split=split, metadata=metadata)
+    return TrainedModel(
+        model=model, family=chosen, window=data, split=split, metadata=metadata, config=config
+    )
 
 
 def fit_model(
@@ -232,14 +238,15 @@ def fit_model(
     features: Sequence[str],
     config: TrainConfig,
     progress: Progress | None = None,
+    start: FittedModel | None = None,
 ) -> FittedModel:
-    """Fit on ``split.train`` with early stopping on ``split.validation``; best round only."""
-    return chosen.fit(
-        fit_data(split.train, features, config),
-        fit_data(split.validation, features, config),
-        config.fit_config(),
-        progress,
-    )
+    """Fit on ``split.train`` with early stopping on ``split.validation``; best round only
+    (``start``: continue that model's rounds)."""
+    train = fit_data(split.train, features, config)
+    valid = fit_data(split.validation, features, config)
+    if start is not None:
+        return chosen.continue_fit(start, train, valid, config.fit_config(), progress)
+    return chosen.fit(train, valid, config.fit_config(), progress)
 
 
 def sample_weights(frame: pd.DataFrame, config: TrainConfig) -> np.ndarray | None:

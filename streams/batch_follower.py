@@ -115,6 +115,24 @@ class BatchModelFollower:
             )
         return self.holder.current, None
 
+    async def shadow_for_batch(self) -> BatchModel | None:
+        """The staged version, for the learner to score in the shadow (never served), or None.
+
+        Waits for a new staged version's load at most ``load_wait_s`` (as for the active
+        one); an unreadable pointer, a version still loading after that (its load goes on in
+        the background) or refused means no shadow scoring for this micro-batch. The staged
+        version equal to the active one (just promoted) is not a shadow.
+        """
+        if time.monotonic() < self._pointer_down_until:
+            return None
+        try:
+            staged = await asyncio.wait_for(self._pointer.staged(), self._pointer_timeout)
+        except (TimeoutError, OSError):
+            return None
+        if staged is None or staged == self.holder.version:
+            return None
+        return await self._model(staged, self._load_wait)
+
     async def sync(self) -> bool:
         """Make the active version current if it is not (waiting for its load); True when the
         model changed."""

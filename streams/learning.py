@@ -14,6 +14,7 @@ from models.drift.alerts import AlertEvent
 from models.drift.monitor import RetrainNeed
 from models.keyed import KeyModel
 from models.metrics import SOURCES, Tally
+from models.shadow import ShadowTally
 from models.version_blend import VersionBlend
 from streams.alerts import ALERTS, RETRAIN, alert_message, drift_retrain_message, outbox_entry
 from streams.batch_follower import BatchModelFollower
@@ -116,7 +117,8 @@ class OutcomeLearner:
             # for the polling timer let a fast engine score thousands of outcomes with a
             # replaced model after a promotion). An unreadable pointer keeps the model held.
             batch_model, _ = await self._batch.model_for_batch()
-            self._apply(todo, batch_model, result)
+            shadow = await self._batch.shadow_for_batch()
+            self._apply(todo, batch_model, shadow, result)
         self._metrics.outcomes_replayed.inc(result.replayed)
         return result
 
@@ -124,11 +126,17 @@ class OutcomeLearner:
         self,
         todo: list[tuple[InputRecord, PartitionModels, TradeOutcome | Refusal]],
         batch_model: BatchModel | None,
+        shadow: BatchModel | None,
         result: LearnResult,
     ) -> None:
-        """Learn or dead-letter each record in order; its offset is applied after its effect."""
+        """Learn or dead-letter each record in order; its offset is applied after its effect.
+
+        ``shadow``: the staged version, scored on each outcome next to ``batch_model``
+        (:mod:`models.shadow`)."""
         valid = [item for _, _, item in todo if not isinstance(item, Refusal)]
-        p_batch = iter(batch_probabilities(batch_model, [o.features for o in valid]))
+        rows = [o.features for o in valid]
+        p_batch = iter(batch_probabilities(batch_model, rows))
+        p_shadow = iter(batch_probabilities(shadow, rows))
         start = None if batch_model is None else self._blender.start_for(batch_model.blend)
         learned = 0
         now = time.monotonic()
@@ -137,9 +145,11 @@ class OutcomeLearner:
                 refusal: Refusal | None = item
             else:
                 pb = next(p_batch)
+                ps = next(p_shadow)
+                staged = None if shadow is None else (shadow, ps)
                 try:
                     refusal = self._learn_one(
-                        record.partition, loaded, item, pb, batch_model, start
+                        record.partition, loaded, item, pb, batch_model, start, staged
                     )
                 except Exception as exc:  # a bug must cost one record, not the partition
                     log.exception("outcome could not be learned", extra={"offset": record.offset})
@@ -166,11 +176,13 @@ class OutcomeLearner:
         pb: float | None,
         batch_model: BatchModel | None,
         start: VersionBlend | None,
+        staged: tuple[BatchModel, float | None] | None = None,
     ) -> Refusal | None:
         """Score, learn and monitor one outcome; why it is refused, else None.
 
         ``start``: what blends start from while ``batch_model`` is active
-        (:meth:`~models.blend.Blender.start_for`, once per micro-batch)."""
+        (:meth:`~models.blend.Blender.start_for`, once per micro-batch); ``staged``: the
+        staged version and its prediction, added to the key's shadow tally."""
         held = len(loaded.models)
         new_key = outcome.model_key not in loaded.models
         if self._max_keys is not None and held >= self._max_keys and new_key:
@@ -220,6 +232,11 @@ class OutcomeLearner:
             sources["batch"].update(won, pb, scored["batch"])
         if blend.score is not None:
             sources["blend"].update(won, blend.score, scored["blend"])
+        if staged is not None and staged[1] is not None:
+            tally = key_model.shadow
+            if tally is None or tally.version != staged[0].version:
+                tally = key_model.shadow = ShadowTally(staged[0].version)
+            tally.update(won, staged[1], pb)
         if key_model.drift is not None:
             reference = None if batch_model is None else batch_model.reference
             events, needs = key_model.drift.update(

@@ -12,8 +12,9 @@ class MemoryPointer:
     'v1'
     """
 
-    def __init__(self, version: str | None = None) -> None:
+    def __init__(self, version: str | None = None, staged_version: str | None = None) -> None:
         self.version = version
+        self.staged_version = staged_version
         self.fail = False
 
     async def active(self) -> str | None:
@@ -21,3 +22,9 @@ class MemoryPointer:
         if self.fail:
             raise ConnectionError("pointer unreachable (test)")
         return self.version
+
+    async def staged(self) -> str | None:
+        """The staged version, or None."""
+        if self.fail:
+            raise ConnectionError("pointer unreachable (test)")
+        return self.staged_version

@@ -8,14 +8,21 @@ from models.adapters.redis_keys import RedisKeys
 
 
 class RedisPointer:
-    """Reads the active version the registry wrote (one GET)."""
+    """Reads the active (or staged) version the registry wrote (one GET)."""
 
     def __init__(self, client: AsyncRedisClient, keys: RedisKeys) -> None:
         self._client = client
         self._key = keys.active_model
+        self._staged_key = keys.staged_model
 
     @as_connection_errors
     async def active(self) -> str | None:
         """The active version, or None; ``ConnectionError`` when Redis cannot answer."""
         raw = await self._client.get(self._key)
+        return None if raw is None else raw.decode(errors="replace")
+
+    @as_connection_errors
+    async def staged(self) -> str | None:
+        """The staged version, or None; ``ConnectionError`` when Redis cannot answer."""
+        raw = await self._client.get(self._staged_key)
         return None if raw is None else raw.decode(errors="replace")

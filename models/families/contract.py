@@ -18,11 +18,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from models.extras import MissingExtraError
+
 #: ``progress(round, validation_log_loss)``, called now and then by long fits.
 Progress = Callable[[int, float], None]
 
 
-class FamilyUnavailableError(RuntimeError):
+class FamilyUnavailableError(MissingExtraError):
     """The family's library is not installed (the message names the extra to install)."""
 
 
@@ -130,6 +132,8 @@ class ModelFamily(ABC):
     #: The artifact's file name in a version and its format name in the metadata.
     model_file: ClassVar[str]
     model_format: ClassVar[str]
+    #: Whether :meth:`continue_fit` can add rounds to a fitted model (a warm start).
+    continues_training: ClassVar[bool] = False
 
     def module(self) -> ModuleType:
         """The family's library, or :class:`FamilyUnavailableError` naming the extra."""
@@ -151,6 +155,18 @@ class ModelFamily(ABC):
     ) -> FittedModel:
         """Fit on ``train``; with ``valid``, stop early on its log loss and keep the best
         round; without, fit exactly ``config.rounds`` rounds."""
+
+    def continue_fit(
+        self,
+        start: FittedModel,
+        train: FitData,
+        valid: FitData | None,
+        config: FitConfig,
+        progress: Progress | None = None,
+    ) -> FittedModel:
+        """Like :meth:`fit`, but add rounds to ``start`` (a model of this family) instead of
+        starting from nothing; only families with ``continues_training``."""
+        raise NotImplementedError(f"{self.title} cannot continue training a model")
 
     @abstractmethod
     def load(self, data: bytes, threads: int = 1) -> FittedModel:

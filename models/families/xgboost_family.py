@@ -67,6 +67,7 @@ class XGBoostFamily(ModelFamily):
     library = "xgboost"
     model_file = "model.ubj"
     model_format = "xgboost-ubj"
+    continues_training = True
 
     def params(self, train: FitData, config: FitConfig) -> dict[str, Any]:
         """XGBoost's parameters for ``config`` (``config.params`` override them)."""
@@ -94,6 +95,30 @@ class XGBoostFamily(ModelFamily):
         progress: Progress | None = None,
     ) -> XGBoostModel:
         """``xgb.train`` on a QuantileDMatrix; early stopping keeps the best round."""
+        return self._train(train, valid, config, progress, None)
+
+    def continue_fit(
+        self,
+        start: FittedModel,
+        train: FitData,
+        valid: FitData | None,
+        config: FitConfig,
+        progress: Progress | None = None,
+    ) -> XGBoostModel:
+        """XGBoost's continued training (``xgb_model``): the start's trees stay, at most
+        ``config.rounds`` new ones are added, early-stopped on ``valid``."""
+        if not isinstance(start, XGBoostModel):
+            raise TypeError(f"an XGBoost model continues only an XGBoost model, not {start.family}")
+        return self._train(train, valid, config, progress, start.booster)
+
+    def _train(
+        self,
+        train: FitData,
+        valid: FitData | None,
+        config: FitConfig,
+        progress: Progress | None,
+        start: xgb.Booster | None,
+    ) -> XGBoostModel:
         params = self.params(train, config)
         dtrain = xgb.QuantileDMatrix(
             train.matrix, label=train.labels, weight=train.weights, max_bin=params["max_bin"]
@@ -112,6 +137,7 @@ class XGBoostFamily(ModelFamily):
             early_stopping_rounds=config.early_stopping_rounds if valid is not None else None,
             verbose_eval=False,
             callbacks=[_Progress(progress)] if progress and valid is not None else [],
+            xgb_model=start,
         )
         if valid is not None:
             booster = booster[: booster.best_iteration + 1]

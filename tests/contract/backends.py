@@ -122,6 +122,15 @@ class PointerBackend:
         await client.set(RedisKeys(self.namespace).active_model, version)
         await client.aclose()
 
+    async def stage(self, version: str) -> None:
+        """Stage ``version``, as the registry does."""
+        if self._memory is not None:
+            self._memory.staged_version = version
+            return
+        client = self.redis.async_client()
+        await client.set(RedisKeys(self.namespace).staged_model, version)
+        await client.aclose()
+
     async def close(self) -> None:
         """Release the connection."""
         if self._client is not None:

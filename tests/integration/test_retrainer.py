@@ -9,6 +9,7 @@ import time
 import urllib.request
 
 import orjson
+from mlflow.tracking import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.embedded import Endpoints, free_port
@@ -100,7 +101,10 @@ def test_a_burst_of_requests_after_a_regime_flip_yields_one_promoted_model(deplo
 
 
 def test_an_equal_challenger_is_rejected_and_recorded(deploy, tmp_path):
-    deployment = deploy(retrain={**RETRAIN, "cooldown_s": 0.0})
+    deployment = deploy(
+        retrain={**RETRAIN, "cooldown_s": 0.0, "warm_start": True},
+        tracking={"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "equal"},
+    )
     sim = MarketSimulator(seed=17)  # stationary
     producer = deployment.producer()
     producer.send_outcomes(sim.outcomes(WINDOW))
@@ -124,6 +128,22 @@ def test_an_equal_challenger_is_rejected_and_recorded(deploy, tmp_path):
     updates = deployment.read(deployment.names.model_updates)
     assert [u["event"] for u in updates] == ["activated", "rejected"]
     assert updates[1]["reason"] == meta["gate"]["reason"]
+    # the fresh window does not overlap the champion's: no warm start, and the reason
+    assert meta["warm_start"] == {
+        "used": False,
+        "reason": "the windows do not overlap",
+        "rounds": meta["model"]["rounds"],
+    }
+    # each retrain is an MLflow run, linked both ways with its version
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    run = client.get_run(meta["tracking"]["run_id"])
+    assert run.data.tags["streamlearn.version"] == second.version
+    assert run.data.tags["streamlearn.action"] == "rejected"
+    assert run.data.params["family"] == "xgboost"
+    assert run.data.params["parent_version"] == first.version
+    assert run.data.metrics["holdout.log_loss"] == meta["gate"]["challenger"]["log_loss"]
+    experiment = client.get_experiment_by_name("equal")
+    assert len(client.search_runs([experiment.experiment_id])) == 2
     # a rejected version is not promoted by accident; compare shows why, --force overrides
     refused = deployment.cli("models", "promote", second.version)
     assert refused.returncode != 0 and "rejected by the gate" in refused.stderr
@@ -137,37 +157,6 @@ def test_an_equal_challenger_is_rejected_and_recorded(deploy, tmp_path):
     assert forced.returncode == 0
     assert retrainer.registry.active() == second.version
     assert "forced past the gate" in retrainer.registry.state().history[-1].reason
-
-
-def test_manual_mode_stages_and_the_cli_promotes(deploy, tmp_path):
-    deployment = deploy(retrain={**RETRAIN, "promotion_mode": "manual", "cooldown_s": 0.0})
-    producer = deployment.producer()
-    producer.send_outcomes(MarketSimulator(seed=19).outcomes(WINDOW))
-    producer.flush()
-    retrainer = Retrainer(
-        deployment.settings,
-        Endpoints(deployment.endpoints.kafka, deployment.endpoints.redis),
-        out=open(tmp_path / "retrainer.log", "w"),  # noqa: SIM115
-    )
-    report = retrainer.retrain([RetrainRequest("r", "test", "manual", 0, None, None, False)])
-    assert report.action == "staged"
-    state = retrainer.registry.state()
-    assert (state.active, state.staged) == (None, report.version)
-    staged = orjson.loads(deployment.cli("models", "list", "--json", check=True).stdout)
-    assert (staged["active"], staged["staged"]) == (None, report.version)
-    [row] = staged["versions"]
-    assert row["role"] == "staged" and row["gate"] == "passed" and row["requested_by"] == ["test"]
-    assert row["rows"] == WINDOW and 0 < row["log_loss"] < 1
-    promoted = deployment.cli("models", "promote")
-    assert promoted.returncode == 0, promoted.stderr
-    assert retrainer.registry.active() == report.version
-    listing = deployment.cli("models", "list", check=True).stdout
-    assert f"* {report.version}" in listing
-    shown = orjson.loads(deployment.cli("models", "show", report.version, "--json").stdout)
-    assert (shown["version"], shown["role"]) == (report.version, "active")
-    assert shown["metadata"]["requests"][0]["request_id"] == "r"
-    events = [u["event"] for u in deployment.read(deployment.names.model_updates)]
-    assert events == ["staged", "activated"]
 
 
 def _run_in_thread(retrainer: Retrainer) -> tuple[threading.Thread, threading.Event]:
@@ -246,3 +235,68 @@ def test_schedule_and_volume_triggers_retrain_through_the_gate(deploy, tmp_path)
     assert "1,500 new outcomes since the last retrain" in request["reason"]
     events = {u["version"]: u["event"] for u in deployment.read(deployment.names.model_updates)}
     assert events[version] in ("activated", "rejected")  # through the gate, announced
+
+
+def test_a_staged_challenger_is_scored_live_and_promoted_on_live_evidence(deploy, tmp_path):
+    n = 6000
+    deployment = deploy(
+        retrain={
+            **RETRAIN,
+            "window_outcomes": n,
+            "promotion_mode": "manual",
+            "cooldown_s": 0.0,
+            "shadow_min_outcomes": 1000,
+        },
+        online={"min_updates": 0},
+    )
+    sim = MarketSimulator(seed=23, change_points=[n])
+    client = deployment.endpoints.redis.client()
+    champion, _ = train_and_store(
+        deployment.settings, sim.frame(n), "momentum", client, verbose=False
+    )
+    producer = deployment.producer()
+    producer.send_outcomes(sim.outcomes(n))  # the market flipped to mean reversion
+    producer.flush()
+    retrainer = Retrainer(
+        deployment.settings,
+        Endpoints(deployment.endpoints.kafka, deployment.endpoints.redis),
+        out=open(tmp_path / "retrainer.log", "w"),  # noqa: SIM115
+    )
+    staged = retrainer.retrain([RetrainRequest("s", "test", "flip", 0, None, None, False)])
+    assert staged.action == "staged"
+    state = retrainer.registry.state()
+    assert (state.active, state.staged) == (champion, staged.version)
+    listed = orjson.loads(deployment.cli("models", "list", "--json", check=True).stdout)
+    assert (listed["active"], listed["staged"]) == (champion, staged.version)
+    row = next(r for r in listed["versions"] if r["version"] == staged.version)
+    assert row["role"] == "staged" and row["gate"] == "passed" and row["requested_by"] == ["test"]
+    assert row["rows"] == n and 0 < row["log_loss"] < 1
+    # no live evidence yet: the live rule of the gate refuses the promotion
+    refused = deployment.cli("models", "promote")
+    assert refused.returncode != 0 and "0 live outcomes" in refused.stderr
+    deployment.worker(tmp_path).start()
+    producer.send_outcomes(sim.outcomes(2000))
+    producer.flush()
+    learned = lambda: sum(o + 1 for o in deployment.applied_offsets().values())  # noqa: E731
+    deployment.wait_for(lambda: learned() == n + 2000, 90, "every outcome learned")
+    shown = deployment.cli("models", "show", staged.version, "--json")
+    assert shown.returncode == 0, shown.stderr
+    live = orjson.loads(shown.stdout)["live"]
+    # every outcome the learners applied was scored by the staged version and the champion
+    assert live["version"] == staged.version and live["outcomes"] == live["paired"] == n + 2000
+    assert live["staged"]["log_loss"] < live["champion"]["log_loss"]
+    assert live["improvement"]["better"] is True
+    text = deployment.cli("models", "show", staged.version, check=True).stdout.splitlines()
+    holdout = next(i for i, line in enumerate(text) if "holdout log_loss" in line)
+    assert "live log_loss" in text[holdout + 1] and "(champion " in text[holdout + 1]
+    promoted = deployment.cli("models", "promote")
+    assert promoted.returncode == 0, promoted.stderr
+    assert retrainer.registry.active() == staged.version
+    assert "live: 8,000 outcomes" in retrainer.registry.state().history[-1].reason
+    listing = deployment.cli("models", "list", check=True).stdout
+    assert f"* {staged.version}" in listing
+    shown = orjson.loads(deployment.cli("models", "show", staged.version, "--json").stdout)
+    assert (shown["version"], shown["role"]) == (staged.version, "active")
+    assert shown["metadata"]["requests"][0]["request_id"] == "s"
+    events = [u["event"] for u in deployment.read(deployment.names.model_updates)]
+    assert events == ["staged", "activated"]

@@ -79,9 +79,7 @@ def test_the_online_part_is_river_prequential_per_key():
 
 def fitted_on(frame: pd.DataFrame, **config) -> tuple[dict, VersionBlend]:
     trained = train_batch_model(frame, FEATURES, TrainConfig(threads=1))
-    fit = fit_version_blend(
-        trained, FEATURES, frame["key"].tolist(), TrainConfig(threads=1), BlendTrainConfig(**config)
-    )
+    fit = fit_version_blend(trained, FEATURES, frame["key"].tolist(), BlendTrainConfig(**config))
     assert fit.blend is not None
     return fit.as_metadata(), fit.blend
 
@@ -106,7 +104,6 @@ def test_too_few_scored_rows_fit_nothing_and_say_why():
         trained,
         FEATURES,
         ["k"] * 400,
-        TrainConfig(threads=1),
         BlendTrainConfig(min_updates=10_000),
     )
     assert fit.blend is None and fit.as_metadata()["reason"].startswith("not fitted: 0 ")

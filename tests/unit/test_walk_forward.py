@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from models.cross_validation import cross_validate, train_and_cross_validate
+from models.candidate import train_candidate
+from models.cross_validation import cross_validate
 from models.families import family
 from models.training import TrainConfig, classification_metrics, fit_data
 from models.walk_forward import SplitError, folds
@@ -94,7 +95,7 @@ def test_cross_validation_is_recorded_in_the_metadata():
 
     config = TrainConfig(threads=1, cv_folds=3, purge_s=30)
     frame = MarketSimulator(seed=2).frame(4000)
-    meta = train_and_cross_validate(frame, FEATURES, config).metadata
+    meta = train_candidate(frame, FEATURES, config).metadata
     cv = meta["cross_validation"]
     assert cv["scheme"] == "walk_forward" and len(cv["folds"]) == 3
     holdout_from = meta["window"]["last_ts"] - meta["rows"]["holdout"] * 1000
