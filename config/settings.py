@@ -947,6 +947,21 @@ class DashboardSettings(_Group):
     _none = field_validator("token", mode="before")(_none_words)
 
 
+class SignalSettings(_Group):
+    """What a signal carries beyond its score and parts."""
+
+    explain: bool = Field(
+        default=False,
+        description=(
+            "add the batch model's largest contributions to each signal (explanation: "
+            "feature -> log-odds; SHAP for trees): costs a contributions pass per batch"
+        ),
+    )
+    explain_top: int = Field(
+        default=3, ge=1, le=50, description="contributions per signal (signal.explain)"
+    )
+
+
 class TrackingSettings(_Group):
     """Experiment tracking of retrains in MLflow (extra streamlearn[tracking]); off by default."""
 
@@ -1004,6 +1019,7 @@ class Settings(_Group):
     web: WebSettings = WebSettings()
     notify: NotifySettings = NotifySettings()
     dashboard: DashboardSettings = DashboardSettings()
+    signal: SignalSettings = SignalSettings()
     tracking: TrackingSettings = TrackingSettings()
     log: LogSettings = LogSettings()
 

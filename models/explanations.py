@@ -4,7 +4,7 @@ Every family gives additive per-row contributions to the log-odds (exact tree SH
 boosted families, XGBoost's own ``pred_contribs`` for the default one, so no SHAP library is
 needed; coefficient x standardised value for the logistic baseline). A version stores its
 importance and mean |SHAP| over a sample of its validation rows; a signal may carry its own top
-contributions (``batch.explain``).
+contributions (``signal.explain``).
 """
 
 from __future__ import annotations

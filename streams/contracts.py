@@ -256,32 +256,35 @@ def encode_signal(
     online_updates: int,
     scored_at_ms: int,
     degraded: str | None = None,
+    explanation: dict[str, float] | None = None,
 ) -> bytes:
     """A ``signals`` record: the score, every part of it, and why a part is missing.
 
     ``degraded`` is null normally; otherwise it says what the worker could not check while
-    scoring (e.g. the active-version pointer during a Redis outage).
+    scoring (e.g. the active-version pointer during a Redis outage). ``explanation``: the
+    batch model's top contributions (``signal.explain``); the field is absent without it.
     """
-    return orjson.dumps(
-        {
-            "schema_version": SignalMessage.VERSION,
-            "request_id": request.request_id,
-            "key": request.key,
-            "model_key": request.model_key,
-            "ts": request.ts,
-            "score": blend.score,
-            "p_batch": blend.p_batch,
-            "p_online": blend.p_online,
-            "w_batch": blend.w_batch,
-            "w_online": blend.w_online,
-            "batch_version": batch_version,
-            "online_updates": online_updates,
-            "status": blend.status,  # orjson writes an enum's value
-            "reason": blend.reason,
-            "scored_at": scored_at_ms,
-            "degraded": degraded,
-        }
-    )
+    signal = {
+        "schema_version": SignalMessage.VERSION,
+        "request_id": request.request_id,
+        "key": request.key,
+        "model_key": request.model_key,
+        "ts": request.ts,
+        "score": blend.score,
+        "p_batch": blend.p_batch,
+        "p_online": blend.p_online,
+        "w_batch": blend.w_batch,
+        "w_online": blend.w_online,
+        "batch_version": batch_version,
+        "online_updates": online_updates,
+        "status": blend.status,  # orjson writes an enum's value
+        "reason": blend.reason,
+        "scored_at": scored_at_ms,
+        "degraded": degraded,
+    }
+    if explanation is not None:
+        signal["explanation"] = explanation
+    return orjson.dumps(signal)
 
 
 TEXT_COPY_LIMIT = 16 * 1024

@@ -166,6 +166,7 @@ class Engine:
             misrouting,
             clock,
             max_age_ms=settings.limits.max_request_age_ms,
+            explain_top=settings.signal.explain_top if settings.signal.explain else 0,
         )
         return cls(
             settings,

@@ -117,6 +117,13 @@ class SignalMessage(Message, kw_only=True):
     reason: str | None
     scored_at: EpochMs
     degraded: str | None
+    explanation: Annotated[
+        dict[str, float] | None,
+        Meta(
+            description="with signal.explain: the batch model's largest contributions to the "
+            "log-odds of p_batch, feature -> value (SHAP for trees); absent otherwise"
+        ),
+    ] = None
 
 
 class DeadLetterMessage(Message, kw_only=True):

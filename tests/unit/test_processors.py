@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 
 from app.composition import memory_ports
 from config import load_settings
@@ -259,3 +260,44 @@ def test_an_outcome_key_off_the_default_partitioner_is_learned_and_reported(capl
     with caplog.at_level("WARNING"):
         asyncio.run(scenario())
     assert sum("key off its partition" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_with_signal_explain_each_signal_carries_its_top_contributions(tmp_path):
+    import msgspec
+    import numpy as np
+
+    from app.composition import train_config
+    from models.batch import feature_matrix
+    from models.training import train_batch_model
+    from streams.messages import SignalMessage
+
+    settings = load_settings(environ={}).with_overrides(batch={"store": str(tmp_path)})
+    ports = memory_ports(settings)
+    trained = train_batch_model(
+        MarketSimulator(seed=2).frame(3000), settings.model.features, train_config(settings)
+    )
+    ports.pointer.version = ports.model_store.save(trained.model_bytes(), trained.metadata)
+    requests = MarketSimulator(seed=8).requests(20)
+
+    async def scenario(**signal):
+        engine = await claimed(
+            in_memory_engine(ports, batch={"store": str(tmp_path)}, signal=signal)
+        )
+        result = await engine.scorer.score(input_records(requests))
+        return [orjson.loads(record.value) for record in result.outgoing]
+
+    plain = asyncio.run(scenario())
+    assert all("explanation" not in signal for signal in plain)  # off: the message is as before
+    explained = asyncio.run(scenario(explain=True, explain_top=2))
+    features = settings.model.features
+    rows = feature_matrix([r["features"] for r in requests], features)
+    contributions = trained.model.contributions(rows)[:, : len(features)]
+    for signal, row in zip(explained, contributions, strict=True):
+        msgspec.json.decode(orjson.dumps(signal), type=SignalMessage)  # the schema allows it
+        biggest = np.argsort(-np.abs(row))[:2]
+        assert signal["explanation"] == pytest.approx(
+            {features[j]: float(row[j]) for j in biggest}, abs=1e-6
+        )
+        assert signal["p_batch"] == next(
+            p["p_batch"] for p in plain if p["request_id"] == signal["request_id"]
+        )
