@@ -291,13 +291,11 @@ def _assert_metrics(worker: dict, retrainer: dict, deployment, promoted: str, to
     assert retrainer[("process_resident_memory_bytes", ())] > 50e6
 
 
+#: Each failpoint once, on different engines (the outbox is the engines' shared code): both
+#: failpoints on both engines cost ``make test`` 17 s more for the same property.
 @pytest.mark.parametrize(
     ("failpoint", "engine"),
-    [
-        ("before-outbox-publish", "faust"),
-        ("after-outbox-publish", "faust"),
-        ("after-outbox-publish", "aiokafka"),
-    ],
+    [("before-outbox-publish", "faust"), ("after-outbox-publish", "aiokafka")],
 )
 def test_kill_between_drift_and_alert_publishes_exactly_one_alert(
     deploy, tmp_path, failpoint, engine
