@@ -115,20 +115,19 @@ class PointerBackend:
 
     async def activate(self, version: str) -> None:
         """Point at ``version``, as a registry change does."""
-        if self._memory is not None:
-            self._memory.version = version
-            return
-        client = self.redis.async_client()
-        await client.set(RedisKeys(self.namespace).active_model, version)
-        await client.aclose()
+        await self._point("active", version)
 
     async def stage(self, version: str) -> None:
         """Stage ``version``, as the registry does."""
+        await self._point("staged", version)
+
+    async def _point(self, role: str, version: str) -> None:
         if self._memory is not None:
-            self._memory.staged_version = version
+            setattr(self._memory, "version" if role == "active" else "staged_version", version)
             return
+        keys = RedisKeys(self.namespace)
         client = self.redis.async_client()
-        await client.set(RedisKeys(self.namespace).staged_model, version)
+        await client.set(keys.active_model if role == "active" else keys.staged_model, version)
         await client.aclose()
 
     async def close(self) -> None:
