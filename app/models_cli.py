@@ -142,9 +142,9 @@ def promote(settings: Settings, version: str | None, reason: str, force: bool = 
     rejected only with ``force``, and with ``retrain.shadow_min_outcomes`` set, a staged
     version only once its live metrics show it better than the champion (or ``force``)."""
     with _registry(settings) as registry:
-        target = version or registry.state().staged
-        if target is not None and target == registry.state().staged:
-            reason = _live_gate(settings, target, reason, force)
+        staged = registry.state().staged
+        if staged is not None and (version or staged) == staged:
+            reason = _live_gate(settings, staged, reason, force)
         event = registry.promote(version, _operator(), reason, force=force)
     note = _announce(settings, from_registry_event(event))
     print(f"version {event.version} active (was {event.previous}){note}")

@@ -40,12 +40,10 @@ from models.coordination import LeaderLease, LeaseLostError
 from models.gate import GateDecision
 from models.registry import Fence, FencedError
 from models.retrain import Challenge, challenge
-from models.store import ModelStoreError
 from models.tracking import TrackedRun
 from models.training import load_outcomes_file
 from models.triggers import Trigger
 from models.tuning import trial_line
-from models.warm_start import window_of
 from streams.contracts import RetrainRequest
 from streams.failpoints import failpoint
 from streams.model_updates import ModelUpdatePublisher, from_registry_event, model_update
@@ -137,7 +135,6 @@ class Retrainer:
             tuning=tuning_config(self.settings),
             on_trial=lambda n, loss, state, best: self.say(trial_line(n, loss, state, best)),
             warm_start=self.settings.retrain.warm_start,
-            champion_window=self._window_of_version(champion),
         )
         metadata = {
             **result.metadata,
@@ -358,15 +355,6 @@ class Retrainer:
             self.tracker.link(run.run_id, version, action)
         except Exception as exc:  # the run exists; only its version tag is missing
             self.say(f"tracking could not tag run {run.run_id}: {type(exc).__name__}")
-
-    def _window_of_version(self, champion: BatchModel | None) -> tuple[int, int] | None:
-        """The champion's training window (first_ts, last_ts), for a warm start."""
-        if champion is None or not self.settings.retrain.warm_start:
-            return None
-        try:
-            return window_of(self.store.metadata(champion.version))
-        except ModelStoreError:
-            return None
 
     def _champion(self) -> BatchModel | None:
         active = self.registry.active()

@@ -533,6 +533,15 @@ class SearchDimension(_Group):
         return self
 
 
+def default_search_spaces() -> dict[str, dict[str, SearchDimension]]:
+    """:data:`DEFAULT_SEARCH_SPACES` as validated dimensions (what a family not given in
+    ``retrain.search_spaces`` searches)."""
+    return {
+        name: {p: SearchDimension(**spec) for p, spec in space.items()}
+        for name, space in DEFAULT_SEARCH_SPACES.items()
+    }
+
+
 class RetrainSettings(_Group):
     """The retrainer: window, split, gate and promotion of challenger batch models."""
 
@@ -624,10 +633,7 @@ class RetrainSettings(_Group):
         default=3, ge=2, le=10, description="walk-forward folds each trial is scored on"
     )
     search_spaces: dict[str, dict[str, SearchDimension]] = Field(
-        default_factory=lambda: {
-            name: {p: SearchDimension(**spec) for p, spec in space.items()}
-            for name, space in DEFAULT_SEARCH_SPACES.items()
-        },
+        default_factory=default_search_spaces,
         description=(
             "per family, the parameters tuning searches, in the library's names: "
             '{"xgboost": {"eta": {"type": "float", "low": 0.01, "high": 0.3, "log": true}}} '
@@ -716,11 +722,7 @@ class RetrainSettings(_Group):
         unknown = sorted(set(value) - set(DEFAULT_SEARCH_SPACES))
         if unknown:
             raise ValueError(f"unknown model families {unknown}")
-        defaults = {
-            name: {p: SearchDimension(**spec) for p, spec in space.items()}
-            for name, space in DEFAULT_SEARCH_SPACES.items()
-        }
-        return {**defaults, **value}
+        return {**default_search_spaces(), **value}
 
     @model_validator(mode="before")
     @classmethod

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,8 @@ class BatchModel:
     reference: ModelReference | None = None
     #: The blend fitted when this version was trained (``blend.start = fitted`` starts from it).
     blend: VersionBlend | None = None
+    #: The (first_ts, last_ts) of the outcomes it was trained on, if recorded (warm starts).
+    window: tuple[int, int] | None = None
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Win probabilities for rows of ``matrix`` (columns in ``features`` order)."""
@@ -74,11 +77,21 @@ def load_batch_model(
         model=fitted,
         reference=ModelReference.from_metadata(version, stored.metadata),
         blend=VersionBlend.from_metadata(stored.metadata),
+        window=training_window(stored.metadata),
     )
     smoke = model.predict(np.zeros((1, len(model_features))))
     if smoke.shape != (1,) or not (math.isfinite(smoke[0]) and 0.0 <= smoke[0] <= 1.0):
         raise BatchModelError(f"model {version} does not output probabilities (got {smoke!r})")
     return model
+
+
+def training_window(metadata: Mapping[str, Any]) -> tuple[int, int] | None:
+    """A version's training window (first_ts, last_ts) from its metadata, if recorded."""
+    window = metadata.get("window") or {}
+    first, last = window.get("first_ts"), window.get("last_ts")
+    if first is None or last is None:
+        return None
+    return int(first), int(last)
 
 
 def feature_matrix(rows: Sequence[dict[str, float]], features: Sequence[str]) -> np.ndarray:

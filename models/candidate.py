@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from models.batch import BatchModel
 from models.cross_validation import cross_validate, development_part
 from models.families import Progress
 from models.training import (
@@ -23,7 +24,7 @@ from models.training import (
     validated_window,
 )
 from models.tuning import TrialCallback, TuningConfig, tune
-from models.warm_start import Champion, plan_warm_start
+from models.warm_start import plan_warm_start
 
 
 def train_candidate(
@@ -35,7 +36,7 @@ def train_candidate(
     tuning: TuningConfig | None = None,
     on_trial: TrialCallback | None = None,
     warm_start: bool = False,
-    champion: Champion | None = None,
+    champion: BatchModel | None = None,
 ) -> TrainedModel:
     """Tune (optional), train, cross-validate (optional) a model of ``config.family``.
 
@@ -44,9 +45,10 @@ def train_candidate(
     """
     tuning_summary = None
     if tuning is not None:
-        window = validated_window(frame, features, config)
-        holdout = temporal_split(window, config).holdout
-        development = development_part(window, holdout, config.purge_ms)
+        # validated and sorted once: train_batch_model's own check of it is then a pass
+        frame = validated_window(frame, features, config)
+        holdout = temporal_split(frame, config).holdout
+        development = development_part(frame, holdout, config.purge_ms)
         result = tune(development, features, config, tuning, on_trial)
         config, tuning_summary = result.config, result.summary
     plan = None

@@ -11,13 +11,16 @@ class MissingExtraError(RuntimeError):
     """A setting needs a library that is not installed (the message names the extra)."""
 
 
-def optional_module(module: str, needed_by: str, extra: str) -> ModuleType:
-    """``module`` imported, or :class:`MissingExtraError`: "<needed_by> needs <library>: pip
-    install 'streamlearn[<extra>]'"."""
+def optional_module(
+    module: str,
+    needed_by: str,
+    extra: str | None,
+    error: type[MissingExtraError] = MissingExtraError,
+) -> ModuleType:
+    """``module`` imported, or ``error``: "<needed_by> needs <library>: pip install
+    'streamlearn[<extra>]'"."""
     try:
         return importlib.import_module(module)
     except ImportError:
         library = module.split(".", maxsplit=1)[0]
-        raise MissingExtraError(
-            f"{needed_by} needs {library}: pip install 'streamlearn[{extra}]'"
-        ) from None
+        raise error(f"{needed_by} needs {library}: pip install 'streamlearn[{extra}]'") from None

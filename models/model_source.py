@@ -1,13 +1,22 @@
-"""The active-version port: which batch model version every worker should score with now.
+"""The active-version port: which batch model version every worker should score with now, and
+which one is staged (scored in the learners' shadow, :mod:`models.shadow`).
 
-Read at the start of every scoring micro-batch, so it must be one cheap call. Adapters:
+Read at the start of every scoring and learning micro-batch, so it must be one cheap call:
+:meth:`ActivePointer.versions` reads both names in one round trip. Adapters:
 :mod:`models.adapters.redis_pointer` (the registry's pointer in Redis) and the in-memory twin
 :class:`models.adapters.memory_pointer.MemoryPointer`; both pass ``tests/contract``.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+
+class Versions(NamedTuple):
+    """The active and the staged version (None: none)."""
+
+    active: str | None
+    staged: str | None
 
 
 class ActivePointer(Protocol):
@@ -21,7 +30,6 @@ class ActivePointer(Protocol):
         """
         ...
 
-    async def staged(self) -> str | None:
-        """The staged version (scored in the shadow by the learner, never served), or None;
-        raises like :meth:`active`."""
+    async def versions(self) -> Versions:
+        """The active and the staged version in one read; raises like :meth:`active`."""
         ...

@@ -15,7 +15,6 @@ from models.candidate import train_candidate
 from models.gate import GateConfig, GateDecision, decide
 from models.training import TrainConfig, TrainedModel, TrainingDataError, predict_frame
 from models.tuning import TrialCallback, TuningConfig
-from models.warm_start import Champion
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,6 @@ def challenge(
     tuning: TuningConfig | None = None,
     on_trial: TrialCallback | None = None,
     warm_start: bool = False,
-    champion_window: tuple[int, int] | None = None,
 ) -> Challenge:
     """Train on the window, then score challenger and champion on the same newest holdout rows.
 
@@ -58,13 +56,10 @@ def challenge(
     ``blend``, the blend the version starts with is fitted on out-of-fold predictions
     (:mod:`models.blend_training`; ``key_column`` names each row's model key, else one key).
     ``tuning`` and ``on_trial``: see :func:`models.candidate.train_candidate`; ``warm_start``:
-    continue the champion (trained on ``champion_window``) when the windows overlap.
+    continue the champion when its window overlaps this one.
     """
-    start = None
-    if champion is not None:
-        start = Champion(champion.version, champion.model, champion.features, champion_window)
     trained = train_candidate(
-        frame, features, train_config, source, progress, tuning, on_trial, warm_start, start
+        frame, features, train_config, source, progress, tuning, on_trial, warm_start, champion
     )
     holdout = trained.split.holdout
     if holdout.empty:

@@ -157,8 +157,8 @@ def tune(
     def announce(study: Any, trial: Any) -> None:
         if on_trial is None:
             return
-        best = _best_value(study)
-        on_trial(trial.number, trial.value, trial.state.name.lower(), best)
+        best = _best_trial(study)
+        on_trial(trial.number, trial.value, trial.state.name.lower(), best and best.value)
 
     study.optimize(
         objective,
@@ -186,9 +186,12 @@ def trial_line(number: int, loss: float | None, state: str, best: float | None) 
     return f"tuning trial {number} {state}{shown}{best_shown}"
 
 
-def _best_value(study: Any) -> float | None:
-    values = [t.value for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
-    return min(values) if values else None
+def _best_trial(study: Any) -> Any | None:
+    """Optuna's best completed trial, or None before the first one."""
+    try:
+        return study.best_trial
+    except ValueError:  # no trial completed yet
+        return None
 
 
 def _summary(
@@ -203,8 +206,7 @@ def _summary(
     for trial in study.trials:
         name = trial.state.name.lower()
         states[name] = states.get(name, 0) + 1
-    complete = [t for t in study.trials if t.state.name == "COMPLETE" and t.value is not None]
-    best = min(complete, key=lambda t: t.value) if complete else None
+    best = _best_trial(study)
     baseline_loss = baseline.mean_log_loss
     adopted = best is not None and math.isfinite(best.value) and best.value < baseline_loss
     summary: dict[str, Any] = {

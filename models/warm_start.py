@@ -9,24 +9,14 @@ result like any challenger. The plan, taken or not and why, is recorded in the m
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from models.batch import BatchModel
 from models.families import FittedModel, family
-
-
-@dataclass(frozen=True)
-class Champion:
-    """What a warm start needs to know of the active version."""
-
-    version: str
-    model: FittedModel
-    features: tuple[str, ...]
-    #: Its metadata's ``window`` (first_ts, last_ts); None when unknown.
-    window: tuple[int, int] | None
 
 
 @dataclass(frozen=True)
@@ -37,17 +27,8 @@ class WarmStartPlan:
     record: dict[str, Any]
 
 
-def window_of(metadata: Mapping[str, Any]) -> tuple[int, int] | None:
-    """A version's training window (first_ts, last_ts) from its metadata, if recorded."""
-    window = metadata.get("window") or {}
-    first, last = window.get("first_ts"), window.get("last_ts")
-    if first is None or last is None:
-        return None
-    return int(first), int(last)
-
-
 def plan_warm_start(
-    champion: Champion | None, family_name: str, features: Sequence[str], ts: np.ndarray
+    champion: BatchModel | None, family_name: str, features: Sequence[str], ts: np.ndarray
 ) -> WarmStartPlan:
     """Whether a retrain of ``family_name`` on rows closing at ``ts`` continues ``champion``."""
 

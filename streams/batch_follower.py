@@ -70,6 +70,8 @@ class BatchModelFollower:
         self._failed: dict[str, float] = {}
         self._loading: dict[str, asyncio.Task[BatchModel | None]] = {}
         self._wanted: str | None = None
+        #: The staged version as of the last pointer read (None: none, or unreadable).
+        self._staged: str | None = None
         self._load_wait = load_wait_s
         self.last_error: str | None = None
         self._on_swap = on_swap
@@ -87,16 +89,20 @@ class BatchModelFollower:
     async def model_for_batch(self) -> tuple[BatchModel | None, str | None]:
         """The model to score the next micro-batch with, and why it may be stale (else None).
 
-        Normally the active version as of now (one Redis GET). Scoring never waits on Redis:
+        Normally the active version as of now (one Redis read, which also tells the staged
+        version for :meth:`shadow_for_batch`). Scoring never waits on Redis:
         if the pointer cannot be read within ``pointer_timeout_s`` the model already held is
         used and the reason is returned (signals carry it as ``degraded``); the pointer is not
         tried again for ``pointer_retry_s``, so an outage costs one short wait a second.
         """
         now = time.monotonic()
+        self._staged = None
         if now < self._pointer_down_until:
             return self.holder.current, self._pointer_error
         try:
-            wanted = await asyncio.wait_for(self._pointer.active(), self._pointer_timeout)
+            wanted, self._staged = await asyncio.wait_for(
+                self._pointer.versions(), self._pointer_timeout
+            )
         except (TimeoutError, OSError) as exc:
             if self._on_pointer_error is not None:
                 self._on_pointer_error()
@@ -116,19 +122,15 @@ class BatchModelFollower:
         return self.holder.current, None
 
     async def shadow_for_batch(self) -> BatchModel | None:
-        """The staged version, for the learner to score in the shadow (never served), or None.
+        """The staged version named by the last :meth:`model_for_batch`'s pointer read, for
+        the learner to score in the shadow (never served), or None.
 
-        Waits for a new staged version's load at most ``load_wait_s`` (as for the active
-        one); an unreadable pointer, a version still loading after that (its load goes on in
-        the background) or refused means no shadow scoring for this micro-batch. The staged
-        version equal to the active one (just promoted) is not a shadow.
+        No read of its own. Waits for a new staged version's load at most ``load_wait_s`` (as
+        for the active one); an unreadable pointer, a version still loading after that (its
+        load goes on in the background) or refused means no shadow scoring for this
+        micro-batch. The staged version equal to the active one is not a shadow.
         """
-        if time.monotonic() < self._pointer_down_until:
-            return None
-        try:
-            staged = await asyncio.wait_for(self._pointer.staged(), self._pointer_timeout)
-        except (TimeoutError, OSError):
-            return None
+        staged = self._staged
         if staged is None or staged == self.holder.version:
             return None
         return await self._model(staged, self._load_wait)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from models.model_source import Versions
+
 
 class MemoryPointer:
     """A settable active version; ``fail`` makes reads raise ``ConnectionError``.
@@ -23,8 +25,6 @@ class MemoryPointer:
             raise ConnectionError("pointer unreachable (test)")
         return self.version
 
-    async def staged(self) -> str | None:
-        """The staged version, or None."""
-        if self.fail:
-            raise ConnectionError("pointer unreachable (test)")
-        return self.staged_version
+    async def versions(self) -> Versions:
+        """The active and the staged version."""
+        return Versions(await self.active(), self.staged_version)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from models.adapters.redis_clients import AsyncRedisClient
 from models.adapters.redis_errors import as_connection_errors
 from models.adapters.redis_keys import RedisKeys
+from models.model_source import Versions
 
 
 class RedisPointer:
-    """Reads the active (or staged) version the registry wrote (one GET)."""
+    """Reads the versions the registry wrote (one GET, or one MGET for both)."""
 
     def __init__(self, client: AsyncRedisClient, keys: RedisKeys) -> None:
         self._client = client
@@ -18,11 +19,14 @@ class RedisPointer:
     @as_connection_errors
     async def active(self) -> str | None:
         """The active version, or None; ``ConnectionError`` when Redis cannot answer."""
-        raw = await self._client.get(self._key)
-        return None if raw is None else raw.decode(errors="replace")
+        return _text(await self._client.get(self._key))
 
     @as_connection_errors
-    async def staged(self) -> str | None:
-        """The staged version, or None; ``ConnectionError`` when Redis cannot answer."""
-        raw = await self._client.get(self._staged_key)
-        return None if raw is None else raw.decode(errors="replace")
+    async def versions(self) -> Versions:
+        """Active and staged in one MGET (both keys carry the registry's hash tag: one slot)."""
+        active, staged = await self._client.mget(self._key, self._staged_key)
+        return Versions(_text(active), _text(staged))
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode(errors="replace")

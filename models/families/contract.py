@@ -9,7 +9,6 @@ contract suite (``tests/unit/test_families.py``).
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from models.extras import MissingExtraError
+from models.extras import MissingExtraError, optional_module
 
 #: ``progress(round, validation_log_loss)``, called now and then by long fits.
 Progress = Callable[[int, float], None]
@@ -137,13 +136,9 @@ class ModelFamily(ABC):
 
     def module(self) -> ModuleType:
         """The family's library, or :class:`FamilyUnavailableError` naming the extra."""
-        try:
-            return importlib.import_module(self.library)
-        except ImportError:
-            raise FamilyUnavailableError(
-                f"model family {self.name!r} needs {self.library}: "
-                f"pip install 'streamlearn[{self.extra}]'"
-            ) from None
+        return optional_module(
+            self.library, f"model family {self.name!r}", self.extra, FamilyUnavailableError
+        )
 
     @abstractmethod
     def fit(

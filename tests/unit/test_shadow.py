@@ -90,20 +90,25 @@ def test_the_learner_scores_the_staged_version_once_per_outcome_across_a_restore
         made._batch = BatchModelFollower(BatchModelHolder(), pointer, store, FEATURES)
         return made
 
+    async def staged_loaded(made) -> None:
+        """Until the staged version is held (its first load goes on in the background)."""
+        while True:
+            await made._batch.model_for_batch()  # the pointer read names the staged version
+            if await made._batch.shadow_for_batch() is not None:
+                return
+            await asyncio.sleep(0.01)
+
     async def scenario():
         states = MemoryStateStore()
         first = learner(states)
         await first.state.ensure(0)
-        # the staged version's first load goes on in the background: wait until it is held
-        while await first._batch.shadow_for_batch() is None:
-            await asyncio.sleep(0.01)
+        await staged_loaded(first)
         await first.process(_records(outcomes[:400]))
         await first.state.checkpoint()
         # a successor takes over from the checkpoint and is handed the same records again
         successor = learner(states)
         await successor.state.ensure(0)
-        while await successor._batch.shadow_for_batch() is None:
-            await asyncio.sleep(0.01)
+        await staged_loaded(successor)
         replay = await successor.process(_records(outcomes[:400]))
         assert replay.replayed == 400
         await successor.process(_records(outcomes[400:], start=400))

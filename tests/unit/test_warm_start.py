@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from models.adapters.directory_blobs import DirectoryBlobStore
-from models.batch import load_batch_model
+from models.batch import BatchModel, load_batch_model, training_window
 from models.candidate import train_candidate
 from models.market import FEATURES, MarketSimulator
 from models.store import ModelStore
 from models.training import TrainConfig, train_batch_model
-from models.warm_start import Champion, plan_warm_start, window_of
+from models.warm_start import plan_warm_start
 
 CONFIG = TrainConfig(threads=1, purge_s=30)
 
@@ -22,8 +22,10 @@ def market():
     return frame.iloc[:6000].reset_index(drop=True), frame.iloc[3000:].reset_index(drop=True)
 
 
-def _champion(trained, features=FEATURES) -> Champion:
-    return Champion("v1", trained.model, tuple(features), window_of(trained.metadata))
+def _champion(trained, features=FEATURES) -> BatchModel:
+    return BatchModel(
+        "v1", tuple(features), trained.model, window=training_window(trained.metadata)
+    )
 
 
 def test_a_retrain_on_an_overlapping_window_continues_the_champion(tmp_path, market):
@@ -42,6 +44,7 @@ def test_a_retrain_on_an_overlapping_window_continues_the_champion(tmp_path, mar
     store = ModelStore(DirectoryBlobStore(tmp_path))
     version = trained.save_to(store)
     reloaded = load_batch_model(store, version, FEATURES)
+    assert reloaded.window == (int(new["ts"].iloc[0]), int(new["ts"].iloc[-1]))  # for the next
     assert np.array_equal(reloaded.predict(rows), trained.model.predict_proba(rows))
 
 
